@@ -1,0 +1,1 @@
+"""polyfeed: live Polymarket WebSocket data that keeps flowing."""

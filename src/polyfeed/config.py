@@ -1,0 +1,164 @@
+"""Configuration: frozen dataclasses with Polymarket-appropriate defaults, and named profiles.
+
+Profiles set the data-freshness timeout for the kind of consumer:
+
+========== ============ ==============================================
+profile    data_timeout for
+========== ============ ==============================================
+hft        60 s         busy markets, a trading bot that must not idle
+dashboard  300 s        the default: monitors and dashboards
+low-activity 900 s      thin markets that can be quiet for minutes
+========== ============ ==============================================
+
+Every value can be overridden: ``StreamConfig.from_profile("hft", heartbeat=...)`` or
+``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Literal
+
+from polyfeed.errors import ConfigError
+
+OverflowPolicy = Literal["drop_oldest", "disconnect", "buffer"]
+
+DEFAULT_MARKET_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+DEFAULT_USER_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
+DEFAULT_REST_URL = "https://clob.polymarket.com"
+DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatConfig:
+    """Text ``PING`` every ``interval`` s; no ``PONG`` for ``pong_timeout`` s means a dead link."""
+
+    interval: float = 10.0
+    pong_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        _positive("heartbeat interval", self.interval)
+        _positive("pong_timeout", self.pong_timeout)
+        if self.pong_timeout <= self.interval:
+            raise ConfigError("pong_timeout must be longer than the heartbeat interval")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogConfig:
+    """Data freshness: no frame for ``data_timeout`` s is a stale connection.
+
+    ``asset_timeout`` (None: off) flags single subscribed assets silent that long while others
+    flow; ``confirm_timeout`` is how long a subscribed asset may go without its first event before
+    it is re-requested.
+    """
+
+    data_timeout: float = 300.0
+    asset_timeout: float | None = None
+    confirm_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        _positive("data_timeout", self.data_timeout)
+        _positive("confirm_timeout", self.confirm_timeout)
+        if self.asset_timeout is not None:
+            _positive("asset_timeout", self.asset_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class BackoffConfig:
+    """Capped exponential backoff with additive jitter.
+
+    Delay for attempt n (1-based) is ``min(max_delay, base * 2**(n-1)) + uniform(0, jitter)``.
+    The attempt counter resets only after a connection stayed healthy for ``stable_for`` s.
+    ``max_attempts`` None retries for ever.
+    """
+
+    base: float = 1.0
+    max_delay: float = 60.0
+    jitter: float = 1.0
+    stable_for: float = 30.0
+    max_attempts: int | None = None
+    auth_retries: int = 2
+
+    def __post_init__(self) -> None:
+        _positive("backoff base", self.base)
+        _positive("backoff max_delay", self.max_delay)
+        if self.max_delay < self.base:
+            raise ConfigError("backoff max_delay must be >= base")
+        if self.jitter < 0:
+            raise ConfigError("backoff jitter must be >= 0")
+        if self.stable_for < 0:
+            raise ConfigError("stable_for must be >= 0")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise ConfigError("max_attempts must be >= 1 or None")
+        if self.auth_retries < 0:
+            raise ConfigError("auth_retries must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """The bounded queue between the reader and the consumer.
+
+    ``drop_oldest``: drop the oldest item, count it and report a gap. ``disconnect``: tear the
+    connection down and reconnect (data is replayed as fresh snapshots). ``buffer``: a large
+    buffer; above ``alarm_at`` items a warning is logged, when full the oldest is dropped.
+    """
+
+    maxsize: int = 10_000
+    overflow: OverflowPolicy = "drop_oldest"
+    alarm_at: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.maxsize < 1:
+            raise ConfigError("queue maxsize must be >= 1")
+        if self.overflow not in ("drop_oldest", "disconnect", "buffer"):
+            raise ConfigError(f"unknown overflow policy {self.overflow!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where to connect. Tests point these at ``polyfeed.testing.FakePolymarket``."""
+
+    market_url: str = DEFAULT_MARKET_URL
+    user_url: str = DEFAULT_USER_URL
+    rest_url: str = DEFAULT_REST_URL
+    gamma_url: str = DEFAULT_GAMMA_URL
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """Everything a stream needs; build with :meth:`from_profile`."""
+
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    backoff: BackoffConfig = field(default_factory=BackoffConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    endpoints: Endpoints = field(default_factory=Endpoints)
+    custom_feature_enabled: bool = False
+    max_assets_per_connection: int = 200
+    connect_timeout: float = 10.0
+    close_timeout: float = 1.0
+    max_frame_bytes: int = 16 * 1024 * 1024
+
+    @classmethod
+    def from_profile(cls, name: str = "dashboard", **overrides: object) -> StreamConfig:
+        """The named profile's configuration with ``overrides`` (field name -> value) applied."""
+        try:
+            data_timeout = PROFILES[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}"
+            ) from None
+        base = cls(watchdog=WatchdogConfig(data_timeout=data_timeout))
+        try:
+            return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+PROFILES: dict[str, float] = {"hft": 60.0, "dashboard": 300.0, "low-activity": 900.0}

@@ -1,0 +1,88 @@
+"""Lifecycle events, delivered in the same stream as Polymarket's events.
+
+They let a consumer tell a quiet market from a broken stream: every disconnect, stale detection,
+replay and gap (a span in which events may have been missed) is announced. Times are wall-clock
+epoch seconds, for writing out; intervals are seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+StaleKind = Literal["data", "pong", "asset"]
+
+
+class _Lifecycle(msgspec.Struct, frozen=True, tag_field="event_type", kw_only=True):
+    """Base of lifecycle events."""
+
+
+class Connected(_Lifecycle, tag="connected"):
+    """A connection opened and its initial subscription was sent."""
+
+    url: str
+    attempt: int
+    connection_id: int = 0
+
+
+class Disconnected(_Lifecycle, tag="disconnected"):
+    """A connection ended. ``code`` is the close code, None when no close frame came."""
+
+    reason: str
+    code: int | None = None
+    connection_id: int = 0
+
+
+class Reconnecting(_Lifecycle, tag="reconnecting"):
+    """A reconnect is scheduled after ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+    connection_id: int = 0
+
+
+class Stale(_Lifecycle, tag="stale"):
+    """The watchdog found the link stale: no data, no PONG, or silent assets."""
+
+    kind: StaleKind
+    silent_for: float
+    asset_ids: list[str] = []
+    connection_id: int = 0
+
+
+class Resubscribed(_Lifecycle, tag="resubscribed"):
+    """Subscriptions were replayed (after a reconnect) or re-requested (unconfirmed assets)."""
+
+    assets: list[str]
+    connection_id: int = 0
+
+
+class Gap(_Lifecycle, tag="gap"):
+    """Events for ``assets`` between ``started`` and ``ended`` may be missing."""
+
+    started: float
+    ended: float
+    assets: list[str]
+    reason: str
+    dropped: int = 0
+
+
+class BookInvalidated(_Lifecycle, tag="book_invalidated"):
+    """The local book for ``asset_id`` can no longer be trusted; a resync follows."""
+
+    asset_id: str
+    reason: str
+
+
+class BookResynced(_Lifecycle, tag="book_resynced"):
+    """The local book for ``asset_id`` is synced again."""
+
+    asset_id: str
+    source: str = "snapshot"
+
+
+LifecycleEvent = (
+    Connected | Disconnected | Reconnecting | Stale | Resubscribed | Gap | BookInvalidated
+    | BookResynced
+)
