@@ -74,8 +74,9 @@ class LegacyChange(msgspec.Struct, frozen=True):
 class PriceChange(_Event, tag="price_change"):
     """Level deltas; one message may carry changes for both outcome tokens of a market.
 
-    The codec normalises the legacy single-asset shape (top-level ``asset_id``, ``hash`` and
-    ``changes``) into ``price_changes`` so consumers handle one shape.
+    The codec normalises the legacy single-asset shapes (top-level ``asset_id``, ``hash`` and
+    either ``changes`` or, in the oldest recordings, one level as top-level ``price``/``side``/
+    ``size``) into ``price_changes`` so consumers handle one shape.
     """
 
     market: str
@@ -84,6 +85,9 @@ class PriceChange(_Event, tag="price_change"):
     asset_id: str | None = None
     hash: str | None = None
     changes: list[LegacyChange] | None = None
+    price: str | None = None
+    side: str | None = None
+    size: str | None = None
 
 
 class LastTradePrice(_Event, tag="last_trade_price"):
@@ -212,7 +216,8 @@ class MakerOrder(msgspec.Struct, frozen=True, kw_only=True):
     asset_id: str | None = None
     owner: str | None = None
     maker_address: str | None = None
-    fee_rate_bps: str | None = None
+    # Some user-channel captures send the fee rate as a JSON number instead of a string.
+    fee_rate_bps: str | int | None = None
     outcome: str | None = None
     side: str | None = None
 
@@ -230,7 +235,7 @@ class Trade(_Event, tag="trade"):
     timestamp: int | None = None
     type: str | None = None
     taker_order_id: str | None = None
-    fee_rate_bps: str | None = None
+    fee_rate_bps: str | int | None = None
     matchtime: int | str | None = None
     match_time: int | str | None = None
     last_update: int | str | None = None
