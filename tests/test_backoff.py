@@ -1,0 +1,214 @@
+"""Backoff: bounds, growth, cap, reset only after a stable connection, Retry-After, limits."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from polyfeed.backoff import Backoff
+from polyfeed.config import BackoffConfig
+from polyfeed.errors import ConnectError, RetriesExhaustedError
+
+
+def zero() -> float:
+    return 0.0
+
+
+def almost_one() -> float:
+    return 0.999999
+
+
+def make(rng=zero, **overrides) -> Backoff:
+    return Backoff(BackoffConfig(**overrides), rng)
+
+
+@given(
+    base=st.floats(0.01, 10),
+    factor=st.floats(1, 1000),
+    jitter=st.floats(0, 5),
+    failures=st.integers(1, 80),
+    seed=st.integers(0, 2**32),
+)
+def test_every_delay_lies_within_its_bounds(base, factor, jitter, failures, seed):
+    backoff = make(random.Random(seed).random, base=base, max_delay=base * factor, jitter=jitter)
+    for n in range(1, failures + 1):
+        delay = backoff.next_delay()
+        low = min(base * factor, base * 2 ** (n - 1))
+        assert low <= delay <= low + jitter
+        assert backoff.attempt == n
+        assert backoff.current_delay == delay
+
+
+@given(at_least=st.floats(0, 1000), failures=st.integers(1, 20), seed=st.integers(0, 2**32))
+def test_retry_after_is_a_floor_with_jitter_on_top(at_least, failures, seed):
+    backoff = make(random.Random(seed).random, base=1, max_delay=60, jitter=1)
+    for _ in range(failures - 1):
+        backoff.next_delay()
+    delay = backoff.next_delay(at_least=at_least)
+    floor = max(at_least, min(60, 2 ** (failures - 1)))
+    assert floor <= delay <= floor + 1
+
+
+def test_delays_double_from_base_to_the_cap_without_jitter():
+    backoff = make(base=1, max_delay=60, jitter=0)
+    delays = [backoff.next_delay() for _ in range(9)]
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_jitter_adds_rng_times_jitter():
+    backoff = make(lambda: 0.25, base=2, max_delay=60, jitter=4)
+    assert backoff.next_delay() == 2 + 1
+    assert backoff.next_delay() == 4 + 1
+
+
+def test_retry_after_beyond_the_cap_is_honoured():
+    backoff = make(lambda: 0.5, base=1, max_delay=60, jitter=2)
+    assert backoff.next_delay(at_least=120) == 121
+    # Retry-After below the exponential delay changes nothing.
+    assert backoff.next_delay(at_least=0.5) == 2 + 1
+
+
+def test_nan_retry_after_is_ignored():
+    backoff = make(base=1, jitter=0)
+    assert backoff.next_delay(at_least=float("nan")) == 1
+
+
+def test_seeded_rng_makes_the_sequence_reproducible():
+    first = make(random.Random(42).random, jitter=1)
+    second = make(random.Random(42).random, jitter=1)
+    other = make(random.Random(43).random, jitter=1)
+    a = [first.next_delay() for _ in range(10)]
+    assert a == [second.next_delay() for _ in range(10)]
+    assert a != [other.next_delay() for _ in range(10)]
+
+
+def test_zero_jitter_makes_the_rng_irrelevant():
+    backoff = make(almost_one, base=0.5, max_delay=3, jitter=0)
+    assert [backoff.next_delay() for _ in range(5)] == [0.5, 1, 2, 3, 3]
+
+
+def test_huge_attempt_counts_stay_at_the_cap():
+    backoff = make(base=1, max_delay=60, jitter=0)
+    backoff.attempt = 5000
+    assert backoff.next_delay() == 60
+    assert backoff.base_delay(0) == 0.0
+
+
+def test_flapping_server_grows_delays_to_the_cap_not_pinned_at_base():
+    """Accept-then-close at once: each connection lasts 0.1 s, far below stable_for."""
+    backoff = make(base=1, max_delay=60, jitter=0, stable_for=30)
+    now = 0.0
+    delays = []
+    for _ in range(10):
+        backoff.connected(now)
+        now += 0.1
+        backoff.disconnected(now)
+        delay = backoff.next_delay()
+        delays.append(delay)
+        now += delay
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
+
+
+def test_disconnect_resets_only_after_stable_for():
+    backoff = make(base=1, jitter=0, stable_for=30)
+    for _ in range(4):
+        backoff.next_delay()
+    backoff.connected(100.0)
+    backoff.disconnected(129.999)
+    assert backoff.attempt == 4
+    assert backoff.next_delay() == 16
+
+    backoff.connected(200.0)
+    backoff.disconnected(230.0)  # exactly stable_for: stable
+    assert backoff.attempt == 0
+    assert backoff.next_delay() == 1
+
+
+def test_healthy_resets_once_stable_for_has_elapsed_while_connected():
+    backoff = make(base=1, jitter=0, stable_for=30)
+    for _ in range(3):
+        backoff.next_delay()
+    backoff.connected(10.0)
+    backoff.healthy(39.0)
+    assert backoff.attempt == 3
+    backoff.healthy(40.0)
+    assert backoff.attempt == 0
+
+
+def test_healthy_and_disconnected_without_a_connection_change_nothing():
+    backoff = make(base=1, jitter=0, stable_for=0)
+    backoff.next_delay()
+    backoff.healthy(1e9)
+    backoff.disconnected(1e9)
+    assert backoff.attempt == 1
+
+
+def test_a_failure_forgets_the_previous_connection():
+    backoff = make(base=1, jitter=0, stable_for=30)
+    backoff.connected(0.0)
+    backoff.next_delay()  # it failed without disconnected() being called
+    backoff.healthy(100.0)
+    assert backoff.attempt == 1
+
+
+def test_max_attempts_counts_failed_attempts_and_raises_with_the_last_error():
+    backoff = make(base=1, jitter=0, max_attempts=3)
+    assert backoff.retries_left == 2
+    assert backoff.next_delay() == 1
+    assert backoff.next_delay() == 2
+    assert not backoff.exhausted
+    assert backoff.retries_left == 0
+    cause = ConnectError("ws://127.0.0.1:1", "refused")
+    with pytest.raises(RetriesExhaustedError) as info:
+        backoff.next_delay(last_error=cause)
+    assert info.value.attempts == 3
+    assert info.value.last_error is cause
+    assert backoff.exhausted
+    with pytest.raises(RetriesExhaustedError):
+        backoff.next_delay()
+
+
+def test_max_attempts_one_means_no_retry():
+    backoff = make(max_attempts=1)
+    with pytest.raises(RetriesExhaustedError):
+        backoff.next_delay()
+
+
+def test_a_stable_connection_restores_the_attempt_budget():
+    backoff = make(base=1, jitter=0, max_attempts=2, stable_for=5)
+    backoff.next_delay()
+    backoff.connected(0.0)
+    backoff.disconnected(5.0)
+    assert not backoff.exhausted
+    assert backoff.retries_left == 1
+    assert backoff.next_delay() == 1
+
+
+def test_unlimited_attempts():
+    backoff = make()
+    for _ in range(100):
+        backoff.next_delay()
+    assert not backoff.exhausted
+    assert backoff.retries_left is None
+
+
+def test_reset():
+    backoff = make(base=1, jitter=0)
+    backoff.next_delay()
+    backoff.next_delay()
+    backoff.reset()
+    assert (backoff.attempt, backoff.current_delay) == (0, 0.0)
+    assert backoff.next_delay() == 1
+
+
+def test_repr_shows_the_state():
+    backoff = make(base=1, jitter=0, max_attempts=5)
+    assert repr(backoff) == "Backoff(attempt=0/5, current_delay=0.000)"
+    backoff.next_delay()
+    backoff.next_delay()
+    backoff.connected(12.5)
+    assert repr(backoff) == "Backoff(attempt=2/5, current_delay=2.000, connected_at=12.500)"
+    assert "inf" in repr(make())
