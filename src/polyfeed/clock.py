@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+
+class TimerHandle(Protocol):
+    """A scheduled callback that can be cancelled."""
+
+    def cancel(self) -> None:
+        """Do not run the callback."""
+        ...
 
 
 class Clock(Protocol):
@@ -20,6 +29,10 @@ class Clock(Protocol):
 
     async def sleep_until(self, deadline: float) -> None:
         """Return once ``now() >= deadline``."""
+        ...
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        """Run ``callback`` once ``now() >= deadline`` (on the event loop)."""
         ...
 
 
@@ -39,6 +52,10 @@ class LoopClock:
         delay = deadline - self.now()
         if delay > 0:
             await asyncio.sleep(delay)
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
+        """Schedule ``callback`` at loop time ``deadline``."""
+        return asyncio.get_running_loop().call_at(deadline, callback)
 
     def __repr__(self) -> str:
         return "LoopClock()"

@@ -142,7 +142,7 @@ class StreamConfig:
     custom_feature_enabled: bool = False
     max_assets_per_connection: int = 200
     connect_timeout: float = 10.0
-    close_timeout: float = 1.0
+    close_timeout: float = 0.5
     max_frame_bytes: int = 16 * 1024 * 1024
 
     @classmethod

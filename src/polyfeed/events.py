@@ -18,7 +18,7 @@ class _Lifecycle(msgspec.Struct, frozen=True, tag_field="event_type", kw_only=Tr
     """Base of lifecycle events."""
 
 
-class Connected(_Lifecycle, tag="connected"):
+class Connected(_Lifecycle, frozen=True, tag="connected"):
     """A connection opened and its initial subscription was sent."""
 
     url: str
@@ -26,7 +26,7 @@ class Connected(_Lifecycle, tag="connected"):
     connection_id: int = 0
 
 
-class Disconnected(_Lifecycle, tag="disconnected"):
+class Disconnected(_Lifecycle, frozen=True, tag="disconnected"):
     """A connection ended. ``code`` is the close code, None when no close frame came."""
 
     reason: str
@@ -34,7 +34,7 @@ class Disconnected(_Lifecycle, tag="disconnected"):
     connection_id: int = 0
 
 
-class Reconnecting(_Lifecycle, tag="reconnecting"):
+class Reconnecting(_Lifecycle, frozen=True, tag="reconnecting"):
     """A reconnect is scheduled after ``delay`` seconds."""
 
     attempt: int
@@ -42,7 +42,7 @@ class Reconnecting(_Lifecycle, tag="reconnecting"):
     connection_id: int = 0
 
 
-class Stale(_Lifecycle, tag="stale"):
+class Stale(_Lifecycle, frozen=True, tag="stale"):
     """The watchdog found the link stale: no data, no PONG, or silent assets."""
 
     kind: StaleKind
@@ -51,14 +51,14 @@ class Stale(_Lifecycle, tag="stale"):
     connection_id: int = 0
 
 
-class Resubscribed(_Lifecycle, tag="resubscribed"):
+class Resubscribed(_Lifecycle, frozen=True, tag="resubscribed"):
     """Subscriptions were replayed (after a reconnect) or re-requested (unconfirmed assets)."""
 
     assets: list[str]
     connection_id: int = 0
 
 
-class Gap(_Lifecycle, tag="gap"):
+class Gap(_Lifecycle, frozen=True, tag="gap"):
     """Events for ``assets`` between ``started`` and ``ended`` may be missing."""
 
     started: float
@@ -68,14 +68,14 @@ class Gap(_Lifecycle, tag="gap"):
     dropped: int = 0
 
 
-class BookInvalidated(_Lifecycle, tag="book_invalidated"):
+class BookInvalidated(_Lifecycle, frozen=True, tag="book_invalidated"):
     """The local book for ``asset_id`` can no longer be trusted; a resync follows."""
 
     asset_id: str
     reason: str
 
 
-class BookResynced(_Lifecycle, tag="book_resynced"):
+class BookResynced(_Lifecycle, frozen=True, tag="book_resynced"):
     """The local book for ``asset_id`` is synced again."""
 
     asset_id: str
@@ -83,6 +83,12 @@ class BookResynced(_Lifecycle, tag="book_resynced"):
 
 
 LifecycleEvent = (
-    Connected | Disconnected | Reconnecting | Stale | Resubscribed | Gap | BookInvalidated
+    Connected
+    | Disconnected
+    | Reconnecting
+    | Stale
+    | Resubscribed
+    | Gap
+    | BookInvalidated
     | BookResynced
 )

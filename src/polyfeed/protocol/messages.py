@@ -33,7 +33,7 @@ class Level(msgspec.Struct, frozen=True):
 # --------------------------------------------------------------------------- market channel
 
 
-class Book(_Event, tag="book"):
+class Book(_Event, frozen=True, tag="book"):
     """Full L2 snapshot for one asset (sent on subscribe and after trades).
 
     Wire order is not trusted: live data sends bids ascending and asks descending.
@@ -71,7 +71,7 @@ class LegacyChange(msgspec.Struct, frozen=True):
     size: str
 
 
-class PriceChange(_Event, tag="price_change"):
+class PriceChange(_Event, frozen=True, tag="price_change"):
     """Level deltas; one message may carry changes for both outcome tokens of a market.
 
     The codec normalises the legacy single-asset shapes (top-level ``asset_id``, ``hash`` and
@@ -90,7 +90,7 @@ class PriceChange(_Event, tag="price_change"):
     size: str | None = None
 
 
-class LastTradePrice(_Event, tag="last_trade_price"):
+class LastTradePrice(_Event, frozen=True, tag="last_trade_price"):
     """A trade print; ``side`` is the taker's."""
 
     market: str
@@ -103,7 +103,7 @@ class LastTradePrice(_Event, tag="last_trade_price"):
     transaction_hash: str | None = None
 
 
-class TickSizeChange(_Event, tag="tick_size_change"):
+class TickSizeChange(_Event, frozen=True, tag="tick_size_change"):
     """The asset's tick size changed (prices near the extremes get a finer tick)."""
 
     market: str
@@ -114,7 +114,7 @@ class TickSizeChange(_Event, tag="tick_size_change"):
     side: str | None = None
 
 
-class BestBidAsk(_Event, tag="best_bid_ask"):
+class BestBidAsk(_Event, frozen=True, tag="best_bid_ask"):
     """Top of book (custom feature)."""
 
     market: str
@@ -135,7 +135,7 @@ class EventMessage(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None = None
 
 
-class NewMarket(_Event, tag="new_market"):
+class NewMarket(_Event, frozen=True, tag="new_market"):
     """A market was created (custom feature; a global broadcast, not filtered by asset)."""
 
     market: str
@@ -158,7 +158,7 @@ class NewMarket(_Event, tag="new_market"):
     game_start_time: str | None = None
 
 
-class MarketResolved(_Event, tag="market_resolved"):
+class MarketResolved(_Event, frozen=True, tag="market_resolved"):
     """A market resolved (custom feature; a global broadcast)."""
 
     market: str
@@ -181,7 +181,7 @@ TradeStatus = Literal[
 ]
 
 
-class Order(_Event, tag="order"):
+class Order(_Event, frozen=True, tag="order"):
     """An order of the API key was placed, updated (filled) or cancelled.
 
     ``status`` is kept as a plain string: the venue sends ``CANCELED_<reason>`` variants.
@@ -222,7 +222,7 @@ class MakerOrder(msgspec.Struct, frozen=True, kw_only=True):
     side: str | None = None
 
 
-class Trade(_Event, tag="trade"):
+class Trade(_Event, frozen=True, tag="trade"):
     """A trade of the API key; re-sent on each status change (key idempotently on id+status)."""
 
     id: str

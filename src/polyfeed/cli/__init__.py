@@ -1,0 +1,20 @@
+"""The ``polyfeed`` command line (click + rich live only here)."""
+
+from __future__ import annotations
+
+import click
+
+from polyfeed.cli.stream import stream
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-v: INFO, -vv: DEBUG).")
+def main(verbose: int) -> None:
+    """polyfeed: live Polymarket WebSocket data that keeps flowing."""
+    import logging
+
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(stream)

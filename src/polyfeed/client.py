@@ -1,0 +1,342 @@
+"""The public async API: ``MarketStream`` and ``UserStream``.
+
+Each stream owns one long-lived TaskGroup holding its supervisor. Events (Polymarket's typed
+events and lifecycle events) come out of one bounded queue, in wire order::
+
+    async with polyfeed.MarketStream(["<token_id>"], profile="hft") as stream:
+        async for event in stream:
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any, Literal
+
+import msgspec
+
+from polyfeed.backoff import Backoff
+from polyfeed.clock import Clock, LoopClock
+from polyfeed.config import StreamConfig
+from polyfeed.connection.event_queue import EventQueue
+from polyfeed.connection.supervisor import Connector, Supervisor
+from polyfeed.connection.transport import connect
+from polyfeed.credentials import Credentials
+from polyfeed.errors import ConfigError, PolyfeedError, StreamClosedError
+from polyfeed.metrics import ConnectionMetrics
+from polyfeed.subscriptions import SubscriptionSet
+
+logger = logging.getLogger("polyfeed")
+
+StreamState = Literal["idle", "connecting", "open", "backoff", "closed", "failed"]
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    """A point-in-time view of a stream, cheap to take."""
+
+    state: StreamState
+    connected: bool
+    seconds_since_last_message: float | None
+    uptime_ratio: float
+    reconnects: int
+    subscribed: int
+    confirmed: int
+    queued_events: int
+    dropped_events: int
+    backoff_seconds: float
+    pong_rtt_seconds: float | None
+    error: str | None = None
+
+
+class _Stream:
+    """Shared machinery of the market and user streams."""
+
+    _channel: Literal["market", "user"]
+
+    def __init__(
+        self,
+        ids: Iterable[str],
+        *,
+        url: str,
+        config: StreamConfig,
+        credentials: Credentials | None = None,
+        clock: Clock | None = None,
+        rng: Callable[[], float] | None = None,
+        connector: Connector = connect,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock or LoopClock()
+        self._ids = list(dict.fromkeys(ids))
+        self._url = url
+        self._credentials = credentials
+        self._rng = rng or random.Random().random
+        self._connector = connector
+        self._group: asyncio.TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._queue: EventQueue | None = None
+        self._supervisor: Supervisor | None = None
+        self._metrics: ConnectionMetrics | None = None
+        self._subscriptions = SubscriptionSet(
+            self._ids, confirm_timeout=config.watchdog.confirm_timeout
+        )
+        self._closed = False
+        self._fatal: PolyfeedError | None = None
+
+    def __repr__(self) -> str:
+        sup = self._supervisor
+        state = self._state()
+        return (
+            f"<{type(self).__name__} {state} subscriptions={len(self._subscriptions.desired)} "
+            f"supervisor={sup!r} queue={self._queue!r}>"
+        )
+
+    def _state(self) -> StreamState:
+        if self._fatal is not None:
+            return "failed"
+        if self._closed:
+            return "closed"
+        if self._supervisor is None:
+            return "idle"
+        return self._supervisor.state
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> _Stream:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Start connecting in the background (``async with`` does this)."""
+        if self._closed:
+            raise StreamClosedError("stream is closed")
+        if self._group is not None:
+            return
+        now = self.clock.now()
+        self._metrics = ConnectionMetrics(now)
+        self._queue = EventQueue(self.config.queue, self.clock.wall)
+        self._supervisor = Supervisor(
+            self._channel,
+            self._url,
+            self._subscriptions,
+            self.config,
+            self.clock,
+            Backoff(self.config.backoff, self._rng),
+            self._queue,
+            self._metrics,
+            credentials=self._credentials,
+            connector=self._connector,
+        )
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        self._task = self._group.create_task(self._supervise(), name="polyfeed-supervisor")
+
+    async def _supervise(self) -> None:
+        assert self._supervisor is not None and self._queue is not None
+        try:
+            await self._supervisor.run()
+        except PolyfeedError as exc:
+            # Boundary: a fatal error ends the stream; the consumer gets it from the iterator.
+            logger.error("%s stream stopped: %s", self._channel, exc)
+            self._fatal = exc
+            self._supervisor.state = "closed"
+            self._queue.close(exc)
+        except Exception as exc:
+            logger.exception("%s stream crashed", self._channel)
+            self._fatal = PolyfeedError(f"internal error: {type(exc).__name__}: {exc}")
+            self._queue.close(self._fatal)
+
+    async def aclose(self) -> None:
+        """Stop the stream: close the socket politely (bounded by ``close_timeout``), end tasks.
+
+        Returns within about ``close_timeout`` seconds whatever the server does.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self._group is not None:
+            group, self._group = self._group, None
+            await group.__aexit__(None, None, None)
+        if self._queue is not None:
+            self._queue.close(self._fatal)
+        if self._supervisor is not None:
+            self._supervisor.state = "closed"
+        logger.info("%s stream closed", self._channel)
+
+    # ------------------------------------------------------------------ consuming
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._queue is None:
+            await self.start()
+        assert self._queue is not None
+        return await self._queue.get()
+
+    async def run(self, on_event: Callable[[Any], Awaitable[None] | None]) -> None:
+        """Call ``on_event`` for every event until the stream closes (callback form).
+
+        The callback runs on the consumer side of the queue, never on the reader, so a slow
+        callback cannot delay heartbeats.
+        """
+        async for event in self:
+            result = on_event(event)
+            if inspect.isawaitable(result):
+                await result
+
+    # ------------------------------------------------------------------ control
+
+    async def subscribe(self, ids: Iterable[str]) -> list[str]:
+        """Subscribe more ids live (no reconnect); returns the ids that were new."""
+        self._check_open()
+        wanted = _validate_ids(ids)
+        if self._supervisor is None:
+            return self._subscriptions.add(wanted, None)
+        added = self._supervisor.subscribe(wanted)
+        if added:
+            logger.info("%s: subscribed %d more", self._channel, len(added))
+        return added
+
+    async def unsubscribe(self, ids: Iterable[str]) -> list[str]:
+        """Unsubscribe ids live; returns the ids that were subscribed."""
+        self._check_open()
+        wanted = _validate_ids(ids)
+        if self._supervisor is None:
+            return self._subscriptions.remove(wanted)
+        removed = self._supervisor.unsubscribe(wanted)
+        if removed:
+            logger.info("%s: unsubscribed %d", self._channel, len(removed))
+        return removed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamClosedError("stream is closed")
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """The desired subscription set."""
+        return self._subscriptions.desired
+
+    @property
+    def metrics(self) -> ConnectionMetrics:
+        """Connection metrics (counters, gauges, Prometheus rendering)."""
+        if self._metrics is None:
+            self._metrics = ConnectionMetrics(self.clock.now())
+        return self._metrics
+
+    def health(self) -> Health:
+        """State, freshness and counters right now."""
+        metrics = self.metrics
+        now = self.clock.now()
+        queue = self._queue
+        return Health(
+            state=self._state(),
+            connected=metrics.connected_since is not None,
+            seconds_since_last_message=metrics.seconds_since_last_message(now),
+            uptime_ratio=metrics.uptime_ratio(now),
+            reconnects=sum(metrics.reconnects_by_reason.values()),
+            subscribed=len(self._subscriptions.desired),
+            confirmed=len(self._subscriptions.confirmed),
+            queued_events=len(queue) if queue is not None else 0,
+            dropped_events=queue.dropped if queue is not None else 0,
+            backoff_seconds=metrics.backoff_seconds,
+            pong_rtt_seconds=metrics.pong_rtt_seconds,
+            error=str(self._fatal) if self._fatal is not None else None,
+        )
+
+
+def _validate_ids(ids: Iterable[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise ConfigError("pass a list of ids, not a single string")
+    out = list(dict.fromkeys(ids))
+    for item in out:
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"invalid id {item!r}: ids are non-empty strings")
+    return out
+
+
+def _resolve_config(profile: str, config: StreamConfig | None) -> StreamConfig:
+    return config if config is not None else StreamConfig.from_profile(profile)
+
+
+class MarketStream(_Stream):
+    """The public market channel for a set of asset (token) ids."""
+
+    _channel = "market"
+
+    def __init__(
+        self,
+        assets: Iterable[str] = (),
+        *,
+        url: str | None = None,
+        profile: str = "dashboard",
+        config: StreamConfig | None = None,
+        clock: Clock | None = None,
+        rng: Callable[[], float] | None = None,
+        connector: Connector = connect,
+    ) -> None:
+        cfg = _resolve_config(profile, config)
+        super().__init__(
+            _validate_ids(assets),
+            url=url or cfg.endpoints.market_url,
+            config=cfg,
+            clock=clock,
+            rng=rng,
+            connector=connector,
+        )
+
+    async def __aenter__(self) -> MarketStream:
+        await self.start()
+        return self
+
+
+class UserStream(_Stream):
+    """The authenticated user channel (orders and trades of the API key).
+
+    ``markets`` are condition ids (None: every market of the key). Credentials default to the
+    environment (``POLYMARKET_API_KEY``, ``POLYMARKET_API_SECRET``, ``POLYMARKET_API_PASSPHRASE``).
+    """
+
+    _channel = "user"
+
+    def __init__(
+        self,
+        markets: Iterable[str] | None = None,
+        *,
+        credentials: Credentials | None = None,
+        url: str | None = None,
+        profile: str = "dashboard",
+        config: StreamConfig | None = None,
+        clock: Clock | None = None,
+        rng: Callable[[], float] | None = None,
+        connector: Connector = connect,
+    ) -> None:
+        cfg = _resolve_config(profile, config)
+        super().__init__(
+            _validate_ids(markets or ()),
+            url=url or cfg.endpoints.user_url,
+            config=cfg,
+            credentials=credentials or Credentials.from_env(),
+            clock=clock,
+            rng=rng,
+            connector=connector,
+        )
+
+    async def __aenter__(self) -> UserStream:
+        await self.start()
+        return self

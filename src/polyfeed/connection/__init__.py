@@ -1,0 +1,1 @@
+"""The asyncio layer: transport seam, one connection's task group, the reconnecting supervisor."""

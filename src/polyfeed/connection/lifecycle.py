@@ -1,0 +1,178 @@
+"""One connection: reader, ticker and writer in one TaskGroup; they live and die together.
+
+- reader: drains the socket into the session and the consumer queue; never waits on consumers;
+- ticker: sleeps until the session's next deadline (heartbeat, PONG, data, confirmations) and
+  aborts the socket the moment the session declares it stale;
+- writer: sends queued frames in order.
+
+``run()`` returns why the connection ended (a transient error); fatal errors and cancellation
+propagate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from polyfeed.clock import Clock, TimerHandle
+from polyfeed.connection.event_queue import EventQueue
+from polyfeed.connection.transport import Transport
+from polyfeed.errors import OverflowDisconnectError, TransientError
+from polyfeed.events import Stale
+from polyfeed.metrics import ConnectionMetrics
+from polyfeed.protocol.session import Session
+
+logger = logging.getLogger("polyfeed.connection")
+
+
+class _Ended(Exception):
+    """Internal: carries the reason a connection task stopped the group."""
+
+    def __init__(self, reason: TransientError) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+class Connection:
+    """A live connection: the session plus the three tasks that drive it."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        session: Session,
+        clock: Clock,
+        queue: EventQueue,
+        metrics: ConnectionMetrics,
+    ) -> None:
+        self.transport = transport
+        self.session = session
+        self.clock = clock
+        self.queue = queue
+        self.metrics = metrics
+        self._outbox: deque[str] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._tick = asyncio.Event()
+        self.ended: TransientError | None = None
+        self.frames_sent = 0
+
+    def __repr__(self) -> str:
+        state = f"ended ({self.ended})" if self.ended else "running"
+        return f"<Connection #{self.session.connection_id} {state} sent={self.frames_sent}>"
+
+    async def run(self) -> TransientError:
+        """Drive the connection until it ends; returns the transient reason."""
+        self.session.connected(self.clock.now())
+        self._pump()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._reader(), name="polyfeed-reader")
+                group.create_task(self._ticker(), name="polyfeed-ticker")
+                group.create_task(self._writer(), name="polyfeed-writer")
+        except* _Ended as ended:
+            first = ended.exceptions[0]
+            assert isinstance(first, _Ended)
+            self.ended = first.reason
+        finally:
+            self.session.closed()
+        assert self.ended is not None
+        return self.ended
+
+    def wake(self) -> None:
+        """Session state changed outside the reader (subscribe/unsubscribe): flush and re-plan."""
+        self._pump()
+        self._tick.set()
+
+    def _pump(self) -> None:
+        session = self.session
+        if session._frames:  # noqa: SLF001 - hot path: skip the call when idle
+            self._outbox.extend(session.frames_to_send())
+            self._outbox_ready.set()
+        if session._events:  # noqa: SLF001
+            events = session.events()
+            for event in events:
+                if isinstance(event, Stale):
+                    self.metrics.stale_by_kind[event.kind] += 1
+                    logger.warning(
+                        "stale connection #%d: no %s for %.3fs%s",
+                        session.connection_id,
+                        event.kind,
+                        event.silent_for,
+                        f" ({len(event.asset_ids)} assets)" if event.asset_ids else "",
+                    )
+            if not self.queue.put_many(events) and session.failure is None:
+                # The ``disconnect`` policy: the ticker tears the connection down.
+                session.failure = OverflowDisconnectError(self.queue.config.maxsize)
+                self._tick.set()
+            self.metrics.dropped_events_total = self.queue.dropped
+
+    async def _reader(self) -> None:
+        transport = self.transport
+        session = self.session
+        clock = self.clock
+        metrics = self.metrics
+        decoder_stats = session.decoder.stats
+        try:
+            while True:
+                text = await transport.receive_text()
+                now = clock.now()
+                session.receive_text(text, now)
+                metrics.messages_received_total += 1
+                metrics.last_message_at = now
+                self._pump()
+        except TransientError as exc:
+            raise _Ended(exc) from None
+        finally:
+            metrics.decode_errors_total = decoder_stats.malformed
+            metrics.unknown_events_total = decoder_stats.unknown
+            metrics.events_received_total = decoder_stats.events
+
+    async def _ticker(self) -> None:
+        session = self.session
+        clock = self.clock
+        tick = self._tick
+        handle: TimerHandle | None = None
+        try:
+            while True:
+                session.handle_timer(clock.now())
+                self._pump()
+                self.metrics.pong_rtt_seconds = session.watchdog.last_pong_rtt
+                stats = session.decoder.stats
+                self.metrics.decode_errors_total = stats.malformed
+                self.metrics.unknown_events_total = stats.unknown
+                self.metrics.events_received_total = stats.events
+                if session.failure is not None:
+                    # A stale peer will not complete a close handshake: drop the TCP at once.
+                    self.transport.abort()
+                    raise _Ended(session.failure)
+                deadline = session.next_deadline()
+                handle = clock.call_at(deadline, tick.set) if deadline is not None else None
+                await tick.wait()
+                tick.clear()
+                if handle is not None:
+                    handle.cancel()
+                    handle = None
+        finally:
+            if handle is not None:
+                handle.cancel()
+
+    async def _writer(self) -> None:
+        outbox = self._outbox
+        ready = self._outbox_ready
+        try:
+            while True:
+                while outbox:
+                    text = outbox.popleft()
+                    await self.transport.send_text(text)
+                    self.frames_sent += 1
+                    if logger.isEnabledFor(logging.DEBUG):
+                        logger.debug("sent %s", "PING" if text == "PING" else _redact(text))
+                ready.clear()
+                await ready.wait()
+        except TransientError as exc:
+            raise _Ended(exc) from None
+
+
+def _redact(frame: str) -> str:
+    # The user subscription carries credentials: never log a frame that has an auth object.
+    return "<user subscription (credentials redacted)>" if '"auth"' in frame else frame[:200]

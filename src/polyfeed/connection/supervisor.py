@@ -1,0 +1,236 @@
+"""The reconnect loop: connect, run, classify the ending, back off, replay subscriptions.
+
+Transient endings (closes, drops, stale links, 429/5xx, refused connections) are retried for ever
+by default with capped exponential backoff and jitter; the backoff resets only once a connection
+stayed healthy for ``stable_for``. Fatal endings (a rejected handshake, bad config, credentials
+rejected more than ``auth_retries`` times, ``max_attempts`` reached) stop the loop and raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from polyfeed.backoff import Backoff
+from polyfeed.clock import Clock
+from polyfeed.config import StreamConfig
+from polyfeed.connection.event_queue import EventQueue
+from polyfeed.connection.lifecycle import Connection
+from polyfeed.connection.transport import AiohttpTransport, connect
+from polyfeed.credentials import Credentials
+from polyfeed.errors import (
+    AuthenticationError,
+    ConnectionClosedError,
+    DataTimeoutError,
+    ServerUnavailableError,
+    TransientError,
+)
+from polyfeed.events import Connected, Disconnected, Gap, Reconnecting, Resubscribed
+from polyfeed.metrics import ConnectionMetrics
+from polyfeed.protocol.codec import FrameDecoder
+from polyfeed.protocol.session import Channel, Session
+from polyfeed.subscriptions import SubscriptionSet
+
+logger = logging.getLogger("polyfeed.supervisor")
+
+Connector = Callable[..., Awaitable[AiohttpTransport]]
+State = Literal["idle", "connecting", "open", "backoff", "closed"]
+
+
+def reason_slug(error: BaseException) -> str:
+    """A short, label-safe name for why a connection ended (metrics, logs)."""
+    if isinstance(error, DataTimeoutError):
+        return f"stale_{error.kind}"
+    if isinstance(error, ConnectionClosedError):
+        return "dropped" if error.code is None else f"closed_{error.code}"
+    if isinstance(error, ServerUnavailableError):
+        return f"http_{error.status}"
+    if isinstance(error, AuthenticationError):
+        return "auth"
+    return type(error).__name__.removesuffix("Error").lower()
+
+
+class Supervisor:
+    """Keeps one logical connection alive across physical ones."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        url: str,
+        subscriptions: SubscriptionSet,
+        config: StreamConfig,
+        clock: Clock,
+        backoff: Backoff,
+        queue: EventQueue,
+        metrics: ConnectionMetrics,
+        *,
+        credentials: Credentials | None = None,
+        connector: Connector = connect,
+    ) -> None:
+        self.channel: Channel = channel
+        self.url = url
+        self.subscriptions = subscriptions
+        self.config = config
+        self.clock = clock
+        self.backoff = backoff
+        self.queue = queue
+        self.metrics = metrics
+        self.decoder = FrameDecoder(channel)
+        self.connection: Connection | None = None
+        self.state: State = "idle"
+        self.connections_opened = 0
+        self.attempts = 0
+        self._credentials = credentials
+        self._connector = connector
+        self._auth_failures = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Supervisor {self.channel} {self.state} url={self.url} "
+            f"connections={self.connections_opened} backoff_attempt={self.backoff.attempt}>"
+        )
+
+    def _wall_of(self, mono: float) -> float:
+        return self.clock.wall() - (self.clock.now() - mono)
+
+    def subscribe(self, ids: list[str]) -> list[str]:
+        """Add assets (markets on the user channel); live when connected."""
+        connection = self.connection
+        if connection is None:
+            return self.subscriptions.add(ids, None)
+        added = connection.session.subscribe(ids, self.clock.now())
+        connection.wake()
+        return added
+
+    def unsubscribe(self, ids: list[str]) -> list[str]:
+        """Remove assets (markets on the user channel); live when connected."""
+        connection = self.connection
+        if connection is None:
+            return self.subscriptions.remove(ids)
+        removed = connection.session.unsubscribe(ids)
+        connection.wake()
+        return removed
+
+    async def run(self) -> None:
+        """Connect and reconnect until cancelled; raises only fatal errors."""
+        gap_started: float | None = None
+        last_reason = ""
+        while True:
+            self.state = "connecting"
+            self.attempts += 1
+            error: TransientError
+            retry_after = 0.0
+            try:
+                transport = await self._connector(
+                    self.url,
+                    timeout=self.config.connect_timeout,
+                    max_frame_bytes=self.config.max_frame_bytes,
+                    auth_attempt=self._auth_failures + 1,
+                )
+            except AuthenticationError as exc:
+                self._auth_failures += 1
+                if self._auth_failures > self.config.backoff.auth_retries:
+                    raise AuthenticationError(exc.status, self._auth_failures) from None
+                error = ConnectionClosedError(None, str(exc))
+                logger.warning("credentials rejected (HTTP %s); retrying once more", exc.status)
+            except ServerUnavailableError as exc:
+                error = exc
+                retry_after = exc.retry_after or 0.0
+            except TransientError as exc:
+                error = exc
+            else:
+                error, session = await self._run_connection(transport, gap_started, last_reason)
+                gap_started = self._wall_of(
+                    session.last_data_at if session.last_data_at is not None else self.clock.now()
+                )
+                self._check_user_auth(session, error)
+            last_reason = reason_slug(error)
+            self.state = "backoff"
+            delay = self.backoff.next_delay(at_least=retry_after, last_error=error)
+            self.metrics.backoff_seconds = delay
+            level = logging.WARNING if self.backoff.attempt > 5 else logging.INFO
+            logger.log(
+                level,
+                "%s: reconnect attempt %d in %.2fs (%s)",
+                self.channel,
+                self.backoff.attempt,
+                delay,
+                error,
+            )
+            self.queue.put_many([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
+            await self.clock.sleep_until(self.clock.now() + delay)
+
+    async def _run_connection(
+        self, transport: AiohttpTransport, gap_started: float | None, last_reason: str
+    ) -> tuple[TransientError, Session]:
+        self.connections_opened += 1
+        connection_id = self.connections_opened
+        session = Session(
+            self.channel,
+            self.subscriptions,
+            self.config,
+            self.decoder,
+            credentials=self._credentials,
+            connection_id=connection_id,
+        )
+        connection = Connection(transport, session, self.clock, self.queue, self.metrics)
+        now = self.clock.now()
+        self.backoff.connected(now)
+        self.metrics.on_connected(now)
+        self.state = "open"
+        replay = sorted(self.subscriptions.desired)
+        logger.info(
+            "%s: connected to %s (connection #%d, %d subscriptions)",
+            self.channel,
+            self.url,
+            connection_id,
+            len(replay),
+        )
+        lifecycle: list[object] = [
+            Connected(url=self.url, attempt=self.attempts, connection_id=connection_id)
+        ]
+        if connection_id > 1 and replay:
+            lifecycle.append(Resubscribed(assets=replay, connection_id=connection_id))
+        if gap_started is not None:
+            lifecycle.append(
+                Gap(
+                    started=gap_started,
+                    ended=self.clock.wall(),
+                    assets=replay,
+                    reason=last_reason,
+                )
+            )
+        self.queue.put_many(lifecycle)
+        self.connection = connection
+        try:
+            error = await connection.run()
+        except BaseException:
+            # Shutdown (cancellation): a bounded polite close, then release.
+            self.connection = None
+            await transport.close(self.config.close_timeout)
+            raise
+        self.connection = None
+        await transport.release()
+        now = self.clock.now()
+        self.backoff.disconnected(now)
+        slug = reason_slug(error)
+        self.metrics.on_disconnected(now, slug)
+        code = error.code if isinstance(error, ConnectionClosedError) else None
+        logger.warning("%s: connection #%d ended: %s", self.channel, connection_id, error)
+        self.queue.put_many(
+            [Disconnected(reason=str(error), code=code, connection_id=connection_id)]
+        )
+        return error, session
+
+    def _check_user_auth(self, session: Session, error: TransientError) -> None:
+        if self.channel != "user":
+            return
+        # Polymarket answers bad credentials by dropping the socket right after the subscribe,
+        # without a close frame and before anything else arrives.
+        if session.frames_received == 0 and isinstance(error, ConnectionClosedError):
+            self._auth_failures += 1
+            if self._auth_failures > self.config.backoff.auth_retries:
+                raise AuthenticationError(None, self._auth_failures)
+        elif session.frames_received:
+            self._auth_failures = 0

@@ -1,0 +1,174 @@
+"""The one seam to the WebSocket library (aiohttp). Maps its errors onto ``polyfeed.errors``."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from typing import Protocol
+
+import aiohttp
+
+from polyfeed.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectError,
+    ConnectionClosedError,
+    HandshakeRejectedError,
+    ServerUnavailableError,
+)
+
+
+class Transport(Protocol):
+    """A connected text WebSocket."""
+
+    async def send_text(self, text: str) -> None:
+        """Send one text frame."""
+        ...
+
+    async def receive_text(self) -> str:
+        """The next text frame; raises ``ConnectionClosedError`` when the socket ends."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the TCP connection now, without a close handshake."""
+        ...
+
+    async def close(self, timeout: float) -> None:
+        """Close politely, giving up (abort) after ``timeout`` seconds."""
+        ...
+
+
+def parse_retry_after(value: str | None, now_wall: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None when absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now_wall = time.time() if now_wall is None else now_wall
+    return max(0.0, when.timestamp() - now_wall)
+
+
+class AiohttpTransport:
+    """``Transport`` over an aiohttp client WebSocket (it owns its ClientSession)."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, url: str
+    ) -> None:
+        self._session = session
+        self._ws = ws
+        self.url = url
+
+    def __repr__(self) -> str:
+        state = "closed" if self._ws.closed else "open"
+        return f"<AiohttpTransport {self.url} {state}>"
+
+    async def send_text(self, text: str) -> None:
+        """Send one text frame; a dead socket raises ``ConnectionClosedError``."""
+        try:
+            await self._ws.send_str(text)
+        except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
+            raise ConnectionClosedError(self._ws.close_code, f"send failed: {exc}") from exc
+
+    async def receive_text(self) -> str:
+        """The next text frame; binary frames are decoded as UTF-8 text."""
+        ws = self._ws
+        while True:
+            try:
+                msg = await ws.receive()
+            except (ConnectionError, aiohttp.ClientError) as exc:
+                raise ConnectionClosedError(None, f"receive failed: {exc}") from exc
+            kind = msg.type
+            if kind is aiohttp.WSMsgType.TEXT:
+                data: str = msg.data
+                return data
+            if kind is aiohttp.WSMsgType.BINARY:
+                raw: bytes = msg.data
+                return raw.decode("utf-8", errors="replace")
+            if kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING):
+                raise ConnectionClosedError(ws.close_code, str(msg.extra or ""))
+            if kind is aiohttp.WSMsgType.CLOSED:
+                code = ws.close_code
+                # aiohttp reports an abrupt EOF as 1006 only sometimes; normalise to "no frame".
+                raise ConnectionClosedError(None if code in (None, 1006) else code, "closed")
+            if kind is aiohttp.WSMsgType.ERROR:
+                problem = ws.exception()
+                code = ws.close_code
+                if isinstance(problem, aiohttp.WebSocketError):
+                    code = problem.code
+                raise ConnectionClosedError(code, f"error: {problem}")
+            # PING/PONG are answered by aiohttp itself (autoping); nothing else is expected.
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (used on stale detection)."""
+        conn = self._ws._response.connection  # noqa: SLF001 - aiohttp offers no public abort
+        if conn is not None and conn.transport is not None:
+            conn.transport.abort()
+        self._ws._response.close()  # noqa: SLF001
+
+    async def close(self, timeout: float) -> None:
+        """Send a close frame and wait up to ``timeout`` for the peer; then release everything."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._ws.close()
+        except (TimeoutError, ConnectionError, aiohttp.ClientError):
+            self.abort()
+        finally:
+            await self._session.close()
+
+    async def release(self) -> None:
+        """Free the HTTP session after an abort."""
+        if not self._ws.closed:
+            self.abort()
+        await self._session.close()
+
+
+async def connect(
+    url: str,
+    *,
+    timeout: float,
+    max_frame_bytes: int,
+    auth_attempt: int = 1,
+) -> AiohttpTransport:
+    """Open a WebSocket to ``url``, mapping failures to transient or fatal polyfeed errors.
+
+    Protocol-level pings are not sent (Polymarket counts only the text ``PING``) but server pings
+    are answered.
+    """
+    if not url.startswith(("ws://", "wss://")):
+        raise ConfigError(f"not a WebSocket URL: {url!r}")
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+    try:
+        # The handshake itself must not hang on a dead server.
+        async with asyncio.timeout(timeout):
+            ws = await session.ws_connect(
+                url,
+                autoping=True,
+                heartbeat=None,
+                max_msg_size=max_frame_bytes,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout),
+            )
+    except aiohttp.WSServerHandshakeError as exc:
+        await session.close()
+        status = exc.status
+        if status in (401, 403):
+            raise AuthenticationError(status, auth_attempt) from None
+        if status == 429 or status >= 500:
+            headers = exc.headers
+            retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
+            raise ServerUnavailableError(status, retry_after) from None
+        raise HandshakeRejectedError(status, url) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        await session.close()
+        raise ConnectError(url, str(exc) or type(exc).__name__) from None
+    except BaseException:
+        await session.close()
+        raise
+    return AiohttpTransport(session, ws, url)

@@ -1,0 +1,138 @@
+"""Connection metrics with Prometheus-style names; no per-asset labels.
+
+Times are monotonic seconds passed in by the caller, so the arithmetic is testable without a
+clock. ``uptime_ratio`` is time connected over time since the stream started (the seed's formula
+divided by connects, which is wrong).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+logger = logging.getLogger("polyfeed.metrics")
+
+
+class ConnectionMetrics:
+    """Counters and gauges of one stream (all its connections)."""
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self.connects_total = 0
+        self.disconnects_total = 0
+        self.reconnects_by_reason: Counter[str] = Counter()
+        self.stale_by_kind: Counter[str] = Counter()
+        self.messages_received_total = 0
+        self.events_received_total = 0
+        self.decode_errors_total = 0
+        self.unknown_events_total = 0
+        self.dropped_events_total = 0
+        self.backoff_seconds = 0.0
+        self.pong_rtt_seconds: float | None = None
+        self.last_message_at: float | None = None
+        self.connected_since: float | None = None
+        self._connected_seconds = 0.0
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected_since is not None else "disconnected"
+        return (
+            f"<ConnectionMetrics {state} connects={self.connects_total} "
+            f"messages={self.messages_received_total} reconnects={sum(self.reconnects_by_reason.values())} "
+            f"dropped={self.dropped_events_total}>"
+        )
+
+    def on_connected(self, now: float) -> None:
+        """A connection opened."""
+        self.connects_total += 1
+        self.connected_since = now
+        self.backoff_seconds = 0.0
+
+    def on_disconnected(self, now: float, reason: str) -> None:
+        """A connection ended for ``reason`` (a short slug, e.g. ``stale_data``, ``closed_1006``)."""
+        if self.connected_since is not None:
+            self._connected_seconds += max(0.0, now - self.connected_since)
+            self.connected_since = None
+        self.disconnects_total += 1
+        self.reconnects_by_reason[reason] += 1
+
+    def connected_seconds(self, now: float) -> float:
+        """Total time connected since start."""
+        extra = now - self.connected_since if self.connected_since is not None else 0.0
+        return self._connected_seconds + max(0.0, extra)
+
+    def uptime_ratio(self, now: float) -> float:
+        """Fraction of the time since start spent connected (1.0 right at start)."""
+        elapsed = now - self.started_at
+        if elapsed <= 0:
+            return 1.0 if self.connected_since is not None else 0.0
+        return min(1.0, self.connected_seconds(now) / elapsed)
+
+    def seconds_since_last_message(self, now: float) -> float | None:
+        """Seconds since the last frame of any kind, None before the first."""
+        return None if self.last_message_at is None else max(0.0, now - self.last_message_at)
+
+    def snapshot(self, now: float) -> dict[str, float | int | None | dict[str, int]]:
+        """All metrics as plain values (Prometheus names without the ``polyfeed_`` prefix)."""
+        return {
+            "connects_total": self.connects_total,
+            "disconnects_total": self.disconnects_total,
+            "reconnects_total": sum(self.reconnects_by_reason.values()),
+            "reconnects_by_reason": dict(self.reconnects_by_reason),
+            "stale_detections_by_kind": dict(self.stale_by_kind),
+            "messages_received_total": self.messages_received_total,
+            "events_received_total": self.events_received_total,
+            "decode_errors_total": self.decode_errors_total,
+            "unknown_events_total": self.unknown_events_total,
+            "dropped_events_total": self.dropped_events_total,
+            "backoff_seconds": self.backoff_seconds,
+            "pong_rtt_seconds": self.pong_rtt_seconds,
+            "seconds_since_last_message": self.seconds_since_last_message(now),
+            "connected": 1 if self.connected_since is not None else 0,
+            "connected_seconds_total": self.connected_seconds(now),
+            "uptime_ratio": self.uptime_ratio(now),
+        }
+
+    def render_prometheus(self, now: float) -> str:
+        """The metrics in Prometheus text exposition format."""
+        lines: list[str] = []
+
+        def emit(name: str, kind: str, value: float | None, labels: str = "") -> None:
+            if value is None:
+                return
+            if not any(line.startswith(f"# TYPE polyfeed_{name} ") for line in lines):
+                lines.append(f"# TYPE polyfeed_{name} {kind}")
+            lines.append(f"polyfeed_{name}{labels} {value:g}")
+
+        emit("connects_total", "counter", self.connects_total)
+        emit("disconnects_total", "counter", self.disconnects_total)
+        for reason, count in sorted(self.reconnects_by_reason.items()):
+            emit("reconnects_total", "counter", count, f'{{reason="{reason}"}}')
+        for kind, count in sorted(self.stale_by_kind.items()):
+            emit("stale_detections_total", "counter", count, f'{{kind="{kind}"}}')
+        emit("messages_received_total", "counter", self.messages_received_total)
+        emit("events_received_total", "counter", self.events_received_total)
+        emit("decode_errors_total", "counter", self.decode_errors_total)
+        emit("unknown_events_total", "counter", self.unknown_events_total)
+        emit("dropped_events_total", "counter", self.dropped_events_total)
+        emit("backoff_seconds", "gauge", self.backoff_seconds)
+        emit("pong_rtt_seconds", "gauge", self.pong_rtt_seconds)
+        emit("seconds_since_last_message", "gauge", self.seconds_since_last_message(now))
+        emit("connected", "gauge", 1 if self.connected_since is not None else 0)
+        emit("uptime_ratio", "gauge", self.uptime_ratio(now))
+        return "\n".join(lines) + "\n"
+
+    def log_status(self, now: float, log: logging.Logger | None = None) -> None:
+        """One INFO line with the headline numbers."""
+        since = self.seconds_since_last_message(now)
+        rtt = self.pong_rtt_seconds
+        (log or logger).info(
+            "status: %s, uptime %.1f%%, %d messages, %d reconnects, %d dropped, "
+            "last message %s ago, pong rtt %s",
+            "connected" if self.connected_since is not None else "disconnected",
+            100.0 * self.uptime_ratio(now),
+            self.messages_received_total,
+            sum(self.reconnects_by_reason.values()),
+            self.dropped_events_total,
+            "n/a" if since is None else f"{since:.1f}s",
+            "n/a" if rtt is None else f"{rtt * 1000:.1f}ms",
+        )

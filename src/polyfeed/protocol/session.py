@@ -1,0 +1,270 @@
+"""The per-connection protocol state machine, sans-I/O (aioquic style).
+
+The I/O layer feeds it what happened and when (``connected``, ``receive_text``, ``handle_timer``),
+then collects what to do: ``frames_to_send()`` (text frames, in order) and ``events()`` (typed
+wire events and lifecycle events for the consumer). ``failure`` is set when the connection must be
+abandoned (stale link); the I/O layer then aborts the socket at once.
+
+Ordering hazards it owns:
+
+- the initial ``type`` frame goes first and only once per connection; a text ``PING`` before it
+  gets ``1008 invalid subscription payload`` and a second ``type`` frame ``INVALID OPERATION``,
+  so later changes go out as ``operation`` frames;
+- re-requesting an unconfirmed asset is unsubscribe *then* subscribe: the server ignores a
+  duplicate subscribe and would send no fresh snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from polyfeed.config import StreamConfig
+from polyfeed.credentials import Credentials
+from polyfeed.errors import DataTimeoutError, TransientError
+from polyfeed.events import LifecycleEvent, Resubscribed, Stale
+from polyfeed.protocol import frames
+from polyfeed.protocol.codec import FrameDecoder
+from polyfeed.protocol.messages import (
+    BestBidAsk,
+    Book,
+    LastTradePrice,
+    Malformed,
+    MarketResolved,
+    NewMarket,
+    Notice,
+    Order,
+    Pong,
+    PriceChange,
+    TickSizeChange,
+    Trade,
+    Unknown,
+    WireItem,
+)
+from polyfeed.subscriptions import SubscriptionSet
+from polyfeed.watchdog import Watchdog
+
+Channel = Literal["market", "user"]
+SessionEvent = WireItem | LifecycleEvent
+
+
+class Session:
+    """One connection's protocol state. Subscriptions outlive it; everything else is fresh."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        subscriptions: SubscriptionSet,
+        config: StreamConfig,
+        decoder: FrameDecoder,
+        *,
+        credentials: Credentials | None = None,
+        connection_id: int = 0,
+    ) -> None:
+        if channel == "user" and credentials is None:
+            raise ValueError("the user channel needs credentials")
+        self.channel: Channel = channel
+        self.subscriptions = subscriptions
+        self.config = config
+        self.decoder = decoder
+        self.connection_id = connection_id
+        self.watchdog = Watchdog(config.heartbeat, config.watchdog)
+        self._credentials = credentials
+        self._frames: list[str] = []
+        self._events: list[SessionEvent] = []
+        self.opened = False
+        self.failure: TransientError | None = None
+        self.frames_received = 0
+        self.events_received = 0
+        self.invalid_operations = 0
+        self.last_frame_at: float | None = None
+        self.last_data_at: float | None = None
+
+    def __repr__(self) -> str:
+        state = "failed" if self.failure else ("open" if self.opened else "new")
+        return (
+            f"<Session {self.channel} #{self.connection_id} {state} "
+            f"frames={self.frames_received} events={self.events_received} "
+            f"subscriptions={self.subscriptions!r}>"
+        )
+
+    # ------------------------------------------------------------------ inputs
+
+    def connected(self, now: float) -> None:
+        """The socket is open: queue the initial subscription and start the clocks."""
+        ids = self.subscriptions.on_connected(now)
+        if self.channel == "market":
+            self._frames.append(
+                frames.market_subscribe(
+                    ids, custom_feature_enabled=self.config.custom_feature_enabled
+                )
+            )
+        else:
+            assert self._credentials is not None
+            self._frames.append(frames.user_subscribe(self._credentials, ids or None))
+        self.opened = True
+        self.watchdog.start(now)
+        if self.channel == "market":
+            self.watchdog.track(ids, now)
+
+    def receive_text(self, text: str | bytes, now: float) -> None:
+        """A text frame arrived at ``now``."""
+        self.frames_received += 1
+        self.last_frame_at = now
+        items = self.decoder.decode(text)
+        watchdog = self.watchdog
+        counted_frame = False
+        for item in items:
+            if isinstance(item, Pong):
+                watchdog.on_pong(now)
+                continue
+            if not counted_frame:
+                # Any non-PONG frame proves the data path is alive, even one we cannot parse.
+                watchdog.on_frame(now)
+                self.last_data_at = now
+                counted_frame = True
+            if isinstance(item, Notice):
+                if item.text == "INVALID OPERATION":
+                    self.invalid_operations += 1
+                self._events.append(item)
+                continue
+            self.events_received += 1
+            self._note_assets(item, now)
+            self._events.append(item)
+
+    def _note_assets(self, item: WireItem, now: float) -> None:
+        if self.channel != "market":
+            return
+        subscriptions = self.subscriptions
+        watchdog = self.watchdog
+        match item:
+            case PriceChange(price_changes=entries):
+                seen: str | None = None
+                for entry in entries:
+                    if entry.asset_id != seen:
+                        seen = entry.asset_id
+                        subscriptions.confirm(seen, now)
+                        watchdog.on_data(now, seen)
+            case (
+                Book(asset_id=asset_id)
+                | LastTradePrice(asset_id=asset_id)
+                | TickSizeChange(asset_id=asset_id)
+                | BestBidAsk(asset_id=asset_id)
+            ):
+                subscriptions.confirm(asset_id, now)
+                watchdog.on_data(now, asset_id)
+            case (
+                NewMarket()
+                | MarketResolved()
+                | Order()
+                | Trade()
+                | Unknown()
+                | Malformed()
+                | Pong()
+                | Notice()
+            ):
+                pass
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever is due at ``now``: heartbeat, stale checks, overdue confirmations."""
+        if not self.opened or self.failure is not None:
+            return
+        verdict = self.watchdog.check(now)
+        if verdict is not None:
+            stale = Stale(
+                kind=verdict.kind,
+                silent_for=verdict.silent_for,
+                asset_ids=list(verdict.asset_ids),
+                connection_id=self.connection_id,
+            )
+            self._events.append(stale)
+            if verdict.kind == "asset":
+                self._redrive(verdict.asset_ids, now)
+            else:
+                self.failure = DataTimeoutError(verdict.kind, verdict.silent_for)
+                return
+        if self.watchdog.ping_due(now):
+            self._frames.append(frames.PING)
+            self.watchdog.on_ping_sent(now)
+        if self.channel == "market":
+            overdue = self.subscriptions.overdue(now)
+            if overdue:
+                self._events.append(
+                    Stale(
+                        kind="asset",
+                        silent_for=self.config.watchdog.confirm_timeout,
+                        asset_ids=overdue,
+                        connection_id=self.connection_id,
+                    )
+                )
+                self._redrive(overdue, now)
+
+    def _redrive(self, asset_ids: Iterable[str], now: float) -> None:
+        ids = [a for a in asset_ids if a in self.subscriptions.desired]
+        if not ids:
+            return
+        self._frames.append(frames.market_operation("unsubscribe", ids))
+        self._frames.append(
+            frames.market_operation(
+                "subscribe", ids, custom_feature_enabled=self.config.custom_feature_enabled or None
+            )
+        )
+        self.subscriptions.redriven(ids, now)
+        self._events.append(Resubscribed(assets=ids, connection_id=self.connection_id))
+
+    def subscribe(self, ids: Iterable[str], now: float | None) -> list[str]:
+        """Add to the desired set; on an open connection, send a live ``operation`` frame."""
+        added = self.subscriptions.add(ids, now if self.opened else None)
+        if added and self.opened:
+            if self.channel == "market":
+                self._frames.append(
+                    frames.market_operation(
+                        "subscribe",
+                        added,
+                        custom_feature_enabled=self.config.custom_feature_enabled or None,
+                    )
+                )
+                if now is not None:
+                    self.watchdog.track(added, now)
+            else:
+                self._frames.append(frames.user_operation("subscribe", added))
+        return added
+
+    def unsubscribe(self, ids: Iterable[str]) -> list[str]:
+        """Remove from the desired set; on an open connection, send a live ``operation`` frame."""
+        removed = self.subscriptions.remove(ids)
+        if removed and self.opened:
+            if self.channel == "market":
+                self._frames.append(frames.market_operation("unsubscribe", removed))
+                self.watchdog.untrack(removed)
+            else:
+                self._frames.append(frames.user_operation("unsubscribe", removed))
+        return removed
+
+    def closed(self) -> None:
+        """The socket is gone (for whatever reason)."""
+        self.opened = False
+        self.subscriptions.on_disconnected()
+
+    # ------------------------------------------------------------------ outputs
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which ``handle_timer`` has work to do."""
+        if not self.opened or self.failure is not None:
+            return None
+        deadline = self.watchdog.next_deadline()
+        if self.channel == "market":
+            confirm = self.subscriptions.next_deadline()
+            if confirm is not None and (deadline is None or confirm < deadline):
+                deadline = confirm
+        return deadline
+
+    def frames_to_send(self) -> list[str]:
+        """Text frames to send, in order; the queue is emptied."""
+        out, self._frames = self._frames, []
+        return out
+
+    def events(self) -> list[SessionEvent]:
+        """Events for the consumer, in wire order; the queue is emptied."""
+        out, self._events = self._events, []
+        return out
