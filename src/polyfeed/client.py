@@ -144,7 +144,8 @@ class _Stream:
         self._task = self._group.create_task(self._supervise(), name="polyfeed-supervisor")
 
     async def _supervise(self) -> None:
-        assert self._supervisor is not None and self._queue is not None
+        assert self._supervisor is not None
+        assert self._queue is not None
         try:
             await self._supervisor.run()
         except PolyfeedError as exc:

@@ -37,7 +37,8 @@ class ConnectionMetrics:
         state = "connected" if self.connected_since is not None else "disconnected"
         return (
             f"<ConnectionMetrics {state} connects={self.connects_total} "
-            f"messages={self.messages_received_total} reconnects={sum(self.reconnects_by_reason.values())} "
+            f"messages={self.messages_received_total} "
+            f"reconnects={sum(self.reconnects_by_reason.values())} "
             f"dropped={self.dropped_events_total}>"
         )
 
@@ -48,7 +49,7 @@ class ConnectionMetrics:
         self.backoff_seconds = 0.0
 
     def on_disconnected(self, now: float, reason: str) -> None:
-        """A connection ended for ``reason`` (a short slug, e.g. ``stale_data``, ``closed_1006``)."""
+        """A connection ended for ``reason``, a short slug (``stale_data``, ``closed_1006``)."""
         if self.connected_since is not None:
             self._connected_seconds += max(0.0, now - self.connected_since)
             self.connected_since = None
@@ -71,7 +72,7 @@ class ConnectionMetrics:
         """Seconds since the last frame of any kind, None before the first."""
         return None if self.last_message_at is None else max(0.0, now - self.last_message_at)
 
-    def snapshot(self, now: float) -> dict[str, float | int | None | dict[str, int]]:
+    def snapshot(self, now: float) -> dict[str, float | int | dict[str, int] | None]:
         """All metrics as plain values (Prometheus names without the ``polyfeed_`` prefix)."""
         return {
             "connects_total": self.connects_total,

@@ -85,10 +85,10 @@ class Connection:
 
     def _pump(self) -> None:
         session = self.session
-        if session._frames:  # noqa: SLF001 - hot path: skip the call when idle
+        if session._frames:
             self._outbox.extend(session.frames_to_send())
             self._outbox_ready.set()
-        if session._events:  # noqa: SLF001
+        if session._events:
             events = session.events()
             for event in events:
                 if isinstance(event, Stale):

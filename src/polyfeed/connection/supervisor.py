@@ -124,7 +124,7 @@ class Supervisor:
             try:
                 transport = await self._connector(
                     self.url,
-                    timeout=self.config.connect_timeout,
+                    connect_timeout=self.config.connect_timeout,
                     max_frame_bytes=self.config.max_frame_bytes,
                     auth_attempt=self._auth_failures + 1,
                 )

@@ -34,8 +34,8 @@ class Transport(Protocol):
         """Drop the TCP connection now, without a close handshake."""
         ...
 
-    async def close(self, timeout: float) -> None:
-        """Close politely, giving up (abort) after ``timeout`` seconds."""
+    async def close(self, grace: float) -> None:
+        """Close politely, giving up (abort) after ``grace`` seconds."""
         ...
 
 
@@ -108,15 +108,15 @@ class AiohttpTransport:
 
     def abort(self) -> None:
         """Drop the TCP connection at once (used on stale detection)."""
-        conn = self._ws._response.connection  # noqa: SLF001 - aiohttp offers no public abort
+        conn = self._ws._response.connection
         if conn is not None and conn.transport is not None:
             conn.transport.abort()
-        self._ws._response.close()  # noqa: SLF001
+        self._ws._response.close()
 
-    async def close(self, timeout: float) -> None:
-        """Send a close frame and wait up to ``timeout`` for the peer; then release everything."""
+    async def close(self, grace: float) -> None:
+        """Send a close frame and wait up to ``grace`` s for the peer; then release everything."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(grace):
                 await self._ws.close()
         except (TimeoutError, ConnectionError, aiohttp.ClientError):
             self.abort()
@@ -133,7 +133,7 @@ class AiohttpTransport:
 async def connect(
     url: str,
     *,
-    timeout: float,
+    connect_timeout: float,
     max_frame_bytes: int,
     auth_attempt: int = 1,
 ) -> AiohttpTransport:
@@ -147,13 +147,13 @@ async def connect(
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
     try:
         # The handshake itself must not hang on a dead server.
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(connect_timeout):
             ws = await session.ws_connect(
                 url,
                 autoping=True,
                 heartbeat=None,
                 max_msg_size=max_frame_bytes,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=timeout),
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=connect_timeout),
             )
     except aiohttp.WSServerHandshakeError as exc:
         await session.close()
