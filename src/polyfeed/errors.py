@@ -5,6 +5,7 @@
     PolyfeedError                     base; ``transient`` says whether a retry can help
     ├── ConfigError                   fatal: a bad setting, URL or argument
     ├── StreamClosedError             fatal: the stream was closed (aclose, shutdown)
+    ├── RestError                     a REST call failed (status, url); transient for 429/5xx/network
     ├── TransientError                the supervisor retries these with backoff
     │   ├── ConnectError              TCP/TLS connect refused, reset or timed out
     │   ├── ServerUnavailableError    handshake answered 429 / 5xx (status, retry_after)
@@ -31,6 +32,7 @@ __all__ = [
     "HandshakeRejectedError",
     "OverflowDisconnectError",
     "PolyfeedError",
+    "RestError",
     "RetriesExhaustedError",
     "ServerUnavailableError",
     "StreamClosedError",
@@ -50,6 +52,17 @@ class ConfigError(PolyfeedError, ValueError):
 
 class StreamClosedError(PolyfeedError):
     """The stream was closed; no further events or operations."""
+
+
+class RestError(PolyfeedError):
+    """A REST call failed. ``status`` is None for network errors; ``transient`` says retry-able."""
+
+    def __init__(self, status: int | None, url: str, detail: str = "") -> None:
+        what = f"HTTP {status}" if status is not None else "network error"
+        super().__init__(f"REST {url}: {what}{': ' + detail if detail else ''}")
+        self.status = status
+        self.url = url
+        self.transient = status is None or status == 429 or status >= 500
 
 
 class TransientError(PolyfeedError):

@@ -1,0 +1,178 @@
+"""CLOB REST (``/book``, ``/books``, ``/markets/{condition_id}``) and Gamma market discovery.
+
+The only module that makes HTTP calls. Responses are decoded into the same typed ``Book`` as the
+WebSocket snapshot, so a REST book and a WS book compare field by field.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+
+from polyfeed.errors import RestError
+from polyfeed.protocol.messages import Book
+
+_T = TypeVar("_T")
+
+
+class MarketToken(msgspec.Struct, frozen=True):
+    """One outcome token of a CLOB market."""
+
+    token_id: str
+    outcome: str = ""
+
+
+class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The metadata of a CLOB market that the book hash needs."""
+
+    condition_id: str
+    tokens: list[MarketToken] = []
+    minimum_order_size: str | None = None
+    minimum_tick_size: str | None = None
+    neg_risk: bool | None = None
+
+
+class GammaMarket(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """A Gamma ``/markets`` entry (only the fields polyfeed uses)."""
+
+    condition_id: str
+    clob_token_ids: list[str] = []
+    outcomes: list[str] = []
+    question: str | None = None
+    slug: str | None = None
+    active: bool | None = None
+    closed: bool | None = None
+    neg_risk: bool | None = None
+    order_price_min_tick_size: str | None = None
+    order_min_size: str | None = None
+
+
+class _RawGammaMarket(msgspec.Struct, kw_only=True, rename="camel"):
+    condition_id: str
+    # Gamma sends these two lists as JSON-encoded strings ("[\"id1\", \"id2\"]").
+    clob_token_ids: str | list[str] | None = None
+    outcomes: str | list[str] | None = None
+    question: str | None = None
+    slug: str | None = None
+    active: bool | None = None
+    closed: bool | None = None
+    neg_risk: bool | None = None
+    order_price_min_tick_size: str | float | None = None
+    order_min_size: str | float | None = None
+
+
+def _string_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    try:
+        decoded = msgspec.json.decode(value, type=list[str])
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return []
+    return decoded
+
+
+def _opt_str(value: str | float | None) -> str | None:
+    return None if value is None else str(value)
+
+
+_book_decoder = msgspec.json.Decoder(Book, strict=False)
+_books_decoder = msgspec.json.Decoder(list[Book], strict=False)
+_market_decoder = msgspec.json.Decoder(MarketInfo, strict=False)
+_gamma_decoder = msgspec.json.Decoder(list[_RawGammaMarket], strict=False)
+
+
+class RestClient:
+    """A small async client for the CLOB and Gamma REST APIs."""
+
+    def __init__(
+        self,
+        rest_url: str,
+        gamma_url: str | None = None,
+        *,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.rest_url = rest_url.rstrip("/")
+        self.gamma_url = (gamma_url or rest_url).rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self.requests = 0
+        self.failures = 0
+
+    def __repr__(self) -> str:
+        return f"<RestClient {self.rest_url} requests={self.requests} failures={self.failures}>"
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def _request(self, method: str, url: str, body: bytes | None = None) -> bytes:
+        self.requests += 1
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        try:
+            async with self._client().request(method, url, data=body, headers=headers) as resp:
+                payload = await resp.read()
+                if resp.status != 200:
+                    self.failures += 1
+                    raise RestError(resp.status, url, payload[:200].decode("utf-8", "replace"))
+                return payload
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.failures += 1
+            raise RestError(None, url, str(exc) or type(exc).__name__) from None
+
+    def _decode(self, decoder: msgspec.json.Decoder[_T], payload: bytes, url: str) -> _T:
+        try:
+            return decoder.decode(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            self.failures += 1
+            raise RestError(200, url, f"unexpected response: {exc}") from None
+
+    async def book(self, token_id: str) -> Book:
+        """``GET /book?token_id=`` as a typed ``Book`` (with the market metadata fields)."""
+        url = f"{self.rest_url}/book?token_id={quote(token_id)}"
+        return self._decode(_book_decoder, await self._request("GET", url), url)
+
+    async def books(self, token_ids: list[str]) -> list[Book]:
+        """``POST /books`` for several tokens at once."""
+        url = f"{self.rest_url}/books"
+        body = msgspec.json.encode([{"token_id": token} for token in token_ids])
+        return self._decode(_books_decoder, await self._request("POST", url, body), url)
+
+    async def market(self, condition_id: str) -> MarketInfo:
+        """``GET /markets/{condition_id}``: tokens, minimum order size and tick, neg_risk."""
+        url = f"{self.rest_url}/markets/{quote(condition_id)}"
+        return self._decode(_market_decoder, await self._request("GET", url), url)
+
+    async def gamma_markets(
+        self, *, limit: int = 100, offset: int = 0, active: bool = True
+    ) -> list[GammaMarket]:
+        """Gamma ``/markets`` (active, not closed), with the JSON-in-string lists decoded."""
+        flag = "true" if active else "false"
+        url = f"{self.gamma_url}/markets?active={flag}&closed=false&limit={limit}&offset={offset}"
+        raw = self._decode(_gamma_decoder, await self._request("GET", url), url)
+        return [
+            GammaMarket(
+                condition_id=item.condition_id,
+                clob_token_ids=_string_list(item.clob_token_ids),
+                outcomes=_string_list(item.outcomes),
+                question=item.question,
+                slug=item.slug,
+                active=item.active,
+                closed=item.closed,
+                neg_risk=item.neg_risk,
+                order_price_min_tick_size=_opt_str(item.order_price_min_tick_size),
+                order_min_size=_opt_str(item.order_min_size),
+            )
+            for item in raw
+        ]
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
