@@ -5,12 +5,12 @@
     PolyfeedError                     base; ``transient`` says whether a retry can help
     ├── ConfigError                   fatal: a bad setting, URL or argument
     ├── StreamClosedError             fatal: the stream was closed (aclose, shutdown)
-    ├── RestError                     a REST call failed (status, url); transient for 429/5xx/network
+    ├── RestError                     a REST call failed (status, url); transient on 429/5xx
     ├── TransientError                the supervisor retries these with backoff
     │   ├── ConnectError              TCP/TLS connect refused, reset or timed out
     │   ├── ServerUnavailableError    handshake answered 429 / 5xx (status, retry_after)
     │   ├── ConnectionClosedError     the socket closed (close code, reason)
-    │   ├── DataTimeoutError          stale link: no data / no PONG / silent asset (kind, silent_for)
+    │   ├── DataTimeoutError          stale link: no data, no PONG, silent asset (kind)
     │   └── OverflowDisconnectError   the consumer fell behind under the ``disconnect`` policy
     └── FatalError                    the supervisor stops and raises these to the caller
         ├── AuthenticationError       401/403 or credentials rejected (status, attempts)
