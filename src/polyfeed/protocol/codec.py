@@ -42,6 +42,10 @@ EXCERPT_CHARS: Final = 200
 # so a bytearray slice compares equal instead of failing to hash.
 _JSON_OPENERS: Final = ("{", "[", b"{", b"[")
 
+# What decoding untrusted bytes can raise: bad JSON or types, nesting deeper than msgspec's
+# recursion limit, and invalid UTF-8 inside strings.
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
 
 @dataclass(slots=True)
 class DecodeStats:
@@ -169,7 +173,7 @@ class FrameDecoder:
         if data[:1] in _JSON_OPENERS:
             try:
                 decoded = self._codec.fast.decode(data)
-            except (msgspec.DecodeError, RecursionError):
+            except _DECODE_ERRORS:
                 return self._count(self._decode_slow(data))
             items: list[WireItem]
             if type(decoded) is list:
@@ -220,7 +224,7 @@ class FrameDecoder:
             return self._decode_slow(text)
         try:
             value = msgspec.json.decode(text)
-        except (msgspec.DecodeError, RecursionError):
+        except _DECODE_ERRORS:
             return [Notice(text)]
         return [
             Malformed(f"expected a JSON object or array, got {_type_name(value)}", _excerpt(text))
@@ -230,7 +234,7 @@ class FrameDecoder:
         """Generic decode, then element by element, so good elements survive bad neighbours."""
         try:
             value = msgspec.json.decode(data)
-        except (msgspec.DecodeError, RecursionError) as exc:
+        except _DECODE_ERRORS as exc:
             return [Malformed(f"invalid JSON: {exc}", _excerpt(data))]
         if isinstance(value, dict):
             raw = data.encode() if isinstance(data, str) else bytes(data)
