@@ -82,6 +82,11 @@ class BookResynced(_Lifecycle, frozen=True, tag="book_resynced"):
     source: str = "snapshot"
 
 
+def is_lifecycle(item: object) -> bool:
+    """True for polyfeed's own lifecycle events (never dropped by the consumer queue)."""
+    return isinstance(item, _Lifecycle)
+
+
 LifecycleEvent = (
     Connected
     | Disconnected

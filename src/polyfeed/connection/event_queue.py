@@ -16,7 +16,7 @@ from typing import Any
 
 from polyfeed.config import QueueConfig
 from polyfeed.errors import StreamClosedError
-from polyfeed.events import Gap
+from polyfeed.events import Gap, is_lifecycle
 from polyfeed.protocol.messages import (
     BestBidAsk,
     Book,
@@ -42,9 +42,10 @@ def event_assets(item: object) -> tuple[str, ...]:
 def event_time(item: object) -> float | None:
     """The server timestamp of a market/user event, in epoch seconds, if it has one."""
     timestamp = getattr(item, "timestamp", None)
-    if isinstance(timestamp, int) and not isinstance(timestamp, bool):
-        # Market timestamps are epoch ms; a seconds value would be far in the past anyway.
-        return timestamp / 1000.0 if timestamp > 10**11 else float(timestamp)
+    # Only epoch-ms values are trusted; anything else (seconds, test values) falls back to
+    # the time of the drop.
+    if isinstance(timestamp, int) and not isinstance(timestamp, bool) and timestamp > 10**11:
+        return timestamp / 1000.0
     return None
 
 
@@ -74,6 +75,7 @@ class EventQueue:
         self.config = config
         self._wall = wall
         self._items: deque[Any] = deque()
+        self._kept: deque[Any] = deque()
         self._ready = asyncio.Event()
         self._closed_error: BaseException | None = None
         self._closed = False
@@ -93,7 +95,7 @@ class EventQueue:
         )
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._kept)
 
     def put_many(self, items: Iterable[Any]) -> bool:
         """Enqueue without waiting. False when the ``disconnect`` policy asks for a reconnect."""
@@ -109,7 +111,7 @@ class EventQueue:
                     ok = False
                     self._record_drop(item)
                     continue
-                self._record_drop(queue.popleft())
+                self._evict_oldest()
             queue.append(item)
         size = len(queue)
         if size > self.high_water:
@@ -127,6 +129,17 @@ class EventQueue:
         if size:
             self._ready.set()
         return ok
+
+    def _evict_oldest(self) -> None:
+        queue = self._items
+        while queue:
+            victim = queue.popleft()
+            if is_lifecycle(victim):
+                # Lifecycle events are rare and say what happened to the stream: keep them.
+                self._kept.append(victim)
+                continue
+            self._record_drop(victim)
+            return
 
     def _record_drop(self, item: object) -> None:
         if self._drops is None:
@@ -158,6 +171,8 @@ class EventQueue:
     async def get(self) -> Any:
         """The next item; a pending drop ``Gap`` comes first. Raises when closed and drained."""
         while True:
+            if self._kept:
+                return self._kept.popleft()
             gap = self.take_gap()
             if gap is not None:
                 return gap
@@ -175,6 +190,8 @@ class EventQueue:
 
     def get_nowait(self) -> Any:
         """The next item without waiting; raises ``StreamClosedError`` when nothing is queued."""
+        if self._kept:
+            return self._kept.popleft()
         gap = self.take_gap()
         if gap is not None:
             return gap

@@ -17,7 +17,7 @@ from polyfeed.clock import Clock
 from polyfeed.config import StreamConfig
 from polyfeed.connection.event_queue import EventQueue
 from polyfeed.connection.lifecycle import Connection
-from polyfeed.connection.transport import AiohttpTransport, connect
+from polyfeed.connection.transport import Transport, connect
 from polyfeed.credentials import Credentials
 from polyfeed.errors import (
     AuthenticationError,
@@ -34,7 +34,7 @@ from polyfeed.subscriptions import SubscriptionSet
 
 logger = logging.getLogger("polyfeed.supervisor")
 
-Connector = Callable[..., Awaitable[AiohttpTransport]]
+Connector = Callable[..., Awaitable[Transport]]
 State = Literal["idle", "connecting", "open", "backoff", "closed"]
 
 
@@ -162,7 +162,7 @@ class Supervisor:
             await self.clock.sleep_until(self.clock.now() + delay)
 
     async def _run_connection(
-        self, transport: AiohttpTransport, gap_started: float | None, last_reason: str
+        self, transport: Transport, gap_started: float | None, last_reason: str
     ) -> tuple[TransientError, Session]:
         self.connections_opened += 1
         connection_id = self.connections_opened

@@ -38,6 +38,10 @@ class Transport(Protocol):
         """Close politely, giving up (abort) after ``grace`` seconds."""
         ...
 
+    async def release(self) -> None:
+        """Free what the connection holds after it ended (idempotent)."""
+        ...
+
 
 def parse_retry_after(value: str | None, now_wall: float | None = None) -> float | None:
     """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None when absent/bad."""

@@ -1,0 +1,399 @@
+"""The reconnect loop, driven through MarketStream/UserStream over in-memory transports.
+
+Intervals are scaled down to tens of milliseconds; every test has a hard timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from polyfeed import (
+    AuthenticationError,
+    BackoffConfig,
+    Book,
+    Connected,
+    Credentials,
+    Disconnected,
+    Gap,
+    HeartbeatConfig,
+    MarketStream,
+    QueueConfig,
+    Reconnecting,
+    Resubscribed,
+    RetriesExhaustedError,
+    ServerUnavailableError,
+    Stale,
+    StreamConfig,
+    UserStream,
+    WatchdogConfig,
+)
+from polyfeed.connection.supervisor import reason_slug
+from polyfeed.errors import ConnectionClosedError, DataTimeoutError, HandshakeRejectedError
+from polyfeed.testing.memory import MemoryConnector, MemoryTransport
+
+HB = HeartbeatConfig(interval=0.05, pong_timeout=0.2)
+
+
+def config(**overrides: Any) -> StreamConfig:
+    base = StreamConfig(
+        heartbeat=HB,
+        watchdog=WatchdogConfig(data_timeout=0.3, confirm_timeout=5.0),
+        backoff=BackoffConfig(base=0.01, max_delay=0.08, jitter=0.0, stable_for=1.0),
+    )
+
+    return dataclasses.replace(base, **overrides)
+
+
+def book(asset: str, ts: int = 1_700_000_000_000) -> str:
+    return json.dumps(
+        {
+            "event_type": "book",
+            "market": "0xm",
+            "asset_id": asset,
+            "timestamp": str(ts),
+            "bids": [{"price": "0.4", "size": "10"}],
+            "asks": [{"price": "0.6", "size": "10"}],
+            "hash": "",
+        }
+    )
+
+
+async def serve(transport: MemoryTransport, *, pong: bool = True, data: bool = True) -> None:
+    """Play a well-behaved server on one transport: snapshot on subscribe, PONG on PING."""
+    while True:
+        text = await transport.sent()
+        if text == "PING":
+            if pong:
+                transport.feed("PONG")
+            continue
+        frame = json.loads(text)
+        if data and frame.get("type") == "market":
+            for asset in frame["assets_ids"]:
+                transport.feed(book(asset))
+
+
+async def next_of(stream: AsyncIterator[Any], kind: type, limit: int = 200) -> Any:
+    for _ in range(limit):
+        event = await anext(stream)
+        if isinstance(event, kind):
+            return event
+    raise AssertionError(f"no {kind.__name__} in {limit} events")
+
+
+@pytest.mark.timeout(10)
+async def test_initial_frame_first_then_text_pings() -> None:
+    connector = MemoryConnector()
+    async with MarketStream(["a1", "a2"], url="ws://x", config=config(), connector=connector) as s:
+        transport = await connector.wait_for(1)
+        async with asyncio.TaskGroup() as tg:
+            server = tg.create_task(serve(transport))
+            assert isinstance(await anext(s), Connected)
+            books = [await next_of(s, Book), await next_of(s, Book)]
+            assert {b.asset_id for b in books} == {"a1", "a2"}
+            await asyncio.sleep(0.18)
+            server.cancel()
+        first = json.loads(transport.sent_frames[0])
+        assert first == {
+            "type": "market",
+            "assets_ids": ["a1", "a2"],
+            "initial_dump": True,
+            "custom_feature_enabled": False,
+        }
+        pings = [f for f in transport.sent_frames[1:] if f == "PING"]
+        assert 2 <= len(pings) <= 5
+        assert all(f == "PING" for f in transport.sent_frames[1:])
+
+
+@pytest.mark.timeout(10)
+async def test_silent_stall_is_detected_at_the_deadline_and_recovered() -> None:
+    connector = MemoryConnector()
+    loop = asyncio.get_running_loop()
+    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+        async with asyncio.TaskGroup() as tg:
+            first = await connector.wait_for(1)
+            # PONGs keep flowing after the snapshot, data never comes again.
+            s1 = tg.create_task(serve(first))
+            await next_of(s, Book)
+            last_data = loop.time()
+            stale = await next_of(s, Stale)
+            detected = loop.time()
+            assert stale.kind == "data"
+            assert 0.3 <= detected - last_data < 0.3 + 0.1
+            assert first.aborted, "a stale socket is aborted, not closed politely"
+            disconnected = await next_of(s, Disconnected)
+            assert disconnected.code is None
+            reconnecting = await next_of(s, Reconnecting)
+            assert reconnecting.attempt == 1
+            second = await connector.wait_for(2)
+            s2 = tg.create_task(serve(second))
+            await next_of(s, Connected)
+            assert (await next_of(s, Resubscribed)).assets == ["a1"]
+            gap = await next_of(s, Gap)
+            assert gap.assets == ["a1"]
+            assert gap.reason == "stale_data"
+            assert gap.ended >= gap.started
+            assert (await next_of(s, Book)).asset_id == "a1"
+            assert json.loads(second.sent_frames[0])["assets_ids"] == ["a1"]
+            s1.cancel()
+            s2.cancel()
+        assert s.metrics.stale_by_kind["data"] == 1
+        assert s.metrics.reconnects_by_reason["stale_data"] == 1
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("code", [1000, 1001, 1006, 1011])
+async def test_server_close_codes_reconnect_and_replay(code: int) -> None:
+    connector = MemoryConnector()
+    async with MarketStream(["a1", "a2"], url="ws://x", config=config(), connector=connector) as s:
+        first = await connector.wait_for(1)
+        await next_of(s, Connected)
+        first.peer_close(code, "bye")
+        disconnected = await next_of(s, Disconnected)
+        assert disconnected.code == code
+        await next_of(s, Reconnecting)
+        second = await connector.wait_for(2)
+        await next_of(s, Connected)
+        await asyncio.sleep(0.01)
+        assert json.loads(second.sent_frames[0])["assets_ids"] == ["a1", "a2"]
+
+
+@pytest.mark.timeout(10)
+async def test_dead_peer_detected_by_pong_deadline_and_aborted() -> None:
+    connector = MemoryConnector()
+    loop = asyncio.get_running_loop()
+    cfg = config(watchdog=WatchdogConfig(data_timeout=30.0))
+    async with MarketStream(["a1"], url="ws://x", config=cfg, connector=connector) as s:
+        transport = await connector.wait_for(1)
+        started = loop.time()
+        stale = await next_of(s, Stale)
+        detected = loop.time()
+        assert stale.kind == "pong"
+        # First PING at +0.05 s unanswered -> dead at +0.05 + 0.2 at the latest.
+        assert detected - started < 0.05 + 0.2 + 0.1
+        assert transport.aborted
+        await next_of(s, Reconnecting)
+        await connector.wait_for(2)
+        reconnected = loop.time()
+        assert reconnected - detected < 0.05 + 0.01 + 0.05
+
+
+@pytest.mark.timeout(10)
+async def test_flapping_server_delays_grow_to_the_cap() -> None:
+    connector = MemoryConnector()
+    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+        delays: list[float] = []
+        while len(delays) < 6:
+            event = await anext(s)
+            if isinstance(event, Connected):
+                connector.transports[-1].peer_close(1011)
+            elif isinstance(event, Reconnecting):
+                delays.append(event.delay)
+        assert delays == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.08, 0.08])
+
+
+@pytest.mark.timeout(10)
+async def test_backoff_resets_only_after_a_stable_connection() -> None:
+    connector = MemoryConnector()
+    cfg = config(backoff=BackoffConfig(base=0.01, max_delay=0.08, jitter=0.0, stable_for=0.15))
+    async with MarketStream(["a1"], url="ws://x", config=cfg, connector=connector) as s:
+        async with asyncio.TaskGroup() as tg:
+            servers = []
+            delays: list[float] = []
+            while len(delays) < 3:
+                event = await anext(s)
+                if isinstance(event, Connected):
+                    transport = connector.transports[-1]
+                    servers.append(tg.create_task(serve(transport)))
+                    if len(delays) < 2:
+                        transport.peer_close(1011)
+                    else:
+                        await asyncio.sleep(0.2)
+                        transport.peer_close(1011)
+                elif isinstance(event, Reconnecting):
+                    delays.append(event.delay)
+            for server in servers:
+                server.cancel()
+        assert delays == pytest.approx([0.01, 0.02, 0.01])
+
+
+@pytest.mark.timeout(10)
+async def test_retry_after_is_honoured_on_429() -> None:
+    async def refuse_first(index: int) -> None:
+        if index == 0:
+            raise ServerUnavailableError(429, retry_after=0.12)
+        if index == 1:
+            raise ServerUnavailableError(503)
+
+    connector = MemoryConnector(refuse_first)
+    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+        first = await next_of(s, Reconnecting)
+        second = await next_of(s, Reconnecting)
+        await next_of(s, Connected)
+        assert first.delay == pytest.approx(0.12)
+        assert second.delay == pytest.approx(0.02)
+        assert s.metrics.connects_total == 1
+
+
+@pytest.mark.timeout(10)
+async def test_rejected_credentials_are_fatal_after_auth_retries() -> None:
+    async def reject(index: int) -> None:
+        raise AuthenticationError(401, index + 1)
+
+    connector = MemoryConnector(reject)
+    creds = Credentials(api_key="key-123456", secret="s3cret-value", passphrase="pass-phrase")
+    stream = UserStream(None, credentials=creds, url="ws://x", config=config(), connector=connector)
+    async with stream:
+        with pytest.raises(AuthenticationError) as info:
+            async for _ in stream:
+                pass
+    assert connector.attempts == 3  # the first try plus auth_retries=2
+    assert info.value.status == 401
+    assert "s3cret" not in repr(info.value) and "pass-phrase" not in str(info.value)
+    assert stream.health().state == "failed"
+
+
+@pytest.mark.timeout(10)
+async def test_user_socket_dropped_after_subscribe_counts_as_auth_failure() -> None:
+    connector = MemoryConnector()
+    creds = Credentials(api_key="key-123456", secret="s3cret-value", passphrase="pass-phrase")
+    stream = UserStream(
+        ["0xc1"], credentials=creds, url="ws://x", config=config(), connector=connector
+    )
+    async with stream:
+        with pytest.raises(AuthenticationError) as info:
+            async for event in stream:
+                if isinstance(event, Connected):
+                    transport = connector.transports[-1]
+                    await transport.sent()
+                    transport.peer_drop()
+        assert info.value.status is None
+        first = json.loads(connector.transports[0].sent_frames[0])
+        assert first["type"] == "user" and first["markets"] == ["0xc1"]
+        assert first["auth"]["apiKey"] == "key-123456"
+
+
+@pytest.mark.timeout(10)
+async def test_rejected_handshake_is_fatal_at_once() -> None:
+    async def not_found(index: int) -> None:
+        raise HandshakeRejectedError(404, "ws://x")
+
+    connector = MemoryConnector(not_found)
+    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+        with pytest.raises(HandshakeRejectedError):
+            await anext(s)
+    assert connector.attempts == 1
+
+
+@pytest.mark.timeout(10)
+async def test_max_attempts_ends_with_a_clear_fatal_error() -> None:
+    async def refuse(index: int) -> None:
+        raise ServerUnavailableError(503)
+
+    cfg = config(backoff=BackoffConfig(base=0.01, max_delay=0.02, jitter=0.0, max_attempts=3))
+    connector = MemoryConnector(refuse)
+    async with MarketStream(["a1"], url="ws://x", config=cfg, connector=connector) as s:
+        with pytest.raises(RetriesExhaustedError) as info:
+            async for _ in s:
+                pass
+    assert info.value.attempts == 3
+    assert isinstance(info.value.last_error, ServerUnavailableError)
+
+
+@pytest.mark.timeout(10)
+async def test_live_subscribe_and_unsubscribe_without_reconnect() -> None:
+    connector = MemoryConnector()
+    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+        transport = await connector.wait_for(1)
+        async with asyncio.TaskGroup() as tg:
+            server = tg.create_task(serve(transport))
+            await next_of(s, Book)
+            assert await s.subscribe(["a2", "a1"]) == ["a2"]
+            assert await s.unsubscribe(["a1"]) == ["a1"]
+            await asyncio.sleep(0.02)
+            server.cancel()
+        frames = [json.loads(f) for f in transport.sent_frames if f != "PING"]
+        assert frames[1:] == [
+            {"operation": "subscribe", "assets_ids": ["a2"]},
+            {"operation": "unsubscribe", "assets_ids": ["a1"]},
+        ]
+        assert connector.attempts == 1
+        assert s.subscriptions == frozenset({"a2"})
+
+
+@pytest.mark.timeout(10)
+async def test_unconfirmed_asset_is_redriven() -> None:
+    connector = MemoryConnector()
+    cfg = config(watchdog=WatchdogConfig(data_timeout=5.0, confirm_timeout=0.1))
+    async with MarketStream(["a1", "a2"], url="ws://x", config=cfg, connector=connector) as s:
+        transport = await connector.wait_for(1)
+        await next_of(s, Connected)
+        await transport.sent()
+        transport.feed(book("a1"))  # a2 is ignored by the server
+        stale = await next_of(s, Stale)
+        assert stale.kind == "asset" and stale.asset_ids == ["a2"]
+        assert (await next_of(s, Resubscribed)).assets == ["a2"]
+        await asyncio.sleep(0.01)
+        ops = [json.loads(f) for f in transport.sent_frames if f.startswith('{"operation"')]
+        assert ops[:2] == [
+            {"operation": "unsubscribe", "assets_ids": ["a2"]},
+            {"operation": "subscribe", "assets_ids": ["a2"]},
+        ]
+
+
+@pytest.mark.timeout(10)
+async def test_slow_consumer_never_delays_heartbeats_and_drops_become_a_gap() -> None:
+    connector = MemoryConnector()
+    cfg = config(queue=QueueConfig(maxsize=50, overflow="drop_oldest"))
+    async with MarketStream(["a1"], url="ws://x", config=cfg, connector=connector) as s:
+        transport = await connector.wait_for(1)
+        async with asyncio.TaskGroup() as tg:
+            server = tg.create_task(serve(transport))
+            # The consumer reads nothing for 0.3 s while 500 events arrive.
+            for ts in range(500):
+                transport.feed(book("a1", 1_700_000_000_000 + ts))
+                if ts % 50 == 0:
+                    await asyncio.sleep(0.03)
+            await asyncio.sleep(0.05)
+            pings = transport.sent_frames.count("PING")
+            assert pings >= 4, "heartbeats went on while the consumer slept"
+            gap = await next_of(s, Gap)
+            server.cancel()
+        assert gap.dropped > 400
+        assert gap.assets == ["a1"]
+        assert gap.reason == "consumer queue overflow"
+        assert 1_700_000_000.0 <= gap.started <= gap.ended < 1_700_000_001.0
+        assert s.health().dropped_events == gap.dropped
+        assert s.metrics.stale_by_kind == {}
+
+
+@pytest.mark.timeout(10)
+async def test_aclose_is_prompt_and_leaves_no_task() -> None:
+    connector = MemoryConnector()
+    loop = asyncio.get_running_loop()
+    before = asyncio.all_tasks()
+    stream = MarketStream(["a1"], url="ws://x", config=config(), connector=connector)
+    await stream.start()
+    await connector.wait_for(1)
+    await next_of(stream, Connected)
+    started = loop.time()
+    await stream.aclose()
+    assert loop.time() - started < 1.0
+    assert asyncio.all_tasks() == before
+    assert connector.transports[0].closed_politely
+    assert stream.health().state == "closed"
+    with pytest.raises(StopAsyncIteration):
+        while True:
+            await anext(stream)
+
+
+def test_reason_slugs() -> None:
+    assert reason_slug(DataTimeoutError("pong", 1.0)) == "stale_pong"
+    assert reason_slug(ConnectionClosedError(None)) == "dropped"
+    assert reason_slug(ConnectionClosedError(1011)) == "closed_1011"
+    assert reason_slug(ServerUnavailableError(429, 1.0)) == "http_429"
