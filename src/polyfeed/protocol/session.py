@@ -21,7 +21,7 @@ from typing import Literal
 
 from polyfeed.config import StreamConfig
 from polyfeed.credentials import Credentials
-from polyfeed.errors import DataTimeoutError, TransientError
+from polyfeed.errors import ConfigError, DataTimeoutError, TransientError
 from polyfeed.events import LifecycleEvent, Resubscribed, Stale
 from polyfeed.protocol import frames
 from polyfeed.protocol.codec import FrameDecoder
@@ -62,7 +62,7 @@ class Session:
         connection_id: int = 0,
     ) -> None:
         if channel == "user" and credentials is None:
-            raise ValueError("the user channel needs credentials")
+            raise ConfigError("the user channel needs credentials")
         self.channel: Channel = channel
         self.subscriptions = subscriptions
         self.config = config
@@ -92,6 +92,8 @@ class Session:
 
     def connected(self, now: float) -> None:
         """The socket is open: queue the initial subscription and start the clocks."""
+        # A session may be reused for the next socket: the old one's verdict does not carry over.
+        self.failure = None
         ids = self.subscriptions.on_connected(now)
         if self.channel == "market":
             self._frames.append(
@@ -118,16 +120,18 @@ class Session:
             if isinstance(item, Pong):
                 watchdog.on_pong(now)
                 continue
-            if not counted_frame:
-                # Any non-PONG frame proves the data path is alive, even one we cannot parse.
-                watchdog.on_frame(now)
-                self.last_data_at = now
-                counted_frame = True
             if isinstance(item, Notice):
+                # Not data: the server sends NO NEW ASSETS periodically on its own, so counting
+                # notices would keep a stalled socket looking fresh for ever.
                 if item.text == "INVALID OPERATION":
                     self.invalid_operations += 1
                 self._events.append(item)
                 continue
+            if not counted_frame:
+                # Any other frame proves the data path is alive, even one we cannot parse.
+                watchdog.on_frame(now)
+                self.last_data_at = now
+                counted_frame = True
             self.events_received += 1
             self._note_assets(item, now)
             self._events.append(item)
@@ -242,8 +246,14 @@ class Session:
         return removed
 
     def closed(self) -> None:
-        """The socket is gone (for whatever reason)."""
+        """The socket is gone (for whatever reason).
+
+        Frames not yet sent are dropped: they belong to the dead socket, and a queued ``PING`` or
+        ``operation`` frame sent ahead of the next initial frame would get ``1008``.
+        """
         self.opened = False
+        self._frames.clear()
+        self.watchdog.stop()
         self.subscriptions.on_disconnected()
 
     # ------------------------------------------------------------------ outputs
