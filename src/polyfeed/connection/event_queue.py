@@ -49,6 +49,9 @@ def event_time(item: object) -> float | None:
     return None
 
 
+_NOTHING: Any = object()
+
+
 class _DropRecord:
     __slots__ = ("assets", "count", "ended", "started")
 
@@ -80,6 +83,9 @@ class EventQueue:
         self._closed_error: BaseException | None = None
         self._closed = False
         self._drops: _DropRecord | None = None
+        # How many queued items precede the pending Gap: 0 when the oldest were dropped; under
+        # ``disconnect`` the newest are dropped, so the Gap waits behind what was queued then.
+        self._gap_after = 0
         self._alarmed = False
         self.dropped = 0
         self.high_water = 0
@@ -109,9 +115,12 @@ class EventQueue:
                 if self.config.overflow == "disconnect":
                     self.overflowed = True
                     ok = False
-                    self._record_drop(item)
-                    continue
-                self._evict_oldest()
+                    if not is_lifecycle(item):
+                        self._record_drop(item, newest=True)
+                        continue
+                    # Lifecycle events are never dropped: this one goes in over the limit.
+                else:
+                    self._evict_oldest()
             queue.append(item)
         size = len(queue)
         if size > self.high_water:
@@ -138,12 +147,13 @@ class EventQueue:
                 # Lifecycle events are rare and say what happened to the stream: keep them.
                 self._kept.append(victim)
                 continue
-            self._record_drop(victim)
+            self._record_drop(victim, newest=False)
             return
 
-    def _record_drop(self, item: object) -> None:
+    def _record_drop(self, item: object, *, newest: bool) -> None:
         if self._drops is None:
             self._drops = _DropRecord()
+            self._gap_after = len(self._items) if newest else 0
             logger.warning("consumer queue full: dropping events (policy %s)", self.config.overflow)
         self._drops.add(item, self._wall())
         self.dropped += 1
@@ -168,17 +178,27 @@ class EventQueue:
             dropped=drops.count,
         )
 
-    async def get(self) -> Any:
-        """The next item; a pending drop ``Gap`` comes first. Raises when closed and drained."""
-        while True:
-            if self._kept:
-                return self._kept.popleft()
+    def _pop(self) -> Any:
+        """The next item in delivery order, or ``_NOTHING``."""
+        if self._kept:
+            return self._kept.popleft()
+        if self._gap_after == 0 or not self._items:
             gap = self.take_gap()
             if gap is not None:
                 return gap
-            if self._items:
-                item = self._items.popleft()
-                if not self._items and not self._closed:
+        if self._items:
+            if self._gap_after:
+                self._gap_after -= 1
+            return self._items.popleft()
+        return _NOTHING
+
+    async def get(self) -> Any:
+        """The next item; a pending drop ``Gap`` comes where the drop happened (first, when the
+        oldest were dropped). Raises when closed and drained."""
+        while True:
+            item = self._pop()
+            if item is not _NOTHING:
+                if not self._items and not self._kept and not self._closed:
                     self._ready.clear()
                 return item
             if self._closed:
@@ -190,11 +210,7 @@ class EventQueue:
 
     def get_nowait(self) -> Any:
         """The next item without waiting; raises ``StreamClosedError`` when nothing is queued."""
-        if self._kept:
-            return self._kept.popleft()
-        gap = self.take_gap()
-        if gap is not None:
-            return gap
-        if self._items:
-            return self._items.popleft()
-        raise StreamClosedError("no event queued")
+        item = self._pop()
+        if item is _NOTHING:
+            raise StreamClosedError("no event queued")
+        return item

@@ -1,0 +1,302 @@
+"""EventQueue: FIFO, never-blocking puts, overflow policies with exact Gap reports, close."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+
+import pytest
+
+from polyfeed.config import QueueConfig
+from polyfeed.connection.event_queue import EventQueue, event_assets, event_time
+from polyfeed.errors import ConnectionClosedError, StreamClosedError
+from polyfeed.events import Connected, Disconnected, Gap
+from polyfeed.protocol.messages import Book, LastTradePrice, PriceChange, PriceChangeEntry
+
+WALL = 1_800_000_000.0
+
+
+def make(maxsize=10, overflow="drop_oldest", alarm_at=None, wall=WALL) -> EventQueue:
+    return EventQueue(
+        QueueConfig(maxsize=maxsize, overflow=overflow, alarm_at=alarm_at), lambda: wall
+    )
+
+
+def book(asset: str, ts_ms: int) -> Book:
+    return Book(market="0xm", asset_id=asset, timestamp=ts_ms, bids=[], asks=[])
+
+
+def change(ts_ms: int, *assets: str) -> PriceChange:
+    return PriceChange(
+        market="0xm",
+        timestamp=ts_ms,
+        price_changes=[
+            PriceChangeEntry(asset_id=a, price="0.5", size="1", side="BUY") for a in assets
+        ],
+    )
+
+
+async def drain(queue: EventQueue) -> list[object]:
+    out: list[object] = []
+    queue.close()
+    while True:
+        try:
+            out.append(await queue.get())
+        except StopAsyncIteration:
+            return out
+
+
+async def test_fifo():
+    queue = make()
+    assert queue.put_many([1, 2, 3])
+    assert queue.put_many([4])
+    assert [await queue.get() for _ in range(4)] == [1, 2, 3, 4]
+    assert len(queue) == 0
+
+
+def test_put_many_is_synchronous_and_never_blocks_when_full():
+    assert not inspect.iscoroutinefunction(EventQueue.put_many)
+    for overflow in ("drop_oldest", "buffer", "disconnect"):
+        queue = make(maxsize=3, overflow=overflow)
+        queue.put_many(range(1000))  # returns at once whatever the policy
+        assert len(queue) == 3
+
+
+async def test_get_waits_for_a_put():
+    queue = make()
+    waiter = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    queue.put_many(["x"])
+    assert await asyncio.wait_for(waiter, 1.0) == "x"
+
+
+async def test_drop_oldest_reports_a_gap_before_the_next_item():
+    queue = make(maxsize=3)
+    queue.put_many([book("a", 1_000_000_000_000), book("b", 1_000_000_001_500)])
+    queue.put_many([book("c", 1_000_000_002_000)])
+    assert queue.put_many([book("d", 1_000_000_003_000), book("e", 1_000_000_004_000)])
+    assert queue.dropped == 2
+    assert len(queue) == 3
+    gap = await queue.get()
+    assert gap == Gap(
+        started=1_000_000_000.0,
+        ended=1_000_000_001.5,
+        assets=["a", "b"],
+        reason="consumer queue overflow",
+        dropped=2,
+    )
+    rest = [await queue.get() for _ in range(3)]
+    assert [b.asset_id for b in rest] == ["c", "d", "e"]
+    # Reported once only.
+    assert queue.take_gap() is None
+    assert queue.dropped == 2
+
+
+async def test_each_overflow_episode_gets_its_own_gap():
+    queue = make(maxsize=2)
+    queue.put_many([book("a", 1_000_000_000_000), book("b", 1_000_000_001_000)])
+    queue.put_many([book("c", 1_000_000_002_000)])
+    first = await queue.get()
+    assert isinstance(first, Gap)
+    assert (first.dropped, first.assets) == (1, ["a"])
+    assert (await queue.get()).asset_id == "b"
+    queue.put_many([book("d", 1_000_000_003_000), book("e", 1_000_000_004_000)])
+    second = await queue.get()
+    assert isinstance(second, Gap)
+    assert (second.dropped, second.assets, second.started) == (1, ["c"], 1_000_000_002.0)
+    assert [(await queue.get()).asset_id for _ in range(2)] == ["d", "e"]
+    assert queue.dropped == 2
+
+
+async def test_gap_lists_every_asset_of_dropped_price_changes_once():
+    queue = make(maxsize=1)
+    queue.put_many(
+        [change(1_000_000_005_000, "y", "n"), change(1_000_000_001_000, "n", "z"), "keep"]
+    )
+    gap = await queue.get()
+    assert isinstance(gap, Gap)
+    assert gap.assets == ["y", "n", "z"]
+    assert (gap.started, gap.ended) == (1_000_000_001.0, 1_000_000_005.0)
+    assert await queue.get() == "keep"
+
+
+async def test_drops_without_an_epoch_ms_timestamp_are_timed_by_the_wall_clock():
+    queue = make(maxsize=1, wall=1234.5)
+    seconds = LastTradePrice(market="m", asset_id="s", price="0.5", timestamp=1_700_000_000)
+    queue.put_many(["no timestamp", seconds, "next"])
+    gap = await queue.get()
+    assert isinstance(gap, Gap)
+    assert (gap.started, gap.ended, gap.assets, gap.dropped) == (1234.5, 1234.5, ["s"], 2)
+    assert await queue.get() == "next"
+
+
+async def test_lifecycle_events_are_never_dropped():
+    for overflow in ("drop_oldest", "buffer", "disconnect"):
+        queue = make(maxsize=2, overflow=overflow)
+        connected = Connected(url="ws://x", attempt=1)
+        disconnected = Disconnected(reason="gone", code=1006)
+        queue.put_many([connected, "a", "b", "c", disconnected, "d"])
+        items = await drain(queue)
+        assert connected in items, overflow
+        assert disconnected in items, overflow
+        assert items.index(connected) < items.index(disconnected), overflow
+
+
+async def test_disconnect_policy_returns_false_and_keeps_what_was_queued():
+    queue = make(maxsize=2, overflow="disconnect")
+    assert queue.put_many([book("a", 1_000_000_000_000)])
+    assert queue.put_many([book("b", 1_000_000_001_000)])
+    assert queue.put_many([book("c", 1_000_000_002_000)]) is False
+    assert queue.overflowed
+    assert queue.dropped == 1
+    assert len(queue) == 2
+    items = await drain(queue)
+    assert [i.asset_id for i in items if isinstance(i, Book)] == ["a", "b"]
+    gaps = [i for i in items if isinstance(i, Gap)]
+    assert len(gaps) == 1
+    assert (gaps[0].assets, gaps[0].dropped) == (["c"], 1)
+    # The dropped event came after a and b: the gap is reported after them.
+    assert items[-1] == gaps[0]
+
+
+async def test_disconnect_gap_comes_before_events_queued_after_the_drop():
+    queue = make(maxsize=2, overflow="disconnect")
+    queue.put_many(["a", "b", "dropped"])
+    assert await queue.get() == "a"
+    queue.put_many(["after"])
+    items = await drain(queue)
+    assert items[0] == "b"
+    assert isinstance(items[1], Gap)
+    assert items[2] == "after"
+
+
+async def test_buffer_policy_warns_once_at_alarm_at_and_again_after_recovering(caplog):
+    caplog.set_level(logging.WARNING, logger="polyfeed.queue")
+    queue = make(maxsize=100, overflow="buffer", alarm_at=10)
+    queue.put_many(range(9))
+    assert not caplog.records
+    queue.put_many([9])
+    assert len(caplog.records) == 1
+    record = caplog.records[0]
+    assert record.levelno == logging.WARNING
+    assert "10 of 100" in record.getMessage()
+    assert "buffer" in record.getMessage()
+    queue.put_many(range(20))
+    assert len(caplog.records) == 1
+    # Drain below half the alarm level: the next climb warns again.
+    for _ in range(len(queue) - 3):
+        await queue.get()
+    queue.put_many([0])  # 4 queued: below half the alarm level
+    assert len(caplog.records) == 1
+    queue.put_many(range(6))
+    assert len(caplog.records) == 2
+    assert queue.dropped == 0
+
+
+def test_buffer_alarm_defaults_to_eighty_percent(caplog):
+    caplog.set_level(logging.WARNING, logger="polyfeed.queue")
+    queue = make(maxsize=10, overflow="buffer")
+    queue.put_many(range(7))
+    assert not caplog.records
+    queue.put_many([7])
+    assert "8 of 10" in caplog.records[0].getMessage()
+
+
+async def test_buffer_policy_drops_oldest_when_full(caplog):
+    caplog.set_level(logging.WARNING, logger="polyfeed.queue")
+    queue = make(maxsize=3, overflow="buffer")
+    assert queue.put_many([1, 2, 3, 4])
+    assert queue.dropped == 1
+    assert any("dropping" in r.getMessage() for r in caplog.records)
+    gap = await queue.get()
+    assert isinstance(gap, Gap)
+    assert [await queue.get() for _ in range(3)] == [2, 3, 4]
+
+
+async def test_close_with_error_drains_then_raises_it():
+    queue = make()
+    queue.put_many([1, 2])
+    error = ConnectionClosedError(4001, "x")
+    queue.close(error)
+    assert await queue.get() == 1
+    assert await queue.get() == 2
+    with pytest.raises(ConnectionClosedError) as caught:
+        await queue.get()
+    assert caught.value is error
+    with pytest.raises(ConnectionClosedError):
+        await queue.get()
+
+
+async def test_close_without_error_drains_then_stops():
+    queue = make()
+    queue.put_many([1])
+    queue.close()
+    assert await queue.get() == 1
+    with pytest.raises(StopAsyncIteration):
+        await queue.get()
+
+
+async def test_close_wakes_a_waiting_consumer():
+    queue = make()
+    waiter = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiter, 1.0)
+
+
+async def test_pending_gap_is_delivered_before_close():
+    queue = make(maxsize=1)
+    queue.put_many(["old", "new"])
+    queue.close()
+    assert isinstance(await queue.get(), Gap)
+    assert await queue.get() == "new"
+    with pytest.raises(StopAsyncIteration):
+        await queue.get()
+
+
+def test_puts_after_close_are_ignored():
+    queue = make()
+    queue.close()
+    assert queue.put_many([1, 2])
+    assert len(queue) == 0
+
+
+def test_high_water_and_repr():
+    queue = make(maxsize=5)
+    queue.put_many([1, 2, 3])
+    assert queue.high_water == 3
+    queue.get_nowait()
+    queue.put_many([4])
+    assert queue.high_water == 3
+    queue.put_many([5, 6, 7, 8])
+    assert queue.high_water == 5
+    text = repr(queue)
+    assert "5/5" in text
+    assert "dropped=2" in text
+    assert "high_water=5" in text
+    assert "open" in text
+    queue.close()
+    assert "closed" in repr(queue)
+
+
+def test_get_nowait():
+    queue = make(maxsize=1)
+    with pytest.raises(StreamClosedError):
+        queue.get_nowait()
+    queue.put_many(["a", "b"])
+    assert isinstance(queue.get_nowait(), Gap)
+    assert queue.get_nowait() == "b"
+
+
+def test_event_helpers():
+    assert event_assets(book("a", 1)) == ("a",)
+    assert event_assets(change(1, "y", "n", "y")) == ("y", "n")
+    assert event_assets(Connected(url="u", attempt=1)) == ()
+    assert event_time(book("a", 1_700_000_000_123)) == pytest.approx(1_700_000_000.123)
+    # Only epoch-ms values are trusted; a seconds value falls back to the drop time.
+    trade = LastTradePrice(market="m", asset_id="a", price="0.5", timestamp=1_700_000_000)
+    assert event_time(trade) is None
+    assert event_time(Connected(url="u", attempt=1)) is None
