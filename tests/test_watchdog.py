@@ -103,8 +103,11 @@ def test_pong_timeout_fires_exactly_at_last_pong_plus_timeout():
     dog.on_ping_sent(30.0)
     assert dog.next_deadline() == deadline
     assert dog.check(deadline - 1e-9) is None
-    assert dog.check(deadline) == StaleVerdict("pong", pytest.approx(30.0))
-    assert dog.check(deadline + 5) == StaleVerdict("pong", pytest.approx(35.0))
+    verdict = dog.check(deadline)
+    assert verdict is not None
+    assert verdict.kind == "pong"
+    assert verdict.silent_for == pytest.approx(30.0)
+    assert dog.check(deadline + 5) == StaleVerdict("pong", verdict.silent_for + 5)
 
 
 def test_pong_verdict_from_start_when_no_pong_ever_came():
@@ -160,7 +163,9 @@ def test_pongs_do_not_count_as_data():
         if dog.ping_due(t):
             dog.on_ping_sent(t)
             dog.on_pong(t + 0.01)
-        t = dog.next_deadline()
+        deadline = dog.next_deadline()
+        assert deadline is not None
+        t = deadline
     assert t == 60.0
     assert dog.check(t) == StaleVerdict("data", 60.0)
 
@@ -228,9 +233,11 @@ def test_data_verdict_exactly_at_next_deadline(frames, data_timeout):
         dog.on_frame(t)
         last = t
     deadline = dog.next_deadline()
+    assert deadline is not None
     assert deadline == last + data_timeout
-    assert dog.check(deadline) is not None
-    assert dog.check(deadline).kind == "data"
+    verdict = dog.check(deadline)
+    assert verdict is not None
+    assert verdict.kind == "data"
     assert dog.check(deadline - max(1e-9, deadline * 1e-12)) is None
 
 
