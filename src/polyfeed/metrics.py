@@ -8,9 +8,21 @@ divided by connects, which is wrong).
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 
 logger = logging.getLogger("polyfeed.metrics")
+
+
+def _sample_value(value: float) -> str:
+    """A Prometheus sample value, exact: ``:g`` would print 1234567 as ``1.23457e+06``."""
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
 
 
 class ConnectionMetrics:
@@ -102,7 +114,7 @@ class ConnectionMetrics:
                 return
             if not any(line.startswith(f"# TYPE polyfeed_{name} ") for line in lines):
                 lines.append(f"# TYPE polyfeed_{name} {kind}")
-            lines.append(f"polyfeed_{name}{labels} {value:g}")
+            lines.append(f"polyfeed_{name}{labels} {_sample_value(value)}")
 
         emit("connects_total", "counter", self.connects_total)
         emit("disconnects_total", "counter", self.disconnects_total)
