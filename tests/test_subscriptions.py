@@ -69,11 +69,22 @@ def test_add_while_disconnected_starts_no_clock():
     assert subs.attempts("a") == 0
 
 
-def test_add_while_connected_needs_now():
-    subs = SubscriptionSet()
+def test_add_while_connected_without_now_waits_for_the_next_connection():
+    subs = SubscriptionSet(confirm_timeout=30)
     subs.on_connected(0.0)
-    with pytest.raises(ConfigError):
-        subs.add(["a"], None)
+    assert subs.add(["a"], None) == ["a"]
+    assert subs.pending == {"a"}
+    assert subs.attempts("a") == 0
+    assert subs.next_deadline() is None
+    assert subs.overdue(1e9) == []
+    subs.redriven(["a"], 4.0)  # requested after all: its clock starts
+    assert subs.attempts("a") == 1
+    assert subs.next_deadline() == 34.0
+    assert subs.confirm("a", 5.0)
+    subs.add(["b"], None)
+    assert subs.confirm("b", 6.0)  # an event confirms it even without a clock
+    subs.on_disconnected()
+    assert subs.on_connected(10.0) == ["a", "b"]
 
 
 def test_remove_returns_the_ids_actually_removed():
@@ -227,12 +238,12 @@ class SubscriptionMachine(RuleBasedStateMachine):
     def advance(self, dt):
         self.now += dt
 
-    @rule(ids=ID_LISTS)
-    def add(self, ids):
+    @rule(ids=ID_LISTS, live=st.booleans())
+    def add(self, ids, live):
         expected = [a for a in dict.fromkeys(ids) if a not in self.desired]
-        assert self.subs.add(ids, self.now if self.connected else None) == expected
+        assert self.subs.add(ids, self.now if live else None) == expected
         self.desired += expected
-        if self.connected:
+        if self.connected and live:
             self.requested.update(dict.fromkeys(expected, self.now))
 
     @rule(ids=ID_LISTS)
@@ -265,9 +276,9 @@ class SubscriptionMachine(RuleBasedStateMachine):
     @rule(asset=ASSETS)
     def confirm(self, asset):
         newly = self.subs.confirm(asset, self.now)
-        assert newly == (asset in self.requested)
+        assert newly == (self.connected and asset in self.desired and asset not in self.confirmed)
         if newly:
-            del self.requested[asset]
+            self.requested.pop(asset, None)
             self.confirmed.add(asset)
 
     @precondition(lambda self: self.connected)
@@ -285,7 +296,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
         """The watchdog's silent-asset verdict redrives pending assets before they are overdue."""
         self.subs.redriven(ids, self.now)
         for asset in ids:
-            if asset in self.requested:
+            if self.connected and asset in self.desired and asset not in self.confirmed:
                 self.requested[asset] = self.now
 
     @invariant()
@@ -297,7 +308,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
         assert subs.confirmed <= subs.desired
         assert subs.pending == subs.desired - subs.confirmed
         assert subs.connected == self.connected
-        assert set(self.requested) == (subs.pending if self.connected else set())
+        assert set(self.requested) <= (subs.pending if self.connected else set())
         if not self.connected:
             assert subs.confirmed == frozenset()
             assert subs.next_deadline() is None

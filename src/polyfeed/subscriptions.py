@@ -124,11 +124,10 @@ class SubscriptionSet:
         """Make ``ids`` desired; return the newly desired ones (deduplicated, in order).
 
         While connected the caller subscribes them live and passes ``now`` to start their
-        confirmation clocks; while disconnected ``now`` is ignored (may be None): they go out in
-        the next initial frame.
+        confirmation clocks. ``now`` None means they are not requested on this connection
+        (there is none, or it is going away): no clock runs, they go out in the next initial
+        frame. While disconnected ``now`` is ignored.
         """
-        if self._connected and now is None:
-            raise ConfigError("SubscriptionSet.add needs `now` while connected")
         desired = self._desired
         added: list[str] = []
         for asset_id in ids:
@@ -137,8 +136,7 @@ class SubscriptionSet:
                 added.append(asset_id)
         if added:
             self._desired_frozen = None
-            if self._connected:
-                assert now is not None
+            if self._connected and now is not None:
                 for asset_id in added:
                     self._requested[asset_id] = now
                     self._attempts[asset_id] = 1
@@ -182,13 +180,15 @@ class SubscriptionSet:
     def confirm(self, asset_id: str, now: float) -> bool:
         """An event for ``asset_id`` arrived; True when it newly confirms a pending asset.
 
-        Events for confirmed or undesired assets return False. Hot path: one dict lookup.
+        Events for confirmed or undesired assets, or while disconnected, return False. Hot
+        path: for an already confirmed asset, one set lookup.
         """
-        if asset_id not in self._requested:
+        confirmed = self._confirmed
+        if asset_id in confirmed or asset_id not in self._desired or not self._connected:
             return False
-        del self._requested[asset_id]
-        del self._attempts[asset_id]
-        self._confirmed.add(asset_id)
+        self._requested.pop(asset_id, None)
+        self._attempts.pop(asset_id, None)
+        confirmed.add(asset_id)
         self._confirmations += 1
         return True
 
@@ -206,16 +206,23 @@ class SubscriptionSet:
         return out
 
     def redriven(self, ids: Iterable[str], now: float) -> None:
-        """The caller re-requested these pending assets at ``now``: restart their clocks."""
+        """The caller re-requested these pending assets at ``now``: restart their clocks.
+
+        Confirmed or undesired ids, and any while disconnected, are ignored.
+        """
+        if not self._connected:
+            return
         requested = self._requested
         attempts = self._attempts
         for asset_id in ids:
             if asset_id in requested:
                 # Re-inserting moves the asset to the end, keeping request order = time order.
                 del requested[asset_id]
-                requested[asset_id] = now
-                attempts[asset_id] += 1
-                self._redrives += 1
+            elif asset_id in self._confirmed or asset_id not in self._desired:
+                continue
+            requested[asset_id] = now
+            attempts[asset_id] = attempts.get(asset_id, 0) + 1
+            self._redrives += 1
 
     def next_deadline(self) -> float | None:
         """When the oldest pending request becomes overdue; None if nothing is pending."""
