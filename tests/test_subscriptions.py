@@ -69,22 +69,12 @@ def test_add_while_disconnected_starts_no_clock():
     assert subs.attempts("a") == 0
 
 
-def test_add_while_connected_without_now_waits_for_the_next_connection():
-    subs = SubscriptionSet(confirm_timeout=30)
+def test_add_while_connected_needs_now():
+    subs = SubscriptionSet()
     subs.on_connected(0.0)
-    assert subs.add(["a"], None) == ["a"]
-    assert subs.pending == {"a"}
-    assert subs.attempts("a") == 0
-    assert subs.next_deadline() is None
-    assert subs.overdue(1e9) == []
-    subs.redriven(["a"], 4.0)  # requested after all: its clock starts
-    assert subs.attempts("a") == 1
-    assert subs.next_deadline() == 34.0
-    assert subs.confirm("a", 5.0)
-    subs.add(["b"], None)
-    assert subs.confirm("b", 6.0)  # an event confirms it even without a clock
-    subs.on_disconnected()
-    assert subs.on_connected(10.0) == ["a", "b"]
+    with pytest.raises(ConfigError):
+        subs.add(["a"], None)
+    assert subs.desired == frozenset()
 
 
 def test_remove_returns_the_ids_actually_removed():
@@ -241,9 +231,11 @@ class SubscriptionMachine(RuleBasedStateMachine):
     @rule(ids=ID_LISTS, live=st.booleans())
     def add(self, ids, live):
         expected = [a for a in dict.fromkeys(ids) if a not in self.desired]
-        assert self.subs.add(ids, self.now if live else None) == expected
+        # `now` is required while connected, ignored (may be None) while disconnected.
+        now = self.now if live or self.connected else None
+        assert self.subs.add(ids, now) == expected
         self.desired += expected
-        if self.connected and live:
+        if self.connected:
             self.requested.update(dict.fromkeys(expected, self.now))
 
     @rule(ids=ID_LISTS)
@@ -308,7 +300,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
         assert subs.confirmed <= subs.desired
         assert subs.pending == subs.desired - subs.confirmed
         assert subs.connected == self.connected
-        assert set(self.requested) <= (subs.pending if self.connected else set())
+        assert set(self.requested) == (subs.pending if self.connected else set())
         if not self.connected:
             assert subs.confirmed == frozenset()
             assert subs.next_deadline() is None

@@ -123,11 +123,13 @@ class SubscriptionSet:
     def add(self, ids: Iterable[str], now: float | None) -> list[str]:
         """Make ``ids`` desired; return the newly desired ones (deduplicated, in order).
 
-        While connected the caller subscribes them live and passes ``now`` to start their
-        confirmation clocks. ``now`` None means they are not requested on this connection
-        (there is none, or it is going away): no clock runs, they go out in the next initial
-        frame. While disconnected ``now`` is ignored.
+        While connected the caller subscribes them live and must pass ``now`` to start their
+        confirmation clocks (ConfigError otherwise: an unclocked request could never be found
+        overdue). While disconnected ``now`` is ignored (may be None): they go out in the next
+        initial frame.
         """
+        if self._connected and now is None:
+            raise ConfigError("SubscriptionSet.add needs `now` while connected")
         desired = self._desired
         added: list[str] = []
         for asset_id in ids:
@@ -136,7 +138,8 @@ class SubscriptionSet:
                 added.append(asset_id)
         if added:
             self._desired_frozen = None
-            if self._connected and now is not None:
+            if self._connected:
+                assert now is not None
                 for asset_id in added:
                     self._requested[asset_id] = now
                     self._attempts[asset_id] = 1
