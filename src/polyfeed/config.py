@@ -2,13 +2,13 @@
 
 Profiles set the data-freshness timeout for the kind of consumer:
 
-========== ============ ==============================================
-profile    data_timeout for
-========== ============ ==============================================
-hft        60 s         busy markets, a trading bot that must not idle
-dashboard  300 s        the default: monitors and dashboards
-low-activity 900 s      thin markets that can be quiet for minutes
-========== ============ ==============================================
+============ ============ ==============================================
+profile      data_timeout for
+============ ============ ==============================================
+hft          60 s         busy markets, a trading bot that must not idle
+dashboard    300 s        the default: monitors and dashboards
+low-activity 900 s        thin markets that can be quiet for minutes
+============ ============ ==============================================
 
 Every value can be overridden: ``StreamConfig.from_profile("hft", heartbeat=...)`` or
 ``dataclasses.replace``.
@@ -90,10 +90,11 @@ class BackoffConfig:
         _positive("backoff max_delay", self.max_delay)
         if self.max_delay < self.base:
             raise ConfigError("backoff max_delay must be >= base")
-        if self.jitter < 0:
-            raise ConfigError("backoff jitter must be >= 0")
-        if self.stable_for < 0:
-            raise ConfigError("stable_for must be >= 0")
+        # `not x >= 0` rather than `x < 0`: NaN fails every comparison and must not slip through.
+        if not self.jitter >= 0:
+            raise ConfigError(f"backoff jitter must be >= 0, got {self.jitter!r}")
+        if not self.stable_for >= 0:
+            raise ConfigError(f"stable_for must be >= 0, got {self.stable_for!r}")
         if self.max_attempts is not None and self.max_attempts < 1:
             raise ConfigError("max_attempts must be >= 1 or None")
         if self.auth_retries < 0:
@@ -118,6 +119,9 @@ class QueueConfig:
             raise ConfigError("queue maxsize must be >= 1")
         if self.overflow not in ("drop_oldest", "disconnect", "buffer"):
             raise ConfigError(f"unknown overflow policy {self.overflow!r}")
+        if self.alarm_at is not None and self.alarm_at < 1:
+            # 0 would warn on every put, even into an empty queue.
+            raise ConfigError(f"queue alarm_at must be >= 1 or None, got {self.alarm_at!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,18 @@ class StreamConfig:
     connect_timeout: float = 10.0
     close_timeout: float = 0.5
     max_frame_bytes: int = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_assets_per_connection < 1:
+            raise ConfigError(
+                f"max_assets_per_connection must be >= 1, got {self.max_assets_per_connection!r}"
+            )
+        # A zero connect timeout would fail every handshake at once, and be retried for ever.
+        _positive("connect_timeout", self.connect_timeout)
+        if not self.close_timeout >= 0:
+            raise ConfigError(f"close_timeout must be >= 0, got {self.close_timeout!r}")
+        if self.max_frame_bytes < 1:
+            raise ConfigError(f"max_frame_bytes must be >= 1, got {self.max_frame_bytes!r}")
 
     @classmethod
     def from_profile(cls, name: str = "dashboard", **overrides: object) -> StreamConfig:

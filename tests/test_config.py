@@ -1,0 +1,143 @@
+"""Configuration: Polymarket-appropriate defaults, named profiles, overrides, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from polyfeed.config import (
+    DEFAULT_MARKET_URL,
+    DEFAULT_USER_URL,
+    PROFILES,
+    BackoffConfig,
+    HeartbeatConfig,
+    QueueConfig,
+    StreamConfig,
+    WatchdogConfig,
+)
+from polyfeed.errors import ConfigError
+
+
+def test_defaults_follow_the_protocol_notes():
+    config = StreamConfig()
+    assert (config.heartbeat.interval, config.heartbeat.pong_timeout) == (10.0, 30.0)
+    backoff = config.backoff
+    assert (backoff.base, backoff.max_delay, backoff.jitter, backoff.stable_for) == (
+        1.0,
+        60.0,
+        1.0,
+        30.0,
+    )
+    assert backoff.max_attempts is None
+    assert config.watchdog.data_timeout == 300.0
+    assert config.watchdog.confirm_timeout == 30.0
+    assert config.watchdog.asset_timeout is None
+    assert config.queue.overflow == "drop_oldest"
+    assert config.max_assets_per_connection == 200
+    assert config.endpoints.market_url == DEFAULT_MARKET_URL
+    assert config.endpoints.user_url == DEFAULT_USER_URL
+    assert DEFAULT_MARKET_URL.endswith("/ws/market")
+    assert DEFAULT_USER_URL.endswith("/ws/user")
+
+
+@pytest.mark.parametrize(
+    ("profile", "data_timeout"), [("hft", 60.0), ("dashboard", 300.0), ("low-activity", 900.0)]
+)
+def test_profiles_set_the_data_timeout(profile, data_timeout):
+    config = StreamConfig.from_profile(profile)
+    assert config.watchdog.data_timeout == data_timeout
+    # Everything else stays at the defaults.
+    assert config.heartbeat == HeartbeatConfig()
+    assert config.backoff == BackoffConfig()
+    assert config.queue == QueueConfig()
+
+
+def test_default_profile_is_dashboard():
+    assert StreamConfig.from_profile() == StreamConfig.from_profile("dashboard")
+    assert set(PROFILES) == {"hft", "dashboard", "low-activity"}
+
+
+def test_from_profile_applies_overrides():
+    config = StreamConfig.from_profile(
+        "hft",
+        heartbeat=HeartbeatConfig(interval=5.0, pong_timeout=15.0),
+        max_assets_per_connection=50,
+        custom_feature_enabled=True,
+    )
+    assert config.heartbeat.interval == 5.0
+    assert config.max_assets_per_connection == 50
+    assert config.custom_feature_enabled is True
+    assert config.watchdog.data_timeout == 60.0  # the profile's, untouched
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ConfigError) as caught:
+        StreamConfig.from_profile("turbo")
+    message = str(caught.value)
+    assert "turbo" in message
+    for name in ("hft", "dashboard", "low-activity"):
+        assert name in message
+
+
+def test_unknown_override_is_a_config_error():
+    with pytest.raises(ConfigError, match="heartbeet"):
+        StreamConfig.from_profile("hft", heartbeet=3)
+
+
+def test_configs_are_frozen():
+    config = StreamConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.custom_feature_enabled = True  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.heartbeat.interval = 1.0  # type: ignore[misc]
+
+
+def test_config_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        HeartbeatConfig(interval=0)
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (lambda: HeartbeatConfig(interval=0), "interval"),
+        (lambda: HeartbeatConfig(interval=-1), "interval"),
+        (lambda: HeartbeatConfig(interval=math.nan), "interval"),
+        (lambda: HeartbeatConfig(pong_timeout=0), "pong_timeout"),
+        (lambda: HeartbeatConfig(interval=10, pong_timeout=10), "longer"),
+        (lambda: HeartbeatConfig(interval=10, pong_timeout=5), "longer"),
+        (lambda: WatchdogConfig(data_timeout=0), "data_timeout"),
+        (lambda: WatchdogConfig(confirm_timeout=-5), "confirm_timeout"),
+        (lambda: WatchdogConfig(asset_timeout=0), "asset_timeout"),
+        (lambda: BackoffConfig(base=0), "base"),
+        (lambda: BackoffConfig(max_delay=0), "max_delay"),
+        (lambda: BackoffConfig(base=10, max_delay=5), "max_delay"),
+        (lambda: BackoffConfig(jitter=-0.1), "jitter"),
+        (lambda: BackoffConfig(jitter=math.nan), "jitter"),
+        (lambda: BackoffConfig(stable_for=-1), "stable_for"),
+        (lambda: BackoffConfig(stable_for=math.nan), "stable_for"),
+        (lambda: BackoffConfig(max_attempts=0), "max_attempts"),
+        (lambda: BackoffConfig(auth_retries=-1), "auth_retries"),
+        (lambda: QueueConfig(maxsize=0), "maxsize"),
+        (lambda: QueueConfig(overflow="block"), "block"),  # type: ignore[arg-type]
+        (lambda: QueueConfig(alarm_at=0), "alarm_at"),
+        (lambda: StreamConfig(max_assets_per_connection=0), "max_assets_per_connection"),
+        (lambda: StreamConfig(connect_timeout=0), "connect_timeout"),
+        (lambda: StreamConfig(close_timeout=-1), "close_timeout"),
+        (lambda: StreamConfig(max_frame_bytes=0), "max_frame_bytes"),
+        (lambda: StreamConfig.from_profile("hft", connect_timeout=-1), "connect_timeout"),
+    ],
+)
+def test_invalid_values_are_rejected_with_the_field_named(factory, match):
+    with pytest.raises(ConfigError, match=match):
+        factory()
+
+
+def test_valid_edge_values_are_accepted():
+    assert BackoffConfig(jitter=0, stable_for=0).jitter == 0
+    assert BackoffConfig(base=5, max_delay=5).max_delay == 5
+    assert WatchdogConfig(asset_timeout=0.5).asset_timeout == 0.5
+    assert QueueConfig(maxsize=1, alarm_at=1).alarm_at == 1
+    assert StreamConfig(close_timeout=0).close_timeout == 0
