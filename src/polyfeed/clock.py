@@ -49,9 +49,11 @@ class LoopClock:
 
     async def sleep_until(self, deadline: float) -> None:
         """Sleep until the loop time reaches ``deadline``."""
+        # A loop: asyncio may run the timer up to its clock resolution early.
         delay = deadline - self.now()
-        if delay > 0:
+        while delay > 0:
             await asyncio.sleep(delay)
+            delay = deadline - self.now()
 
     def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle:
         """Schedule ``callback`` at loop time ``deadline``."""
