@@ -50,7 +50,10 @@ _DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeDecodeError
 @dataclass(slots=True)
 class DecodeStats:
     """Counters of one decoder. Every returned item is counted in exactly one of ``events``,
-    ``unknown``, ``malformed``, ``notices`` and ``pongs``; ``frames`` counts decode calls."""
+    ``unknown``, ``malformed``, ``notices`` and ``pongs``; ``frames`` counts decode calls.
+
+    The object is live: it keeps counting after you took a reference to it.
+    """
 
     frames: int = 0
     events: int = 0
@@ -149,13 +152,14 @@ class FrameDecoder:
     Each channel knows only its own events: an ``order`` on the market channel is ``Unknown``.
     """
 
-    __slots__ = ("_codec", "stats")
+    __slots__ = ("_codec", "_fast", "stats")
 
     def __init__(self, channel: Channel) -> None:
         codec = _CODECS.get(channel)
         if codec is None:
             raise ConfigError(f"unknown channel {channel!r}; expected 'market' or 'user'")
         self._codec = codec
+        self._fast = codec.fast.decode
         self.stats = DecodeStats()
 
     @property
@@ -170,31 +174,36 @@ class FrameDecoder:
         """All items of one frame, in wire order. Never raises; bad input becomes ``Malformed``."""
         stats = self.stats
         stats.frames += 1
-        if data[:1] in _JSON_OPENERS:
-            try:
-                decoded = self._codec.fast.decode(data)
-            except _DECODE_ERRORS:
-                return self._count(self._decode_slow(data))
-            items: list[WireItem]
-            if type(decoded) is list:
-                items = decoded
-                for index, item in enumerate(items):
-                    if type(item) is PriceChange and not item.price_changes:
-                        items[index] = _normalise_price_change(item)
-                        if type(items[index]) is Malformed:
-                            stats.malformed += 1
-                            stats.events -= 1
-            else:
-                if type(decoded) is PriceChange and not decoded.price_changes:
-                    return self._count([_normalise_price_change(decoded)])
-                items = [decoded]
-            stats.events += len(items)
-            return items
-        return self._count(self._decode_text(data))
+        # Data frames go straight to the typed decoder: no per-frame Python checks before it.
+        # PONG and notices fail it at their first byte, and are classified after that failure
+        # but before any generic JSON decoding, so they are never mistaken for malformed JSON.
+        try:
+            decoded = self._fast(data)
+        except _DECODE_ERRORS:
+            return self._tally(self._decode_other(data))
+        cls = type(decoded)
+        if cls is list:
+            return self._tally_list(decoded)
+        if cls is PriceChange and not decoded.price_changes:
+            return self._tally([_normalise_price_change(decoded)])
+        stats.events += 1
+        return [decoded]
 
-    # ------------------------------------------------------------------ slow paths
+    # ------------------------------------------------------------------ counting, slow paths
 
-    def _count(self, items: list[WireItem]) -> list[WireItem]:
+    def _tally_list(self, items: list[WireItem]) -> list[WireItem]:
+        """Count a fast-decoded array frame, normalising legacy price changes in place."""
+        stats = self.stats
+        stats.events += len(items)
+        for index, item in enumerate(items):
+            if type(item) is PriceChange and not item.price_changes:
+                items[index] = normalised = _normalise_price_change(item)
+                if type(normalised) is Malformed:
+                    stats.events -= 1
+                    stats.malformed += 1
+        return items
+
+    def _tally(self, items: list[WireItem]) -> list[WireItem]:
         stats = self.stats
         for item in items:
             match item:
@@ -209,6 +218,12 @@ class FrameDecoder:
                 case _:
                     stats.events += 1
         return items
+
+    def _decode_other(self, data: str | bytes) -> list[WireItem]:
+        """A frame the typed decoder rejected: a bare text frame, or JSON needing the slow path."""
+        if data[:1] in _JSON_OPENERS:
+            return self._decode_slow(data)
+        return self._decode_text(data)
 
     def _decode_text(self, data: str | bytes) -> list[WireItem]:
         """A frame that does not start like JSON: heartbeat answer, server notice or junk."""
