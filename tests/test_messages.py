@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -203,3 +204,16 @@ def test_non_event_items() -> None:
     assert Notice("NO NEW ASSETS").text == "NO NEW ASSETS"
     assert Unknown(None, b"{}").event_type is None
     assert Malformed("why", "what").excerpt == "what"
+
+
+def test_leaf_structs_stay_out_of_the_cyclic_gc() -> None:
+    # Leaves hold only scalars, so they cannot form cycles; untracked they cost the GC nothing.
+    book = msgspec.json.decode(
+        b'{"event_type":"book","market":"m","asset_id":"a","timestamp":1,'
+        b'"bids":[{"price":"0.1","size":"1"}],"asks":[]}',
+        type=Book,
+    )
+    assert not gc.is_tracked(book.bids[0])
+    entry = PriceChangeEntry(asset_id="a", price="0.1", size="1", side="BUY")
+    assert not gc.is_tracked(entry)
+    assert not gc.is_tracked(MakerOrder(order_id="o", matched_amount="1", price="0.5"))
