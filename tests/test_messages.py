@@ -14,7 +14,9 @@ import pytest
 from polyfeed.protocol.messages import (
     BestBidAsk,
     Book,
+    EventMessage,
     LastTradePrice,
+    LegacyChange,
     Level,
     MakerOrder,
     Malformed,
@@ -206,14 +208,29 @@ def test_non_event_items() -> None:
     assert Malformed("why", "what").excerpt == "what"
 
 
-def test_leaf_structs_stay_out_of_the_cyclic_gc() -> None:
-    # Leaves hold only scalars, so they cannot form cycles; untracked they cost the GC nothing.
-    book = msgspec.json.decode(
-        b'{"event_type":"book","market":"m","asset_id":"a","timestamp":1,'
-        b'"bids":[{"price":"0.1","size":"1"}],"asks":[]}',
-        type=Book,
-    )
-    assert not gc.is_tracked(book.bids[0])
-    entry = PriceChangeEntry(asset_id="a", price="0.1", size="1", side="BUY")
-    assert not gc.is_tracked(entry)
-    assert not gc.is_tracked(MakerOrder(order_id="o", matched_amount="1", price="0.5"))
+LEAF_STRUCTS = (Level, PriceChangeEntry, LegacyChange, MakerOrder, EventMessage)
+SCALARS = (
+    msgspec.inspect.StrType,
+    msgspec.inspect.IntType,
+    msgspec.inspect.BoolType,
+    msgspec.inspect.NoneType,
+)
+
+
+def _scalar_only(node: msgspec.inspect.Type) -> bool:
+    if isinstance(node, msgspec.inspect.UnionType):
+        return all(_scalar_only(member) for member in node.types)
+    return isinstance(node, SCALARS)
+
+
+@pytest.mark.parametrize("cls", LEAF_STRUCTS, ids=lambda cls: cls.__name__)
+def test_gc_free_leaf_structs_hold_only_scalars(cls: type[msgspec.Struct]) -> None:
+    # gc=False is only safe for types that can never be part of a reference cycle: a field
+    # holding a container (or another struct) here would make it leak-prone.
+    assert cls.__struct_config__.gc is False
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        assert _scalar_only(field.type), f"{cls.__name__}.{field.name} is not a scalar"
+    instance = msgspec.convert({f.name: "1" for f in info.fields if f.required}, cls)
+    assert not gc.is_tracked(instance)

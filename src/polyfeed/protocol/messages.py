@@ -24,8 +24,8 @@ class _Event(msgspec.Struct, frozen=True, tag_field="event_type", kw_only=True):
 
 
 # The leaf structs below (levels, change entries, maker orders) hold only strings, numbers and
-# None, so they can never be part of a reference cycle: ``gc=False`` keeps the many thousands a
-# busy feed allocates out of the cyclic GC (measured ~13 % faster book decoding).
+# None, so they can never be part of a reference cycle. ``gc=False`` allocates them without a GC
+# header, which a busy feed creates by the thousand (measured ~13 % faster book decoding).
 
 
 class Level(msgspec.Struct, frozen=True, gc=False):
