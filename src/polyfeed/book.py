@@ -617,23 +617,24 @@ class OrderBook:
     def _finish_message(
         self, timestamp: int, last: PriceChangeEntry, now: float | None
     ) -> BookVerdict:
-        counters = self.counters
-        counters.messages += 1
+        self.counters.messages += 1
         self._timestamp = timestamp
-        crossed = self._refresh_top(last)
         if not self._synced:
+            self._refresh_top(last)
             return self._ok
         options = self._options
-        top_ok = True
-        if options.check_top and (last.best_bid is not None or last.best_ask is not None):
-            top_ok = self._check_top(last.best_bid, last.best_ask)
         result = _SKIPPED
         every = options.hash_check_every
         if every:
             self._hash_countdown -= 1
             if self._hash_countdown <= 0 or self._doubt is not None:
                 self._hash_countdown = every
+                # First: a matching hash may apply held deltas, which moves the top of book.
                 result = self._check_delta_hash(last.hash, timestamp)
+        crossed = self._refresh_top(last)
+        top_ok = True
+        if options.check_top and (last.best_bid is not None or last.best_ask is not None):
+            top_ok = self._check_top(last.best_bid, last.best_ask)
         verdict = self._judge(result, crossed, top_ok, now)
         if verdict is self._ok and self._pending_rest is not None:
             verdict = self._recheck_rest(now)
@@ -939,8 +940,8 @@ class OrderBook:
             return self._ok
         for _, entries in buffered:
             for entry in entries:
-                if self._apply_entry(entry, 0) == _MALFORMED:
-                    return self._malformed(entry)
+                # Buffered entries were applied once already, so they are well formed.
+                self._apply_entry(entry, 0)
         timestamp, entries = buffered[-1]
         self._hash_countdown = 0
         return self._finish_message(timestamp, entries[-1], now)
