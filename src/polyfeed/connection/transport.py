@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
+import math
+import re
 import time
 from typing import Protocol
 
@@ -17,6 +20,8 @@ from polyfeed.errors import (
     HandshakeRejectedError,
     ServerUnavailableError,
 )
+
+_DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
 class Transport(Protocol):
@@ -44,18 +49,25 @@ class Transport(Protocol):
 
 
 def parse_retry_after(value: str | None, now_wall: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None when absent/bad."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date); None when absent/bad.
+
+    Only plain ASCII digits (a fraction tolerated) count as delta-seconds: ``float()`` would also
+    take ``inf``, ``nan`` and ``-5``, and an infinite wait would park the reconnect loop for ever
+    (the backoff honours a server's Retry-After beyond its own cap). A date in the past is 0.
+    """
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if _DELTA_SECONDS.fullmatch(value):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:
+        # "-0000" parses to a naive datetime; HTTP dates are always UTC, never local time.
+        when = when.replace(tzinfo=datetime.UTC)
     now_wall = time.time() if now_wall is None else now_wall
     return max(0.0, when.timestamp() - now_wall)
 
@@ -146,7 +158,7 @@ async def connect(
     Protocol-level pings are not sent (Polymarket counts only the text ``PING``) but server pings
     are answered.
     """
-    if not url.startswith(("ws://", "wss://")):
+    if not url.lower().startswith(("ws://", "wss://")):
         raise ConfigError(f"not a WebSocket URL: {url!r}")
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
     try:
@@ -169,6 +181,10 @@ async def connect(
             retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
             raise ServerUnavailableError(status, retry_after) from None
         raise HandshakeRejectedError(status, url) from None
+    except aiohttp.InvalidURL:
+        # Before the generic ClientError: a malformed URL will not connect on any retry.
+        await session.close()
+        raise ConfigError(f"invalid WebSocket URL: {url!r}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         await session.close()
         raise ConnectError(url, str(exc) or type(exc).__name__) from None

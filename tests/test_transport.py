@@ -1,0 +1,312 @@
+"""transport: Retry-After parsing, and connect()/receive_text() error mapping against a tiny
+aiohttp server on 127.0.0.1 (port 0) that refuses handshakes or scripts frames and drops."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from polyfeed.connection.transport import AiohttpTransport, connect, parse_retry_after
+from polyfeed.errors import (
+    AuthenticationError,
+    ConfigError,
+    ConnectError,
+    ConnectionClosedError,
+    HandshakeRejectedError,
+    ServerUnavailableError,
+)
+
+CLOSED_WITH = web.AppKey("closed_with", list)
+NOW = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+
+
+# ---------------------------------------------------------------- parse_retry_after
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("3", 3.0),
+        (" 120 ", 120.0),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+        ("Wed, 21 Oct 2015 07:20:00 GMT", 0.0),  # a date in the past: retry now
+        ("Wed, 21 Oct 2015 07:29:00 -0000", 60.0),  # no zone info: UTC, not local time
+        ("Wed, 21 Oct 2015 09:29:00 +0200", 60.0),
+    ],
+)
+def test_parse_retry_after_valid(value, seconds):
+    assert parse_retry_after(value, now_wall=NOW) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "", "   ", "garbage", "3 seconds", "0x10", "-5", "-0.5", "inf", "nan", "1e400",
+     "Infinity", "Wed, 99 Oct 2015", "\u0661\u0662"],
+)  # fmt: skip
+def test_parse_retry_after_rejects_garbage_negative_and_non_finite(value):
+    # An infinite Retry-After would park the reconnect loop for ever (backoff honours it
+    # beyond max_delay), so anything but plain delta-seconds or an HTTP date is ignored.
+    assert parse_retry_after(value, now_wall=NOW) is None
+
+
+def test_parse_retry_after_zoneless_date_is_utc_whatever_the_local_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "XYZ+05")  # POSIX: five hours behind UTC, no tzdata needed
+    time.tzset()
+    try:
+        assert parse_retry_after("Wed, 21 Oct 2015 07:29:00 -0000", now_wall=NOW) == 60.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_parse_retry_after_date_uses_the_wall_clock_by_default():
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    seconds = parse_retry_after(in_a_minute)
+    assert seconds is not None
+    assert 55.0 <= seconds <= 61.0
+    assert math.isfinite(seconds)
+
+
+# ---------------------------------------------------------------- a tiny server
+
+
+async def ws_handler(request: web.Request) -> web.StreamResponse:
+    mode = request.match_info["mode"]
+    ws = web.WebSocketResponse(autoping=True)
+    await ws.prepare(request)
+    match mode:
+        case "frames":
+            await ws.send_str("hello")
+            await ws.send_bytes("h\u00e9llo \u2713".encode())
+            await ws.send_bytes(b"\xff bad utf-8")
+            await ws.close(code=4001, message=b"go away")
+        case "close1000":
+            await ws.close(code=1000, message=b"")
+        case "abort":
+            await ws.send_str("last words")
+            await asyncio.sleep(0.01)
+            assert request.transport is not None
+            request.transport.abort()
+        case "tcp_close":
+            await ws.send_str("last words")
+            await asyncio.sleep(0.01)
+            assert request.transport is not None
+            request.transport.close()
+        case "big":
+            await ws.send_str("x" * 4096)
+            await asyncio.sleep(0.5)
+        case "echo":
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    await ws.send_str(f"echo:{msg.data}")
+            request.app[CLOSED_WITH].append(ws.close_code)
+        case _:
+            await ws.close(code=1011)
+    return ws
+
+
+async def status_handler(request: web.Request) -> web.StreamResponse:
+    status = int(request.match_info["status"])
+    headers = {}
+    if "retry_after" in request.query:
+        headers["Retry-After"] = request.query["retry_after"]
+    return web.Response(status=status, headers=headers, text="no")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[str, web.Application]]:
+    app = web.Application()
+    app[CLOSED_WITH] = []
+    app.router.add_get("/ws/{mode}", ws_handler)
+    app.router.add_get("/status/{status}", status_handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    sockets = site._server.sockets  # type: ignore[union-attr]
+    port = sockets[0].getsockname()[1]
+    try:
+        yield f"ws://127.0.0.1:{port}", app
+    finally:
+        await runner.cleanup()
+
+
+async def open_ws(url: str, **kw: object) -> AiohttpTransport:
+    kw.setdefault("connect_timeout", 2.0)
+    kw.setdefault("max_frame_bytes", 1 << 20)
+    return await connect(url, **kw)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- handshake errors
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_401_and_403_are_authentication_errors(server, status):
+    base, _ = server
+    with pytest.raises(AuthenticationError) as caught:
+        await open_ws(f"{base}/status/{status}", auth_attempt=2)
+    assert caught.value.status == status
+    assert caught.value.attempts == 2
+    assert not caught.value.transient
+
+
+async def test_404_is_a_rejected_handshake(server):
+    base, _ = server
+    with pytest.raises(HandshakeRejectedError) as caught:
+        await open_ws(f"{base}/status/404")
+    assert caught.value.status == 404
+    assert caught.value.url == f"{base}/status/404"
+    assert not caught.value.transient
+
+
+async def test_429_with_retry_after_is_server_unavailable(server):
+    base, _ = server
+    with pytest.raises(ServerUnavailableError) as caught:
+        await open_ws(f"{base}/status/429?retry_after=3")
+    assert caught.value.status == 429
+    assert caught.value.retry_after == 3.0
+    assert caught.value.transient
+
+
+@pytest.mark.parametrize(("status", "header"), [(503, None), (500, "garbage"), (502, "inf")])
+async def test_5xx_is_server_unavailable(server, status, header):
+    base, _ = server
+    query = f"?retry_after={header}" if header else ""
+    with pytest.raises(ServerUnavailableError) as caught:
+        await open_ws(f"{base}/status/{status}{query}")
+    assert caught.value.status == status
+    assert caught.value.retry_after is None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_refused_port_is_a_connect_error():
+    url = f"ws://127.0.0.1:{free_port()}/ws/market"
+    with pytest.raises(ConnectError) as caught:
+        await open_ws(url)
+    assert caught.value.url == url
+    assert caught.value.transient
+
+
+async def test_a_server_that_never_answers_the_handshake_times_out_as_connect_error():
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    tcp = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ConnectError):
+            await open_ws(f"ws://127.0.0.1:{port}/ws/market", connect_timeout=0.1)
+    finally:
+        for writer in accepted:
+            writer.close()
+        tcp.close()
+        await tcp.wait_closed()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1/ws/market", "https://x/ws", "127.0.0.1:80", "", "ws://", "ws://[::1"],
+)
+async def test_bad_urls_are_config_errors(url):
+    with pytest.raises(ConfigError):
+        await open_ws(url)
+
+
+# ---------------------------------------------------------------- frames and endings
+
+
+async def test_receive_text_returns_text_decodes_binary_and_maps_the_close_code(server):
+    base, _ = server
+    transport = await open_ws(f"{base}/ws/frames")
+    try:
+        assert await transport.receive_text() == "hello"
+        assert await transport.receive_text() == "h\u00e9llo \u2713"
+        assert await transport.receive_text() == "\ufffd bad utf-8"
+        with pytest.raises(ConnectionClosedError) as caught:
+            await transport.receive_text()
+        assert caught.value.code == 4001
+        assert caught.value.reason == "go away"
+    finally:
+        await transport.release()
+
+
+async def test_normal_close_keeps_code_1000(server):
+    base, _ = server
+    transport = await open_ws(f"{base}/ws/close1000")
+    try:
+        with pytest.raises(ConnectionClosedError) as caught:
+            await transport.receive_text()
+        assert caught.value.code == 1000
+    finally:
+        await transport.release()
+
+
+@pytest.mark.parametrize("mode", ["abort", "tcp_close"])
+async def test_tcp_drop_without_close_frame_has_no_code(server, mode):
+    base, _ = server
+    transport = await open_ws(f"{base}/ws/{mode}")
+    try:
+        assert await transport.receive_text() == "last words"
+        with pytest.raises(ConnectionClosedError) as caught:
+            await asyncio.wait_for(transport.receive_text(), 2.0)
+        assert caught.value.code is None
+    finally:
+        await transport.release()
+
+
+async def test_frame_over_the_size_limit_closes_with_1009(server):
+    base, _ = server
+    transport = await open_ws(f"{base}/ws/big", max_frame_bytes=1024)
+    try:
+        with pytest.raises(ConnectionClosedError) as caught:
+            await asyncio.wait_for(transport.receive_text(), 2.0)
+        assert caught.value.code == 1009
+    finally:
+        await transport.release()
+
+
+async def test_send_receive_and_polite_close(server):
+    base, app = server
+    # The scheme is case-insensitive, like every URL scheme.
+    transport = await open_ws(f"{base}/ws/echo".replace("ws://", "WS://"))
+    assert "open" in repr(transport)
+    await transport.send_text("PING")
+    assert await transport.receive_text() == "echo:PING"
+    await transport.close(0.5)
+    assert "closed" in repr(transport)
+    for _ in range(50):
+        if app[CLOSED_WITH]:
+            break
+        await asyncio.sleep(0.01)
+    assert app[CLOSED_WITH] == [1000]
+    await transport.release()  # idempotent after close
+
+
+async def test_abort_ends_the_socket_and_sending_after_it_fails(server):
+    base, _ = server
+    transport = await open_ws(f"{base}/ws/echo")
+    transport.abort()
+    with pytest.raises(ConnectionClosedError):
+        await asyncio.wait_for(transport.receive_text(), 2.0)
+    with pytest.raises(ConnectionClosedError):
+        await transport.send_text("PING")
+    await transport.release()
+    await transport.release()
