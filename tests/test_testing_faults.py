@@ -220,6 +220,30 @@ async def test_close_with_after_messages_closes_after_exactly_that_many(
         assert len(fake.log.sent_seqs(connection.id)) == 4
 
 
+async def test_message_count_faults_fire_as_soon_as_the_count_is_reached(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakePolymarket(
+        markets=1, faults={0: [CloseWith(4003, after_messages=2)]}, **FAST
+    ) as fake:
+        ws = await subscribe(session, fake)
+        assert len(await receive_json(ws)) == 2
+        message = await receive(ws)  # no further step needed
+        assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 4003)
+
+
+async def test_injected_after_messages_counts_from_the_injection(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakePolymarket(markets=1, **FAST) as fake:
+        ws = await subscribe(session, fake)
+        await receive_json(ws)  # 2 messages before the injection
+        fake.inject(DropTcp(after_messages=1))
+        sent = price_changes(fake, 3)
+        assert await receive_text(ws) == sent[0]
+        await assert_dropped_without_close_frame(ws)
+
+
 async def test_close_with_after_seconds(session: aiohttp.ClientSession) -> None:
     async with FakePolymarket(markets=1, faults={0: [CloseWith(1011, after=0.1)]}, **FAST) as fake:
         ws = await subscribe(session, fake)

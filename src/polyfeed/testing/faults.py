@@ -9,8 +9,9 @@ Timing fields, common to the faults that have them:
 
 - ``after``: seconds after the WebSocket opened (or after ``inject`` for live injection);
 - ``after_messages``: the number of data messages (events; a snapshot array of n books is n)
-  already handed to that connection. When both are given, both must be reached. Checked between
-  frames.
+  handed to that connection since the fault was armed (at the open, or by ``inject``). When both
+  are given, both must be reached. Checked between messages; the fault fires as soon as the
+  count is reached (a ``CloseWith(after_messages=2)`` closes right after the second message).
 
 Per-asset faults name token ids on ``/ws/market`` and condition ids on ``/ws/user`` (the
 subscription keys of that channel).

@@ -61,15 +61,15 @@ def _format_scaled(value: int, exponent: int) -> str:
     return text
 
 
-_PRICE_TEXT: dict[int, str] = {}
+# Every price on the finest grid, formatted once: formatting dominated the cost of a step.
+_PRICE_TEXT: list[str] = [
+    _format_scaled(units, _PRICE_EXPONENT) for units in range(_UNITS_PER_ONE + 1)
+]
 
 
 def format_price(units: int) -> str:
     """The wire string for a price given in units of 0.0001 (``5000`` -> ``"0.5"``)."""
-    text = _PRICE_TEXT.get(units)
-    if text is None:
-        text = _PRICE_TEXT[units] = _format_scaled(units, _PRICE_EXPONENT)
-    return text
+    return _PRICE_TEXT[units]
 
 
 def format_size(cents: int) -> str:
@@ -265,15 +265,17 @@ class MarketSimulator:
     def _levels(self, state: _MarketState, asset_id: str) -> tuple[list[Level], list[Level]]:
         """(bids ascending, asks descending) of the asset in wire strings."""
         bids, asks = state.bids, state.asks
+        text = _PRICE_TEXT
         if asset_id == state.info.yes_token:
             return (
-                [(format_price(p), bids[p][1]) for p in sorted(bids)],
-                [(format_price(p), asks[p][1]) for p in sorted(asks, reverse=True)],
+                [(text[p], bids[p][1]) for p in sorted(bids)],
+                [(text[p], asks[p][1]) for p in sorted(asks, reverse=True)],
             )
         # NO bids are YES asks at 1-p: ascending NO price is descending YES price.
+        one = _UNITS_PER_ONE
         return (
-            [(format_price(_UNITS_PER_ONE - p), asks[p][1]) for p in sorted(asks, reverse=True)],
-            [(format_price(_UNITS_PER_ONE - p), bids[p][1]) for p in sorted(bids)],
+            [(text[one - p], asks[p][1]) for p in sorted(asks, reverse=True)],
+            [(text[one - p], bids[p][1]) for p in sorted(bids)],
         )
 
     def _last_trade_text(self, state: _MarketState, asset_id: str) -> str:

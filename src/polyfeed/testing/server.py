@@ -314,24 +314,20 @@ class _Ending(msgspec.Struct, frozen=True):
 class _Armed:
     """A triggered fault's runtime state: ready by time, waiting for its message count."""
 
-    __slots__ = ("fault", "fired", "time_ready")
+    __slots__ = ("base", "fault", "fired", "time_ready")
 
-    def __init__(self, fault: Fault, time_ready: bool) -> None:
+    def __init__(self, fault: Fault, time_ready: bool, base: int) -> None:
         self.fault = fault
         self.time_ready = time_ready
         self.fired = False
+        # Messages already sent when armed: after_messages counts from here.
+        self.base = base
 
-
-_TIMED = (
-    StallData,
-    StopPong,
-    CloseWith,
-    DropTcp,
-    ForgetSubscriptions,
-    Malformed,
-    UnknownEvent,
-    HugeFrame,
-)
+    def due(self, data_sent: int) -> bool:
+        after_messages = getattr(self.fault, "after_messages", None)
+        return self.time_ready and (
+            after_messages is None or data_sent - self.base >= after_messages
+        )
 
 
 class FakeConnection:
@@ -764,6 +760,9 @@ class FakeConnection:
         for _ in range(copies):
             self._put(_Frame(data, (event.seq,)))
         self.data_sent += 1
+        if self._message_triggers:
+            # A count reached fires now (e.g. a close right after the n-th message).
+            self._check_message_triggers()
 
     def _offer_batch(self, events: Sequence[LoggedEvent]) -> None:
         """Hand several messages as one JSON-array frame (initial snapshots)."""
@@ -782,6 +781,8 @@ class FakeConnection:
                 break
         if parts:
             self._put(_Frame(b"[" + b",".join(parts) + b"]", tuple(seqs)))
+        if self._message_triggers:
+            self._check_message_triggers()
 
     def _keys_of(self, event: LoggedEvent) -> tuple[str, ...]:
         return event.asset_ids if self.path == "market" else (event.market,)
@@ -877,12 +878,12 @@ class FakeConnection:
                 | UnknownEvent()
                 | HugeFrame()
             ):
-                armed = _Armed(fault, time_ready=fault.after <= 0)
+                armed = _Armed(fault, time_ready=fault.after <= 0, base=self.data_sent)
                 if fault.after_messages is not None:
                     self._message_triggers.append(armed)
                 if not armed.time_ready:
                     self._spawn(self._fault_timer(armed, fault.after))
-                elif fault.after_messages is None:
+                elif armed.due(self.data_sent):
                     self._fire(armed)
             case Hang():
                 self._hung = True
@@ -910,17 +911,12 @@ class FakeConnection:
     async def _fault_timer(self, armed: _Armed, after: float) -> None:
         await asyncio.sleep(after)
         armed.time_ready = True
-        fault = armed.fault
-        assert isinstance(fault, _TIMED)
-        if fault.after_messages is None or self.data_sent >= fault.after_messages:
+        if armed.due(self.data_sent):
             self._fire(armed)
 
     def _check_message_triggers(self) -> None:
         for armed in list(self._message_triggers):
-            fault = armed.fault
-            assert isinstance(fault, _TIMED)
-            assert fault.after_messages is not None
-            if armed.time_ready and self.data_sent >= fault.after_messages:
+            if armed.due(self.data_sent):
                 self._fire(armed)
 
     def _fire(self, armed: _Armed) -> None:
@@ -949,6 +945,8 @@ class FakeConnection:
                     self._accepting = False
             case ForgetSubscriptions():
                 self._forgotten |= self.subscribed
+                if self.all_markets:
+                    self._forgotten |= {m.condition_id for m in server.markets}
                 self.subscribed = set()
                 self.all_markets = False
             case Malformed(text=text):
