@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from polyfeed.config import HeartbeatConfig, StreamConfig, WatchdogConfig
 from polyfeed.credentials import Credentials
@@ -666,3 +668,85 @@ def test_subscribe_while_open_needs_now():
     open_session(session)
     with pytest.raises(ConfigError):
         session.subscribe(["b"], None)
+
+
+# ---------------------------------------------------------------- property: wire order
+
+
+ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["tick", "pong", "book", "notice", "junk", "sub", "unsub", "close", "open", "send"]
+        ),
+        st.floats(min_value=0.0, max_value=40.0, allow_nan=False),
+        st.sampled_from(["a", "b", "c", "d"]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(actions=ACTIONS, confirm_timeout=st.sampled_from([5.0, 30.0]))
+def test_wire_order_invariants_hold_for_any_sequence(actions, confirm_timeout):
+    """Per connection: the initial frame goes first and once; no PING before it; no operation
+    frame on a closed socket, even one queued before it died; after a tick the next deadline
+    lies in the future."""
+    session = make(["a"], confirm_timeout=confirm_timeout, data_timeout=45.0)
+    now = 0.0
+    socket_open = False
+    sent_on_this_socket: list[str] = []
+
+    def flush() -> None:
+        frames = session.frames_to_send()
+        if not socket_open:
+            assert frames == []
+            return
+        sent_on_this_socket.extend(frames)
+
+    for kind, dt, asset in actions:
+        now += dt
+        match kind:
+            case "open":
+                if socket_open:
+                    continue
+                socket_open = True
+                sent_on_this_socket = []
+                session.connected(now)
+            case "close":
+                if not socket_open:
+                    continue
+                session.closed()
+                socket_open = False
+            case "tick":
+                deadline = session.next_deadline()
+                if deadline is not None:
+                    now = max(now, deadline)
+                session.handle_timer(now)
+            case "pong":
+                if socket_open:
+                    session.receive_text("PONG", now)
+            case "book":
+                if socket_open:
+                    session.receive_text(book(asset), now)
+            case "notice":
+                if socket_open:
+                    session.receive_text("NO NEW ASSETS", now)
+            case "junk":
+                if socket_open:
+                    session.receive_text("{junk", now)
+            case "sub":
+                session.subscribe([asset], now if socket_open else None)
+            case "unsub":
+                session.unsubscribe([asset])
+            case "send":
+                # The writer runs when it gets to; a socket may die with frames still queued.
+                flush()
+        if socket_open and sent_on_this_socket:
+            assert json.loads(sent_on_this_socket[0]).get("type") == "market"
+            later = [f for f in sent_on_this_socket[1:] if f != "PING"]
+            assert all("type" not in json.loads(f) for f in later)
+        deadline = session.next_deadline()
+        if kind == "tick" and deadline is not None:
+            # A tick handles everything due at `now`: the next deadline lies in the future.
+            assert deadline > now
+        session.events()
