@@ -142,6 +142,16 @@ async def server() -> AsyncIterator[tuple[str, web.Application]]:
         await runner.cleanup()
 
 
+def text(frame: str | bytes) -> str:
+    """A received frame as text: the transport may hand over raw UTF-8 bytes (the decoder reads
+    them directly) or ``str``; either way the content must be what the server sent."""
+    return frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+
+
+async def receive(transport: AiohttpTransport) -> str:
+    return text(await asyncio.wait_for(transport.receive_text(), 2.0))
+
+
 async def open_ws(url: str, **kw: object) -> AiohttpTransport:
     kw.setdefault("connect_timeout", 2.0)
     kw.setdefault("max_frame_bytes", 1 << 20)
@@ -233,13 +243,13 @@ async def test_bad_urls_are_config_errors(url):
 # ---------------------------------------------------------------- frames and endings
 
 
-async def test_receive_text_returns_text_decodes_binary_and_maps_the_close_code(server):
+async def test_receive_text_delivers_text_and_binary_frames_and_maps_the_close_code(server):
     base, _ = server
     transport = await open_ws(f"{base}/ws/frames")
     try:
-        assert await transport.receive_text() == "hello"
-        assert await transport.receive_text() == "h\u00e9llo \u2713"
-        assert await transport.receive_text() == "\ufffd bad utf-8"
+        assert await receive(transport) == "hello"
+        assert await receive(transport) == "h\u00e9llo \u2713"
+        assert await receive(transport) == "\ufffd bad utf-8"
         with pytest.raises(ConnectionClosedError) as caught:
             await transport.receive_text()
         assert caught.value.code == 4001
@@ -264,7 +274,7 @@ async def test_tcp_drop_without_close_frame_has_no_code(server, mode):
     base, _ = server
     transport = await open_ws(f"{base}/ws/{mode}")
     try:
-        assert await transport.receive_text() == "last words"
+        assert await receive(transport) == "last words"
         with pytest.raises(ConnectionClosedError) as caught:
             await asyncio.wait_for(transport.receive_text(), 2.0)
         assert caught.value.code is None
@@ -287,26 +297,30 @@ async def test_send_receive_and_polite_close(server):
     base, app = server
     # The scheme is case-insensitive, like every URL scheme.
     transport = await open_ws(f"{base}/ws/echo".replace("ws://", "WS://"))
-    assert "open" in repr(transport)
-    await transport.send_text("PING")
-    assert await transport.receive_text() == "echo:PING"
-    await transport.close(0.5)
-    assert "closed" in repr(transport)
-    for _ in range(50):
-        if app[CLOSED_WITH]:
-            break
-        await asyncio.sleep(0.01)
-    assert app[CLOSED_WITH] == [1000]
-    await transport.release()  # idempotent after close
+    try:
+        assert "open" in repr(transport)
+        await transport.send_text("PING")
+        assert await receive(transport) == "echo:PING"
+        await transport.close(0.5)
+        assert "closed" in repr(transport)
+        for _ in range(50):
+            if app[CLOSED_WITH]:
+                break
+            await asyncio.sleep(0.01)
+        assert app[CLOSED_WITH] == [1000]
+    finally:
+        await transport.release()  # idempotent after close
 
 
 async def test_abort_ends_the_socket_and_sending_after_it_fails(server):
     base, _ = server
     transport = await open_ws(f"{base}/ws/echo")
-    transport.abort()
-    with pytest.raises(ConnectionClosedError):
-        await asyncio.wait_for(transport.receive_text(), 2.0)
-    with pytest.raises(ConnectionClosedError):
-        await transport.send_text("PING")
-    await transport.release()
-    await transport.release()
+    try:
+        transport.abort()
+        with pytest.raises(ConnectionClosedError):
+            await asyncio.wait_for(transport.receive_text(), 2.0)
+        with pytest.raises(ConnectionClosedError):
+            await transport.send_text("PING")
+    finally:
+        await transport.release()
+        await transport.release()
