@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable, Sequence
 
 from polyfeed.clock import Clock, TimerHandle
 from polyfeed.connection.event_queue import EventQueue
@@ -44,11 +45,13 @@ class Connection:
         clock: Clock,
         queue: EventQueue,
         metrics: ConnectionMetrics,
+        emit: Callable[[Sequence[object]], bool] | None = None,
     ) -> None:
         self.transport = transport
         self.session = session
         self.clock = clock
         self.queue = queue
+        self._emit = emit or queue.put_many
         self.metrics = metrics
         self._outbox: deque[str] = deque()
         self._outbox_ready = asyncio.Event()
@@ -100,7 +103,7 @@ class Connection:
                         event.silent_for,
                         f" ({len(event.asset_ids)} assets)" if event.asset_ids else "",
                     )
-            if not self.queue.put_many(events) and session.failure is None:
+            if not self._emit(events) and session.failure is None:
                 # The ``disconnect`` policy: the ticker tears the connection down.
                 session.failure = OverflowDisconnectError(self.queue.config.maxsize)
                 self._tick.set()

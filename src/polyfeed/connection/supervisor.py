@@ -9,8 +9,8 @@ rejected more than ``auth_retries`` times, ``max_attempts`` reached) stop the lo
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal, Protocol
 
 from polyfeed.backoff import Backoff
 from polyfeed.clock import Clock
@@ -35,6 +35,20 @@ from polyfeed.subscriptions import SubscriptionSet
 logger = logging.getLogger("polyfeed.supervisor")
 
 Connector = Callable[..., Awaitable[Transport]]
+
+
+class EventObserver(Protocol):
+    """Sees every event before the consumer queue (on the reader), and may add events after.
+
+    The order book keeper is one: it applies market events to the local books and appends
+    ``BookInvalidated``/``BookResynced`` where they happen.
+    """
+
+    def observe(self, events: Sequence[object]) -> Sequence[object]:
+        """The events to enqueue (``events`` itself when nothing is added)."""
+        ...
+
+
 State = Literal["idle", "connecting", "open", "backoff", "closed"]
 
 
@@ -67,6 +81,7 @@ class Supervisor:
         *,
         credentials: Credentials | None = None,
         connector: Connector = connect,
+        observer: EventObserver | None = None,
     ) -> None:
         self.channel: Channel = channel
         self.url = url
@@ -84,6 +99,13 @@ class Supervisor:
         self._credentials = credentials
         self._connector = connector
         self._auth_failures = 0
+        self.observer = observer
+
+    def emit(self, events: Sequence[object]) -> bool:
+        """Hand events to the observer, then the queue; False asks for a disconnect."""
+        if self.observer is not None:
+            events = self.observer.observe(events)
+        return self.queue.put_many(events)
 
     def __repr__(self) -> str:
         return (
@@ -158,7 +180,7 @@ class Supervisor:
                 delay,
                 error,
             )
-            self.queue.put_many([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
+            self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
             await self.clock.sleep_until(self.clock.now() + delay)
 
     async def _run_connection(
@@ -174,7 +196,9 @@ class Supervisor:
             credentials=self._credentials,
             connection_id=connection_id,
         )
-        connection = Connection(transport, session, self.clock, self.queue, self.metrics)
+        connection = Connection(
+            transport, session, self.clock, self.queue, self.metrics, emit=self.emit
+        )
         now = self.clock.now()
         self.backoff.connected(now)
         self.metrics.on_connected(now)
@@ -201,7 +225,7 @@ class Supervisor:
                     reason=last_reason,
                 )
             )
-        self.queue.put_many(lifecycle)
+        self.emit(lifecycle)
         self.connection = connection
         try:
             error = await connection.run()
@@ -218,9 +242,7 @@ class Supervisor:
         self.metrics.on_disconnected(now, slug)
         code = error.code if isinstance(error, ConnectionClosedError) else None
         logger.warning("%s: connection #%d ended: %s", self.channel, connection_id, error)
-        self.queue.put_many(
-            [Disconnected(reason=str(error), code=code, connection_id=connection_id)]
-        )
+        self.emit([Disconnected(reason=str(error), code=code, connection_id=connection_id)])
         return error, session
 
     def _check_user_auth(self, session: Session, error: TransientError) -> None:
