@@ -530,3 +530,19 @@ async def test_user_channel_faults_use_condition_ids(session: aiohttp.ClientSess
         assert (await receive_json(ws))["market"] == loud
         assert [d.reason for d in fake.log.withheld_from(fake.connections[0].id)] == ["silence"]
         await ws.close()
+
+
+async def test_hang_injected_live_stops_everything_the_server_sends(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakePolymarket(markets=1, ping_grace=0.1, subscribe_grace=None) as fake:
+        ws = await subscribe(session, fake)
+        await receive_json(ws)
+        await ping(ws)
+        connection = fake.inject(Hang())
+        await ws.send_str("PING")
+        fake.step(2)
+        await fake.send_raw("to everyone")  # does not wait for the hung socket
+        await assert_quiet(ws, 0.25)  # past the ping grace: a hung server enforces nothing
+        assert connection.is_open
+        await ws.close()

@@ -25,7 +25,8 @@ CloseWith              a close frame with ``code``/``reason`` (after the frames 
 DropTcp                the TCP connection is aborted: no close frame (clients see 1006)
 Hang                   the socket accepts and reads bytes, answers nothing (no PONG, no protocol
                        pong, no close reply) and sends nothing; ``during_handshake`` hangs the
-                       HTTP upgrade itself
+                       HTTP upgrade itself (injected live, protocol pings and close frames are
+                       still answered by aiohttp)
 RefuseHandshake        an HTTP ``status`` answer instead of the upgrade, ``Retry-After`` when given
 IgnoreSubscription     the assets are accepted but get no snapshot and no data; withheld "ignore"
 ForgetSubscriptions    the server drops every subscription of the socket (PONG goes on); a later

@@ -404,7 +404,7 @@ class FakeConnection:
 
     async def flush(self) -> None:
         """Wait until every frame queued so far reached the transport (or the socket ended)."""
-        if self._ended.done() or self._ws is None:
+        if self._ended.done() or self._ws is None or self._hung:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._put(_Control("flush", future=future))
@@ -584,7 +584,7 @@ class FakeConnection:
 
     async def _subscribe_watch(self, grace: float) -> None:
         await asyncio.sleep(grace)
-        if self.state == "awaiting_subscription":
+        if self.state == "awaiting_subscription" and not self._hung:
             self._finish("close", 1008, "no subscription received")
 
     async def _ping_watch(self, grace: float) -> None:
@@ -594,6 +594,8 @@ class FakeConnection:
             if delay <= 0:
                 break
             await asyncio.sleep(delay)
+        if self._hung:
+            return  # a hung server enforces nothing
         if self._server.ping_timeout_action == "drop":
             self._abort_transport("no ping received")
         else:
