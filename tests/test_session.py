@@ -750,3 +750,19 @@ def test_wire_order_invariants_hold_for_any_sequence(actions, confirm_timeout):
             # A tick handles everything due at `now`: the next deadline lies in the future.
             assert deadline > now
         session.events()
+
+
+def test_raw_utf8_bytes_frames_behave_like_text():
+    # The transport hands frames over as raw UTF-8 bytes: PONG, notices and data alike.
+    session = make(["a", "b"], data_timeout=60.0)
+    open_session(session)
+    session.receive_text(b"PONG", 0.5)
+    assert session.watchdog.last_pong_rtt == pytest.approx(0.5)
+    session.receive_text(b"INVALID OPERATION", 1.0)
+    assert session.invalid_operations == 1
+    session.receive_text(price_change("a", "b").encode(), 2.0)
+    assert session.subscriptions.confirmed == {"a", "b"}
+    assert session.last_data_at == 2.0
+    events = session.events()
+    assert events[0] == Notice("INVALID OPERATION")
+    assert len(events) == 2
