@@ -68,6 +68,10 @@ class ConnectionMetrics:
         self.disconnects_total += 1
         self.reconnects_by_reason[reason] += 1
 
+    def on_attempt_failed(self, reason: str) -> None:
+        """A connection attempt failed before the socket opened (refused, 429/5xx, 401)."""
+        self.reconnects_by_reason[reason] += 1
+
     def connected_seconds(self, now: float) -> float:
         """Total time connected since start."""
         extra = now - self.connected_since if self.connected_since is not None else 0.0

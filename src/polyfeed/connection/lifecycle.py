@@ -88,11 +88,14 @@ class Connection:
 
     def _pump(self) -> None:
         session = self.session
-        if session._frames:
-            self._outbox.extend(session.frames_to_send())
+        if not session.has_output:
+            return
+        frames = session.frames_to_send()
+        if frames:
+            self._outbox.extend(frames)
             self._outbox_ready.set()
-        if session._events:
-            events = session.events()
+        events = session.events()
+        if events:
             for event in events:
                 if isinstance(event, Stale):
                     self.metrics.stale_by_kind[event.kind] += 1

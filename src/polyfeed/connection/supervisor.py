@@ -141,7 +141,7 @@ class Supervisor:
         while True:
             self.state = "connecting"
             self.attempts += 1
-            error: TransientError
+            error: TransientError | AuthenticationError
             retry_after = 0.0
             try:
                 transport = await self._connector(
@@ -154,13 +154,16 @@ class Supervisor:
                 self._auth_failures += 1
                 if self._auth_failures > self.config.backoff.auth_retries:
                     raise AuthenticationError(exc.status, self._auth_failures) from None
-                error = ConnectionClosedError(None, str(exc))
-                logger.warning("credentials rejected (HTTP %s); retrying once more", exc.status)
+                error = exc
+                logger.warning("credentials rejected (HTTP %s); retrying", exc.status)
+                self.metrics.on_attempt_failed(reason_slug(exc))
             except ServerUnavailableError as exc:
                 error = exc
                 retry_after = exc.retry_after or 0.0
+                self.metrics.on_attempt_failed(reason_slug(exc))
             except TransientError as exc:
                 error = exc
+                self.metrics.on_attempt_failed(reason_slug(exc))
             else:
                 error, session = await self._run_connection(transport, gap_started, last_reason)
                 gap_started = self._wall_of(
@@ -249,7 +252,9 @@ class Supervisor:
         if self.channel != "user":
             return
         # Polymarket answers bad credentials by dropping the socket right after the subscribe,
-        # without a close frame and before anything else arrives.
+        # without a close frame and before anything else arrives. The first PING goes out with
+        # the subscription, so a healthy socket answers PONG within a round trip: a drop before
+        # any frame at all is not a network blip but a rejection. Only consecutive ones count.
         if session.frames_received == 0 and isinstance(error, ConnectionClosedError):
             self._auth_failures += 1
             if self._auth_failures > self.config.backoff.auth_retries:

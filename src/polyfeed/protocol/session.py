@@ -138,6 +138,10 @@ class Session:
 
     def _note_assets(self, item: WireItem, now: float) -> None:
         if self.channel != "market":
+            # The user channel subscribes by market (condition id): an order or trade of a
+            # market confirms it.
+            if isinstance(item, Order | Trade):
+                self.subscriptions.confirm(item.market, now)
             return
         subscriptions = self.subscriptions
         watchdog = self.watchdog
@@ -268,6 +272,11 @@ class Session:
             if confirm is not None and (deadline is None or confirm < deadline):
                 deadline = confirm
         return deadline
+
+    @property
+    def has_output(self) -> bool:
+        """Whether frames or events wait to be collected (cheap; for the reader's hot path)."""
+        return bool(self._frames or self._events)
 
     def frames_to_send(self) -> list[str]:
         """Text frames to send, in order; the queue is emptied."""
