@@ -18,9 +18,10 @@ def test_now_and_wall_start_where_told_and_move_together() -> None:
     assert (clock.now(), clock.wall()) == (102.5, 1_700_000_002.5)
 
 
-def test_it_is_a_clock() -> None:
+async def test_it_is_a_clock() -> None:
     clock: Clock = FakeClock()
     assert clock.now() == 0.0
+    clock.call_at(1.0, lambda: None).cancel()
 
 
 async def test_advance_wakes_only_due_sleepers_in_deadline_order() -> None:
@@ -95,6 +96,37 @@ async def test_run_for_fires_chained_timers_at_their_deadlines() -> None:
         task.cancel()
 
 
+async def test_call_at_runs_callbacks_on_the_loop_in_deadline_order() -> None:
+    clock = FakeClock()
+    calls: list[str] = []
+    late = clock.call_at(2.0, lambda: calls.append("late"))
+    clock.call_at(1.0, lambda: calls.append("early"))
+    cancelled = clock.call_at(1.5, lambda: calls.append("cancelled"))
+    cancelled.cancel()
+    assert clock.timers == 2 and clock.next_deadline() == 1.0
+    assert clock.advance(1.6) == 1
+    assert calls == []  # on the loop, not inside advance()
+    await clock.settle()
+    assert calls == ["early"]
+    assert "pending" in repr(late)
+    await clock.run_for(1.0)
+    assert calls == ["early", "late"] and clock.timers == 0
+    assert "fired" in repr(late) and "cancelled" in repr(cancelled)
+    clock.call_at(0.0, lambda: calls.append("past"))  # a passed deadline runs soon
+    await clock.settle()
+    assert calls[-1] == "past"
+
+
+async def test_a_timer_cancelled_after_firing_but_before_running_does_not_run() -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+    timer = clock.call_at(1.0, lambda: calls.append(1))
+    clock.advance(1.0)
+    timer.cancel()
+    await clock.settle()
+    assert calls == []
+
+
 async def test_moving_backwards_raises() -> None:
     clock = FakeClock()
     with pytest.raises(ConfigError):
@@ -108,5 +140,5 @@ async def test_repr_shows_time_and_sleepers() -> None:
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(clock.sleep(1.0))
         await clock.settle()
-        assert repr(clock) == "FakeClock(now=1, wall=10.000, sleepers=1)"
+        assert repr(clock) == "FakeClock(now=1, wall=10.000, sleepers=1, timers=0)"
         task.cancel()

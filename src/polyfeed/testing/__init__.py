@@ -28,7 +28,7 @@ pytest fixture ``fake_polymarket`` (function-scoped, async; needs pytest-asyncio
 
 from __future__ import annotations
 
-from polyfeed.testing.clock import FakeClock
+from polyfeed.testing.clock import FakeClock, FakeTimer
 from polyfeed.testing.faults import (
     CloseWith,
     DropMessage,
@@ -74,6 +74,7 @@ __all__ = [
     "FakeClock",
     "FakeConnection",
     "FakePolymarket",
+    "FakeTimer",
     "Fault",
     "FaultPlan",
     "ForgetSubscriptions",

@@ -10,10 +10,50 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections.abc import Callable
 
 from polyfeed.errors import ConfigError
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "FakeTimer"]
+
+
+class FakeTimer:
+    """A callback scheduled with :meth:`FakeClock.call_at`; ``cancel()`` stops it."""
+
+    __slots__ = ("_callback", "_fired", "_loop", "cancelled", "deadline")
+
+    def __init__(
+        self, deadline: float, callback: Callable[[], None], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.deadline = deadline
+        self._callback = callback
+        self._loop = loop
+        self._fired = False
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run the callback (no effect once it ran)."""
+        self.cancelled = True
+
+    def done(self) -> bool:
+        """Whether it ran or was cancelled."""
+        return self._fired or self.cancelled
+
+    def _fire(self) -> bool:
+        if self.done():
+            return False
+        self._fired = True
+        # On the event loop, as asyncio's call_at would.
+        self._loop.call_soon(self._run)
+        return True
+
+    def _run(self) -> None:
+        if not self.cancelled:
+            self._callback()
+
+    def __repr__(self) -> str:
+        state = "cancelled" if self.cancelled else "fired" if self._fired else "pending"
+        return f"FakeTimer(deadline={self.deadline:g}, {state})"
 
 
 class FakeClock:
@@ -27,7 +67,7 @@ class FakeClock:
         self._start = start
         self._now = start
         self._wall_start = wall_start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._sleepers: list[tuple[float, int, asyncio.Future[None] | FakeTimer]] = []
         self._order = itertools.count()
 
     def now(self) -> float:
@@ -52,13 +92,29 @@ class FakeClock:
         """Sleep ``seconds`` of fake time."""
         await self.sleep_until(self._now + seconds)
 
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> FakeTimer:
+        """Run ``callback`` on the event loop once fake time reaches ``deadline``."""
+        timer = FakeTimer(deadline, callback, asyncio.get_running_loop())
+        if deadline <= self._now:
+            timer._fire()
+        else:
+            heapq.heappush(self._sleepers, (deadline, next(self._order), timer))
+        return timer
+
     @property
     def sleepers(self) -> int:
         """How many tasks are parked in :meth:`sleep_until` (cancelled ones excluded)."""
-        return sum(1 for _, _, future in self._sleepers if not future.done())
+        return sum(
+            1 for _, _, w in self._sleepers if isinstance(w, asyncio.Future) and not w.done()
+        )
+
+    @property
+    def timers(self) -> int:
+        """How many :meth:`call_at` callbacks are pending (cancelled ones excluded)."""
+        return sum(1 for _, _, w in self._sleepers if isinstance(w, FakeTimer) and not w.done())
 
     def next_deadline(self) -> float | None:
-        """The earliest pending deadline, or None."""
+        """The earliest pending deadline (sleeper or timer), or None."""
         self._discard_done()
         return self._sleepers[0][0] if self._sleepers else None
 
@@ -69,16 +125,20 @@ class FakeClock:
     def _wake_due(self) -> int:
         woken = 0
         while self._sleepers and self._sleepers[0][0] <= self._now:
-            _, _, future = heapq.heappop(self._sleepers)
-            if not future.done():
-                future.set_result(None)
+            _, _, waiter = heapq.heappop(self._sleepers)
+            if isinstance(waiter, FakeTimer):
+                woken += waiter._fire()
+            elif not waiter.done():
+                waiter.set_result(None)
                 woken += 1
         return woken
 
     def advance(self, seconds: float) -> int:
-        """Move time forward by ``seconds`` and wake every due sleeper; returns how many woke.
+        """Move time forward by ``seconds`` and wake every due sleeper and timer; returns how
+        many woke.
 
-        The woken tasks run when the test next yields to the loop (see :meth:`settle`).
+        The woken tasks and timer callbacks run when the test next yields to the loop (see
+        :meth:`settle`).
         """
         if seconds < 0:
             raise ConfigError(f"cannot move a monotonic clock backwards ({seconds})")
@@ -112,4 +172,7 @@ class FakeClock:
         await self.settle(rounds)
 
     def __repr__(self) -> str:
-        return f"FakeClock(now={self._now:g}, wall={self.wall():.3f}, sleepers={self.sleepers})"
+        return (
+            f"FakeClock(now={self._now:g}, wall={self.wall():.3f}, sleepers={self.sleepers}, "
+            f"timers={self.timers})"
+        )
