@@ -51,7 +51,7 @@ async def test_json_mode_serves_until_sigterm() -> None:
 async def test_human_mode_prints_urls_and_stops_on_sigint() -> None:
     process = await start("--markets", "1", "--rate", "0")
     assert process.stdout is not None
-    lines = []
+    lines: list[str] = []
     try:
         async with asyncio.timeout(10):
             while not lines or lines[-1] != "Ctrl-C to stop.":

@@ -17,6 +17,7 @@ from polyfeed.testing import (
     DropTcp,
     Duplicate,
     FakePolymarket,
+    Fault,
     FaultPlan,
     ForgetSubscriptions,
     Hang,
@@ -31,7 +32,7 @@ from polyfeed.testing import (
     UnknownEvent,
 )
 
-FAST = {"ping_grace": 2.0, "subscribe_grace": 2.0, "trade_probability": 0.0}
+FAST: dict[str, Any] = {"ping_grace": 2.0, "subscribe_grace": 2.0, "trade_probability": 0.0}
 # best_bid_ask is custom-feature only; with trade_probability 0 a step is one price_change
 # (plus best_bid_ask, not sent to these plain subscribers).
 
@@ -141,7 +142,7 @@ def test_faults_are_frozen_values() -> None:
 
 
 async def test_faults_are_scripted_per_attempt(session: aiohttp.ClientSession) -> None:
-    plan = {0: [DropTcp()], 2: [CloseWith(4000, "third")]}
+    plan: dict[int, list[Fault]] = {0: [DropTcp()], 2: [CloseWith(4000, "third")]}
     async with FakePolymarket(markets=1, faults=plan, **FAST) as fake:
         first = await subscribe(session, fake)
         await assert_dropped_without_close_frame(first)
@@ -315,7 +316,7 @@ async def test_refuse_handshake(
         with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
             await session.ws_connect(fake.market_url)
         assert raised.value.status == status
-        headers = raised.value.headers or {}
+        headers: Any = raised.value.headers or {}
         assert headers.get("Retry-After") == (None if retry_after is None else "2")
         assert fake.connections[0].state == "refused"
         assert fake.connections[0].refused_status == status
@@ -385,7 +386,7 @@ async def test_forget_subscriptions_then_resubscribe_gets_a_snapshot(
 
 
 async def test_malformed_unknown_and_huge_frames(session: aiohttp.ClientSession) -> None:
-    plan = {
+    plan: dict[int, list[Fault]] = {
         0: [
             Malformed(after_messages=2),
             UnknownEvent(after_messages=2),
@@ -395,7 +396,7 @@ async def test_malformed_unknown_and_huge_frames(session: aiohttp.ClientSession)
     async with FakePolymarket(markets=1, faults=plan, **FAST) as fake:
         ws = await subscribe(session, fake)
         await receive_json(ws)
-        sent = price_changes(fake, 1)  # the triggers are checked before the next message
+        sent = price_changes(fake, 1)  # queued behind the fault frames sent after the snapshot
         malformed = await receive_text(ws)
         with pytest.raises(json.JSONDecodeError):
             json.loads(malformed)

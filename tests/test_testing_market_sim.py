@@ -304,7 +304,7 @@ def test_user_lifecycle_decodes_and_cycles() -> None:
     ]
     assert kinds[6][1] == "PLACEMENT" and messages[6].payload["id"] != messages[0].payload["id"]
     for message in messages:
-        struct = Order if message.event_type == "order" else Trade
+        struct: type[Order | Trade] = Order if message.event_type == "order" else Trade
         decoded = msgspec.json.decode(message.raw, type=struct, strict=False)
         assert decoded.owner == "owner-key" and decoded.market == sim.markets[0].condition_id
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,10 +15,10 @@ import pytest
 from polyfeed.errors import ConfigError
 from polyfeed.protocol.book_hash import book_hash
 from polyfeed.protocol.messages import Book, Order, PriceChange, Trade
-from polyfeed.testing import BookView, FakePolymarket, pytest_plugin
+from polyfeed.testing import BookView, FakePolymarket, LoggedEvent, pytest_plugin
 from polyfeed.testing.pytest_plugin import fake_polymarket  # noqa: F401
 
-FAST = {"ping_grace": 2.0, "subscribe_grace": 2.0}
+FAST: dict[str, Any] = {"ping_grace": 2.0, "subscribe_grace": 2.0}
 
 
 @pytest.fixture
@@ -59,11 +59,11 @@ async def assert_quiet(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> N
 async def subscribe(
     session: aiohttp.ClientSession,
     fake: FakePolymarket,
-    assets: list[str] | None = None,
+    assets: Sequence[str] | None = None,
     **extra: Any,
 ) -> aiohttp.ClientWebSocketResponse:
     ws = await session.ws_connect(fake.market_url)
-    frame = {"type": "market", "assets_ids": list(fake.asset_ids) if assets is None else assets}
+    frame = {"type": "market", "assets_ids": list(fake.asset_ids if assets is None else assets)}
     await ws.send_str(json.dumps({**frame, **extra}))
     return ws
 
@@ -304,7 +304,7 @@ async def test_custom_features_best_bid_ask_and_no_new_assets(
         custom = await subscribe(session, fake, custom_feature_enabled=True)
         discovery = await subscribe(session, fake, [], custom_feature_enabled=True)
         await receive_json(plain), await receive_json(custom)
-        events = []
+        events: list[LoggedEvent] = []
         while not any(e.event_type == "best_bid_ask" for e in events):
             events += fake.step()
         received_custom = [await receive_json(custom) for _ in events]
