@@ -1020,6 +1020,10 @@ class FakePolymarket:
     ``wall`` is the clock for message timestamps (inject ``FakeClock.wall`` for deterministic
     timestamps). Simulator options (``tick_size``, ``trade_probability``, ...) are passed to
     :class:`polyfeed.testing.market_sim.MarketSimulator`.
+
+    The background flow generates live (each step costs ~70 us, book hashes included), at most
+    ``max_steps_per_tick`` per ``flow_interval`` so the loop stays responsive; a backlog beyond
+    that is dropped. For throughput tests use :meth:`prepare_burst`/:meth:`send_burst`.
     """
 
     def __init__(
@@ -1040,7 +1044,7 @@ class FakePolymarket:
         no_new_assets_interval: float | None = 5.0,
         max_log_events: int | None = None,
         flow_interval: float = 0.01,
-        max_steps_per_tick: int = 5_000,
+        max_steps_per_tick: int = 500,
         close_timeout: float = 1.0,
         max_frame_bytes: int = 4 * 1024 * 1024,
         tick_size: str = "0.01",
