@@ -351,6 +351,35 @@ def test_unconfirmed_asset_is_redriven_with_unsubscribe_then_subscribe():
         assert not data_frames(session.frames_to_send())
 
 
+def test_asset_never_answered_is_left_alone_after_three_requests():
+    # An unknown token id gets silence from the server, like an ignored subscription: after
+    # the initial request and two redrives, stop asking on this connection (no reconnect).
+    session = make(["a", "b"], confirm_timeout=30.0, data_timeout=300.0)
+    open_session(session, 0.0)
+    session.receive_text(book("a"), 1.0)
+    redrives = 0
+    now = 0.0
+    while now < 200.0:
+        now += 5.0
+        session.receive_text("PONG", now)
+        session.receive_text(book("a"), now)
+        session.handle_timer(now)
+        redrives += sum(
+            f["operation"] == "subscribe" for f in data_frames(session.frames_to_send())
+        )
+    assert redrives == 2
+    assert session.abandoned == {"b"}
+    assert session.failure is None
+    assert "b" in session.subscriptions.pending
+    deadline = session.next_deadline()
+    assert deadline is not None
+    assert deadline > now, "an abandoned asset must not keep the ticker spinning"
+    # The next connection asks again.
+    session.closed()
+    frames = open_session(session, 300.0)
+    assert json.loads(frames[0])["assets_ids"] == ["a", "b"]
+
+
 @pytest.mark.parametrize(
     ("frame", "confirmed"),
     [

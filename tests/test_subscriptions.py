@@ -319,3 +319,16 @@ class SubscriptionMachine(RuleBasedStateMachine):
 
 TestSubscriptionMachine = SubscriptionMachine.TestCase
 TestSubscriptionMachine.settings = settings(max_examples=200, stateful_step_count=40)
+
+
+def test_stop_waiting_keeps_the_asset_pending_without_a_deadline() -> None:
+    subs = SubscriptionSet(["a", "b"], confirm_timeout=10.0)
+    subs.on_connected(0.0)
+    assert subs.overdue(10.0) == ["a", "b"]
+    subs.stop_waiting(["b"])
+    assert subs.overdue(10.0) == ["a"]
+    assert subs.pending == frozenset({"a", "b"})
+    subs.confirm("a", 11.0)
+    assert subs.next_deadline() is None
+    assert subs.on_connected(20.0) == ["a", "b"]
+    assert subs.overdue(30.0) == ["a", "b"]

@@ -227,6 +227,17 @@ class SubscriptionSet:
             attempts[asset_id] = attempts.get(asset_id, 0) + 1
             self._redrives += 1
 
+    def stop_waiting(self, ids: Iterable[str]) -> None:
+        """Stop the confirmation clocks of these pending assets for the rest of the connection.
+
+        They stay desired and pending (replayed on the next connection) but are no longer
+        overdue: for assets the server never answers (an unknown or expired token id looks the
+        same as an ignored subscription), re-requesting for ever would only add load.
+        """
+        requested = self._requested
+        for asset_id in ids:
+            requested.pop(asset_id, None)
+
     def next_deadline(self) -> float | None:
         """When the oldest pending request becomes overdue; None if nothing is pending."""
         for requested_at in self._requested.values():

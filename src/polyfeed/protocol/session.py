@@ -45,6 +45,11 @@ from polyfeed.subscriptions import SubscriptionSet
 from polyfeed.watchdog import Watchdog
 
 Channel = Literal["market", "user"]
+
+# An asset unconfirmed after this many requests on one connection (the initial one plus
+# unsubscribe/subscribe redrives) is left alone until the next connection: the server answers
+# unknown token ids with silence, so more requests would only add load.
+MAX_REQUESTS_PER_CONNECTION = 3
 SessionEvent = WireItem | LifecycleEvent
 
 
@@ -79,6 +84,7 @@ class Session:
         self.invalid_operations = 0
         self.last_frame_at: float | None = None
         self.last_data_at: float | None = None
+        self.abandoned: set[str] = set()
 
     def __repr__(self) -> str:
         state = "failed" if self.failure else ("open" if self.opened else "new")
@@ -94,6 +100,7 @@ class Session:
         """The socket is open: queue the initial subscription and start the clocks."""
         # A session may be reused for the next socket: the old one's verdict does not carry over.
         self.failure = None
+        self.abandoned.clear()
         ids = self.subscriptions.on_connected(now)
         if self.channel == "market":
             self._frames.append(
@@ -205,7 +212,12 @@ class Session:
                         connection_id=self.connection_id,
                     )
                 )
-                self._redrive(overdue, now)
+                attempts = self.subscriptions.attempts
+                hopeless = [a for a in overdue if attempts(a) >= MAX_REQUESTS_PER_CONNECTION]
+                if hopeless:
+                    self.subscriptions.stop_waiting(hopeless)
+                    self.abandoned.update(hopeless)
+                self._redrive([a for a in overdue if a not in self.abandoned], now)
 
     def _redrive(self, asset_ids: Iterable[str], now: float) -> None:
         ids = [a for a in asset_ids if a in self.subscriptions.desired]
