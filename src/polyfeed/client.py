@@ -167,6 +167,8 @@ class _Stream:
         if self._closed:
             return
         self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.request_stop()
         if self._task is not None and not self._task.done():
             self._task.cancel()
         if self._group is not None:

@@ -11,6 +11,8 @@ import logging
 import math
 from collections import Counter
 
+from polyfeed.protocol.codec import DecodeStats
+
 logger = logging.getLogger("polyfeed.metrics")
 
 
@@ -35,9 +37,7 @@ class ConnectionMetrics:
         self.reconnects_by_reason: Counter[str] = Counter()
         self.stale_by_kind: Counter[str] = Counter()
         self.messages_received_total = 0
-        self.events_received_total = 0
-        self.decode_errors_total = 0
-        self.unknown_events_total = 0
+        self.decode_stats: DecodeStats | None = None
         self.dropped_events_total = 0
         self.backoff_seconds = 0.0
         self.pong_rtt_seconds: float | None = None
@@ -53,6 +53,22 @@ class ConnectionMetrics:
             f"reconnects={sum(self.reconnects_by_reason.values())} "
             f"dropped={self.dropped_events_total}>"
         )
+
+    # The decoder's own counters are the source of truth: read them live, never copied.
+    @property
+    def events_received_total(self) -> int:
+        """Typed events decoded (all connections)."""
+        return self.decode_stats.events if self.decode_stats is not None else 0
+
+    @property
+    def decode_errors_total(self) -> int:
+        """Frames or array elements that could not be decoded (counted, skipped)."""
+        return self.decode_stats.malformed if self.decode_stats is not None else 0
+
+    @property
+    def unknown_events_total(self) -> int:
+        """Events with an ``event_type`` this version does not know (passed on as Unknown)."""
+        return self.decode_stats.unknown if self.decode_stats is not None else 0
 
     def on_connected(self, now: float) -> None:
         """A connection opened."""

@@ -57,6 +57,7 @@ class Connection:
         self._outbox_ready = asyncio.Event()
         self._tick = asyncio.Event()
         self.ended: TransientError | None = None
+        self.stopping = False
         self.frames_sent = 0
 
     def __repr__(self) -> str:
@@ -65,6 +66,8 @@ class Connection:
 
     async def run(self) -> TransientError:
         """Drive the connection until it ends; returns the transient reason."""
+        task = asyncio.current_task()
+        cancels_before = task.cancelling() if task is not None else 0
         self.session.connected(self.clock.now())
         self._pump()
         try:
@@ -78,6 +81,15 @@ class Connection:
             self.ended = first.reason
         finally:
             self.session.closed()
+        if self.stopping:
+            # Python 3.11's TaskGroup swallows a cancellation that arrives while it is already
+            # aborting (a task ended the connection just as the stream was closed): shutdown
+            # must not be lost, or aclose() would wait for ever.
+            raise asyncio.CancelledError
+        if task is not None:
+            # ... and a child ending the group can leave a stale cancel request on this task.
+            while task.cancelling() > cancels_before:
+                task.uncancel()
         assert self.ended is not None
         return self.ended
 
@@ -117,7 +129,6 @@ class Connection:
         session = self.session
         clock = self.clock
         metrics = self.metrics
-        decoder_stats = session.decoder.stats
         try:
             while True:
                 text = await transport.receive_text()
@@ -128,10 +139,6 @@ class Connection:
                 self._pump()
         except TransientError as exc:
             raise _Ended(exc) from None
-        finally:
-            metrics.decode_errors_total = decoder_stats.malformed
-            metrics.unknown_events_total = decoder_stats.unknown
-            metrics.events_received_total = decoder_stats.events
 
     async def _ticker(self) -> None:
         session = self.session
@@ -143,10 +150,6 @@ class Connection:
                 session.handle_timer(clock.now())
                 self._pump()
                 self.metrics.pong_rtt_seconds = session.watchdog.last_pong_rtt
-                stats = session.decoder.stats
-                self.metrics.decode_errors_total = stats.malformed
-                self.metrics.unknown_events_total = stats.unknown
-                self.metrics.events_received_total = stats.events
                 if session.failure is not None:
                     # A stale peer will not complete a close handshake: drop the TCP at once.
                     self.transport.abort()

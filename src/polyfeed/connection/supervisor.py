@@ -8,6 +8,7 @@ rejected more than ``auth_retries`` times, ``max_attempts`` reached) stop the lo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol
@@ -92,6 +93,7 @@ class Supervisor:
         self.queue = queue
         self.metrics = metrics
         self.decoder = FrameDecoder(channel)
+        metrics.decode_stats = self.decoder.stats
         self.connection: Connection | None = None
         self.state: State = "idle"
         self.connections_opened = 0
@@ -100,6 +102,13 @@ class Supervisor:
         self._connector = connector
         self._auth_failures = 0
         self.observer = observer
+        self.stopping = False
+
+    def request_stop(self) -> None:
+        """The stream is closing: the cancellation that follows must not be lost."""
+        self.stopping = True
+        if self.connection is not None:
+            self.connection.stopping = True
 
     def emit(self, events: Sequence[object]) -> bool:
         """Hand events to the observer, then the queue; False asks for a disconnect."""
@@ -139,6 +148,8 @@ class Supervisor:
         gap_started: float | None = None
         last_reason = ""
         while True:
+            if self.stopping:
+                raise asyncio.CancelledError
             self.state = "connecting"
             self.attempts += 1
             error: TransientError | AuthenticationError
@@ -230,6 +241,7 @@ class Supervisor:
             )
         self.emit(lifecycle)
         self.connection = connection
+        connection.stopping = self.stopping
         try:
             error = await connection.run()
         except BaseException:
