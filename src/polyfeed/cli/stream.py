@@ -12,6 +12,7 @@ import msgspec
 from polyfeed.cli._run import run_until_signal
 from polyfeed.client import MarketStream, UserStream
 from polyfeed.config import PROFILES, BackoffConfig, HeartbeatConfig, StreamConfig
+from polyfeed.credentials import Credentials
 from polyfeed.errors import PolyfeedError
 from polyfeed.protocol.messages import Malformed, Notice, Pong, Unknown
 
@@ -64,14 +65,20 @@ def build_config(
     return config
 
 
-async def _stream_main(channel: str, url: str | None, config: StreamConfig, ids: list[str]) -> int:
+async def _stream_main(
+    channel: str,
+    url: str | None,
+    config: StreamConfig,
+    ids: list[str],
+    credentials: Credentials | None,
+) -> int:
     out = sys.stdout.buffer
     err = sys.stderr
     stream: MarketStream | UserStream
     if channel == "market":
         stream = MarketStream(ids, url=url, config=config)
     else:
-        stream = UserStream(ids or None, url=url, config=config)
+        stream = UserStream(ids or None, credentials=credentials, url=url, config=config)
     try:
         async with stream:
             async for event in stream:
@@ -116,7 +123,8 @@ def stream(
             raise click.UsageError("give at least one asset id")
         if url is not None and not url.startswith(("ws://", "wss://")):
             raise click.UsageError(f"--url must be a ws:// or wss:// URL, got {url!r}")
+        credentials = Credentials.from_env() if channel == "user" else None
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
-    code = run_until_signal(_stream_main(channel, url, config, list(ids)))
+    code = run_until_signal(_stream_main(channel, url, config, list(ids), credentials))
     sys.exit(code)

@@ -1,0 +1,138 @@
+"""``polyfeed demo``: the built-in fake Polymarket, a MarketStream, and faults it survives.
+
+The demo runs against ``polyfeed.testing.FakePolymarket`` on 127.0.0.1 only: it shows live
+events, then a silent stall (data stops, PONGs continue) and a dropped TCP connection being
+detected, reconnected, replayed and reported as gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+
+import click
+from rich.console import Console
+
+from polyfeed.cli._run import run_until_signal
+from polyfeed.client import MarketStream
+from polyfeed.config import BackoffConfig, HeartbeatConfig, StreamConfig, WatchdogConfig
+from polyfeed.events import (
+    BookInvalidated,
+    BookResynced,
+    Connected,
+    Disconnected,
+    Gap,
+    Reconnecting,
+    Resubscribed,
+    Stale,
+)
+from polyfeed.testing import DropTcp, FakePolymarket, StallData
+
+_LIFECYCLE = (
+    Connected,
+    Disconnected,
+    Reconnecting,
+    Stale,
+    Resubscribed,
+    Gap,
+    BookInvalidated,
+    BookResynced,
+)
+
+
+def demo_config() -> StreamConfig:
+    """The ``hft`` profile with intervals scaled down so the demo shows recovery in seconds."""
+    return dataclasses.replace(
+        StreamConfig.from_profile("hft"),
+        heartbeat=HeartbeatConfig(interval=0.5, pong_timeout=1.5),
+        watchdog=WatchdogConfig(data_timeout=1.0, confirm_timeout=3.0),
+        backoff=BackoffConfig(base=0.2, max_delay=2.0, jitter=0.1, stable_for=2.0),
+    )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 14 else f"{text[:6]}…{text[-6:]}"
+
+
+def _describe(event: object) -> str:
+    match event:
+        case Connected(attempt=attempt, connection_id=cid):
+            return f"connected (connection #{cid}, attempt {attempt})"
+        case Disconnected(reason=reason, code=code):
+            return f"disconnected: {reason} (close code {code})"
+        case Reconnecting(attempt=attempt, delay=delay):
+            return f"reconnecting: attempt {attempt} in {delay:.2f}s"
+        case Stale(kind=kind, silent_for=silent_for):
+            return f"STALE ({kind}): nothing for {silent_for:.2f}s while the socket was open"
+        case Resubscribed(assets=assets):
+            return f"resubscribed {len(assets)} assets"
+        case Gap(started=started, ended=ended, assets=assets, reason=reason, dropped=dropped):
+            extra = f", {dropped} dropped" if dropped else ""
+            return (
+                f"GAP of {ended - started:.2f}s on {len(assets)} assets ({reason}{extra}): "
+                "events in it may be missing"
+            )
+        case BookInvalidated(asset_id=asset, reason=reason):
+            return f"book {_short(asset)} invalidated: {reason}"
+        case BookResynced(asset_id=asset, source=source):
+            return f"book {_short(asset)} resynced from {source}"
+    return type(event).__name__
+
+
+async def _inject_faults(fake: FakePolymarket, console: Console, duration: float) -> None:
+    await asyncio.sleep(duration * 0.25)
+    console.print("[bold yellow]fault[/]: the server stalls data on the open socket (PONGs go on)")
+    fake.inject(StallData())
+    await asyncio.sleep(duration * 0.35)
+    console.print("[bold yellow]fault[/]: the server drops the TCP connection (no close frame)")
+    fake.inject(DropTcp())
+
+
+async def _demo(duration: float, markets: int, rate: float) -> int:
+    console = Console(highlight=False)
+    counts: Counter[str] = Counter()
+    async with FakePolymarket(markets=markets, rate=rate, seed=7, ping_grace=5.0) as fake:
+        console.print(f"[bold]polyfeed demo[/]: fake Polymarket at {fake.market_url}")
+        console.print(
+            f"streaming {len(fake.asset_ids)} assets of {markets} markets for {duration:g}s"
+        )
+        stream = MarketStream(fake.asset_ids, url=fake.market_url, config=demo_config())
+        started = time.monotonic()
+        async with stream, asyncio.TaskGroup() as group:
+            faults = group.create_task(_inject_faults(fake, console, duration))
+            next_status = started + 1.0
+            try:
+                async with asyncio.timeout(duration):
+                    async for event in stream:
+                        now = time.monotonic()
+                        if isinstance(event, _LIFECYCLE):
+                            console.print(f"{now - started:6.2f}s  [cyan]{_describe(event)}[/]")
+                        else:
+                            counts[getattr(event, "event_type", type(event).__name__)] += 1
+                        if now >= next_status:
+                            next_status = now + 1.0
+                            summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                            console.print(f"{now - started:6.2f}s  events so far: {summary}")
+            except TimeoutError:
+                pass
+            faults.cancel()
+            health = stream.health()
+        metrics = stream.metrics
+        console.print("[bold]done[/]")
+        console.print(
+            f"state {health.state}, uptime {100 * health.uptime_ratio:.1f}%, "
+            f"reconnects {health.reconnects}, stale detections {dict(metrics.stale_by_kind)}, "
+            f"events {metrics.events_received_total}, decode errors {metrics.decode_errors_total}"
+        )
+    return 0
+
+
+@click.command()
+@click.option("--duration", type=float, default=8.0, show_default=True, help="Seconds to run.")
+@click.option("--markets", type=int, default=3, show_default=True)
+@click.option("--rate", type=float, default=5.0, show_default=True, help="Changes/s per market.")
+def demo(duration: float, markets: int, rate: float) -> None:
+    """Stream from the built-in fake Polymarket while it stalls and drops the connection."""
+    raise SystemExit(run_until_signal(_demo(duration, markets, rate)))

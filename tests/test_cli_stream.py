@@ -1,0 +1,187 @@
+"""``polyfeed stream``: NDJSON on stdout, status on stderr, clean exit on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+
+from polyfeed.cli import main
+from polyfeed.cli.stream import build_config, encode_event
+from polyfeed.errors import ConfigError
+from polyfeed.events import Gap, Stale
+from polyfeed.protocol.messages import Malformed, Notice, Pong, Unknown
+from polyfeed.testing import FakePolymarket, StallData
+
+LAUNCH = "from polyfeed.cli import main; main()"
+
+
+async def start(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        LAUNCH,
+        "stream",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_streams_ndjson_and_exits_0_within_2s_of_a_signal(sig: signal.Signals) -> None:
+    async with FakePolymarket(markets=1, rate=20.0, seed=1) as fake:
+        process = await start("--url", fake.market_url, "--heartbeat", "0.2", *fake.asset_ids)
+        assert process.stdout is not None
+        assert process.stderr is not None
+        kinds: list[str] = []
+        try:
+            async with asyncio.timeout(15):
+                while "price_change" not in kinds:
+                    line = await process.stdout.readline()
+                    assert line, (await process.stderr.read()).decode()
+                    kinds.append(json.loads(line)["event_type"])
+        finally:
+            loop = asyncio.get_running_loop()
+            signalled = loop.time()
+            process.send_signal(sig)
+            async with asyncio.timeout(10):
+                returncode = await process.wait()
+            elapsed = loop.time() - signalled
+        assert returncode == 0
+        assert elapsed < 2.0
+        assert kinds[0] == "connected"
+        assert "book" in kinds
+        stderr = (await process.stderr.read()).decode()
+        assert "Traceback" not in stderr
+        # The server saw a clean close, not a dropped connection.
+        await asyncio.sleep(0.1)
+        close = fake.connections[0].close
+        assert close is not None
+        assert close.code == 1000
+
+
+@pytest.mark.timeout(30)
+async def test_stale_and_gap_lines_have_event_types() -> None:
+    async with FakePolymarket(
+        markets=1, rate=20.0, seed=2, faults={0: [StallData(after=0.3)]}
+    ) as fake:
+        process = await start(
+            "--url",
+            fake.market_url,
+            "--heartbeat",
+            "0.1",
+            "--data-timeout",
+            "0.5",
+            "--backoff-base",
+            "0.05",
+            *fake.asset_ids,
+        )
+        assert process.stdout is not None
+        kinds: list[str] = []
+        try:
+            async with asyncio.timeout(15):
+                while "gap" not in kinds:
+                    kinds.append(json.loads(await process.stdout.readline())["event_type"])
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                assert await process.wait() == 0
+        for expected in ("stale", "disconnected", "reconnecting", "connected", "resubscribed"):
+            assert expected in kinds
+
+
+@pytest.mark.timeout(30)
+async def test_fatal_error_exits_non_zero_with_a_one_line_reason() -> None:
+    async with FakePolymarket(markets=1, seed=3) as fake:
+        url = fake.market_url.replace("/ws/market", "/ws/nowhere")
+        process = await start("--url", url, "x")
+        async with asyncio.timeout(15):
+            _, stderr = await process.communicate()
+    assert process.returncode == 1
+    lines = [line for line in stderr.decode().splitlines() if line.startswith("polyfeed: error")]
+    assert len(lines) == 1
+    assert "404" in lines[0]
+
+
+@pytest.mark.timeout(30)
+async def test_bad_credentials_on_the_user_channel_exit_non_zero() -> None:
+    async with FakePolymarket(markets=1, seed=4) as fake:
+        env = {
+            "POLYMARKET_API_KEY": "k" * 36,
+            "POLYMARKET_API_SECRET": "not-the-secret",
+            "POLYMARKET_API_PASSPHRASE": "p" * 64,
+            "PATH": "/usr/bin:/bin",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            LAUNCH,
+            "stream",
+            "--channel",
+            "user",
+            "--url",
+            fake.user_url,
+            "--heartbeat",
+            "0.1",
+            "--backoff-base",
+            "0.05",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        async with asyncio.timeout(20):
+            _, stderr = await process.communicate()
+    assert process.returncode == 1
+    text = stderr.decode()
+    assert "authentication rejected" in text
+    assert "not-the-secret" not in text
+
+
+def test_usage_errors_are_reported_by_click() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["stream", "--url", "http://example", "x"])
+    assert result.exit_code == 2
+    assert "ws://" in result.output
+    result = runner.invoke(main, ["stream"])
+    assert result.exit_code == 2
+    result = runner.invoke(main, ["stream", "--heartbeat", "-1", "x"])
+    assert result.exit_code == 2
+
+
+def test_missing_user_credentials_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("POLYMARKET_API_KEY", "POLYMARKET_API_SECRET", "POLYMARKET_API_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["stream", "--channel", "user", "--url", "ws://127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "POLYMARKET_API_KEY" in result.output
+
+
+def test_build_config_overrides() -> None:
+    config = build_config("hft", 5.0, 2.0, None, 0.5, 4.0)
+    assert config.watchdog.data_timeout == 5.0
+    assert config.heartbeat.interval == 2.0
+    assert config.heartbeat.pong_timeout == 30.0
+    assert (config.backoff.base, config.backoff.max_delay) == (0.5, 4.0)
+    assert build_config("dashboard", None, None, None, None, None).watchdog.data_timeout == 300.0
+    with pytest.raises(ConfigError):
+        build_config("nope", None, None, None, None, None)
+
+
+def test_every_line_has_an_event_type() -> None:
+    items = [
+        Stale(kind="data", silent_for=1.0),
+        Gap(started=1.0, ended=2.0, assets=["a"], reason="stale_data"),
+        Unknown(event_type="x", raw=b'{"event_type":"x"}'),
+        Notice(text="NO NEW ASSETS"),
+        Malformed(reason="bad", excerpt="{"),
+        Pong(),
+    ]
+    kinds = [msgspec.json.decode(encode_event(item))["event_type"] for item in items]
+    assert kinds == ["stale", "gap", "unknown", "notice", "malformed", "pong"]
