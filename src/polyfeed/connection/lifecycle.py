@@ -46,12 +46,14 @@ class Connection:
         queue: EventQueue,
         metrics: ConnectionMetrics,
         emit: Callable[[Sequence[object]], bool] | None = None,
+        on_first_frame: Callable[[], None] | None = None,
     ) -> None:
         self.transport = transport
         self.session = session
         self.clock = clock
         self.queue = queue
         self._emit = emit or queue.put_many
+        self._on_first_frame = on_first_frame
         self.metrics = metrics
         self._outbox: deque[str] = deque()
         self._outbox_ready = asyncio.Event()
@@ -133,6 +135,9 @@ class Connection:
             while True:
                 text = await transport.receive_text()
                 now = clock.now()
+                if self._on_first_frame is not None:
+                    first, self._on_first_frame = self._on_first_frame, None
+                    first()
                 session.receive_text(text, now)
                 metrics.messages_received_total += 1
                 metrics.last_message_at = now

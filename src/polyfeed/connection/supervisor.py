@@ -103,6 +103,10 @@ class Supervisor:
         self._auth_failures = 0
         self.observer = observer
         self.stopping = False
+        # An open gap: (wall time of the last data before it, reason); closed by the first
+        # frame of a later connection, when the ``Gap`` event is emitted.
+        self._open_gap: tuple[float, str] | None = None
+        self._gap_start = 0.0
 
     def request_stop(self) -> None:
         """The stream is closing: the cancellation that follows must not be lost."""
@@ -145,8 +149,6 @@ class Supervisor:
 
     async def run(self) -> None:
         """Connect and reconnect until cancelled; raises only fatal errors."""
-        gap_started: float | None = None
-        last_reason = ""
         while True:
             if self.stopping:
                 raise asyncio.CancelledError
@@ -176,12 +178,10 @@ class Supervisor:
                 error = exc
                 self.metrics.on_attempt_failed(reason_slug(exc))
             else:
-                error, session = await self._run_connection(transport, gap_started, last_reason)
-                gap_started = self._wall_of(
-                    session.last_data_at if session.last_data_at is not None else self.clock.now()
-                )
+                error, session = await self._run_connection(transport)
                 self._check_user_auth(session, error)
-            last_reason = reason_slug(error)
+            if self._open_gap is None:
+                self._open_gap = (self._gap_start, reason_slug(error))
             self.state = "backoff"
             delay = self.backoff.next_delay(at_least=retry_after, last_error=error)
             self.metrics.backoff_seconds = delay
@@ -197,9 +197,25 @@ class Supervisor:
             self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
             await self.clock.sleep_until(self.clock.now() + delay)
 
-    async def _run_connection(
-        self, transport: Transport, gap_started: float | None, last_reason: str
-    ) -> tuple[TransientError, Session]:
+    def _close_gap(self) -> None:
+        # The first frame on a new socket (a PONG or data) proves the server has processed the
+        # subscription sent before it: events from then on reach us, earlier ones may not have.
+        if self._open_gap is None:
+            return
+        started, reason = self._open_gap
+        self._open_gap = None
+        self.emit(
+            [
+                Gap(
+                    started=started,
+                    ended=self.clock.wall(),
+                    assets=sorted(self.subscriptions.desired),
+                    reason=reason,
+                )
+            ]
+        )
+
+    async def _run_connection(self, transport: Transport) -> tuple[TransientError, Session]:
         self.connections_opened += 1
         connection_id = self.connections_opened
         session = Session(
@@ -211,7 +227,13 @@ class Supervisor:
             connection_id=connection_id,
         )
         connection = Connection(
-            transport, session, self.clock, self.queue, self.metrics, emit=self.emit
+            transport,
+            session,
+            self.clock,
+            self.queue,
+            self.metrics,
+            emit=self.emit,
+            on_first_frame=self._close_gap if self._open_gap is not None else None,
         )
         now = self.clock.now()
         self.backoff.connected(now)
@@ -230,15 +252,6 @@ class Supervisor:
         ]
         if connection_id > 1 and replay:
             lifecycle.append(Resubscribed(assets=replay, connection_id=connection_id))
-        if gap_started is not None:
-            lifecycle.append(
-                Gap(
-                    started=gap_started,
-                    ended=self.clock.wall(),
-                    assets=replay,
-                    reason=last_reason,
-                )
-            )
         self.emit(lifecycle)
         self.connection = connection
         connection.stopping = self.stopping
@@ -251,6 +264,8 @@ class Supervisor:
             raise
         self.connection = None
         await transport.release()
+        last_data = session.last_data_at if session.last_data_at is not None else session.opened_at
+        self._gap_start = self._wall_of(last_data if last_data is not None else self.clock.now())
         now = self.clock.now()
         self.backoff.disconnected(now)
         slug = reason_slug(error)

@@ -78,6 +78,7 @@ class Session:
         self._frames: list[str] = []
         self._events: list[SessionEvent] = []
         self.opened = False
+        self.opened_at: float | None = None
         self.failure: TransientError | None = None
         self.frames_received = 0
         self.events_received = 0
@@ -112,6 +113,7 @@ class Session:
             assert self._credentials is not None
             self._frames.append(frames.user_subscribe(self._credentials, ids or None))
         self.opened = True
+        self.opened_at = now
         self.watchdog.start(now)
         if self.channel == "market":
             self.watchdog.track(ids, now)
