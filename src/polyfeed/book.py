@@ -51,6 +51,7 @@ one matching event share one timestamp (real captures). A fresh WS ``book`` also
 
 from __future__ import annotations
 
+import hashlib
 import math
 from bisect import bisect_left, insort
 from collections import deque
@@ -62,7 +63,7 @@ from typing import Literal, assert_never
 import msgspec
 
 from polyfeed.errors import ConfigError
-from polyfeed.protocol.book_hash import HashScheme, book_hash
+from polyfeed.protocol.book_hash import HashScheme, _levels_json, book_hash_preimage
 from polyfeed.protocol.messages import (
     BestBidAsk,
     Book,
@@ -109,7 +110,15 @@ _APPLIED = 0
 _MALFORMED = 1
 _HELD = 2
 
+_ZERO = 0
+_NONZERO = 1
+_BAD_SIZE = 2
+_NONZERO_LEADS = frozenset("123456789")
+
 _HELD_REASON = "off-grid deltas held after tick size change"
+
+_TIMESTAMP_MARK = "\x00timestamp\x00"
+_EMPTY_LEVELS = '"bids":[],"asks":[]'
 
 _DETECT_ORDER = (HashScheme.V2026, HashScheme.V2025, HashScheme.V2024)
 _DETECT_BUDGET = 3
@@ -195,8 +204,6 @@ class BookCounters:
     """Checks done and mismatches found, per strength, plus resync bookkeeping."""
 
     snapshots: int = 0
-    messages: int = 0
-    entries: int = 0
     top_checks: int = 0
     top_mismatches: int = 0
     hash_checks: int = 0
@@ -234,23 +241,27 @@ class OrderBook:
     """The L2 book of one asset (outcome token). Pure: feed events, read state and verdicts."""
 
     __slots__ = (
+        "_ask_json",
         "_ask_keys",
         "_ask_levels",
-        "_best_ask",
-        "_best_bid",
+        "_bid_json",
         "_bid_keys",
         "_bid_levels",
         "_buffer",
+        "_check_top_on",
         "_detect_budget",
         "_doubt",
         "_ever_synced",
         "_hash_countdown",
+        "_hash_every",
+        "_hash_template",
         "_held",
         "_last_trade_price",
         "_ok",
         "_options",
         "_pending_hash",
         "_pending_rest",
+        "_quiet",
         "_resync_id",
         "_resync_in_flight",
         "_scheme",
@@ -259,7 +270,11 @@ class OrderBook:
         "_synced",
         "_tick_key",
         "_timestamp",
+        "_top_ask",
+        "_top_bid",
         "asset_id",
+        "best_ask",
+        "best_bid",
         "counters",
         "market",
         "min_order_size",
@@ -285,6 +300,8 @@ class OrderBook:
         self.min_order_size = min_order_size
         self.neg_risk = neg_risk
         self._options = options if options is not None else BookOptions()
+        self._check_top_on = self._options.check_top
+        self._hash_every = self._options.hash_check_every
         self._scheme = hash_scheme
         self._scheme_known = not self._options.auto_detect_scheme
         self._detect_budget = _DETECT_BUDGET
@@ -293,8 +310,17 @@ class OrderBook:
         self._ask_levels: dict[int, tuple[str, str]] = {}
         self._bid_keys: list[int] = []
         self._ask_keys: list[int] = []
-        self._best_bid: Decimal | None = None
-        self._best_ask: Decimal | None = None
+        self._bid_json: str | None = None
+        self._ask_json: str | None = None
+        self._hash_template: tuple[tuple[object, ...], str | None, str, str, str] | None = None
+        # Plain attributes, not properties: reading the top of book is the other hot path.
+        # Read-only by contract.
+        self.best_bid: Decimal | None = None
+        """Best bid price (the server's while our raw book is transiently crossed)."""
+        self.best_ask: Decimal | None = None
+        """Best ask price (the server's while our raw book is transiently crossed)."""
+        self._top_bid: int | None = None
+        self._top_ask: int | None = None
         self._last_trade_price: str | None = None
         self._timestamp: int | None = None
         self._snapshot_timestamp: int | None = None
@@ -307,6 +333,9 @@ class OrderBook:
         self._doubt: _Doubt | None = None
         self._pending_hash: tuple[str, int] | None = None
         self._pending_rest: _PendingRest | None = None
+        # No doubt, no held delta, no pending REST check: the fast path may skip the checks.
+        # Cleared where any of those starts; recomputed by the full path.
+        self._quiet = True
         self._hash_countdown = 0
         self._ok = BookVerdict(asset_id, "ok")
         if tick_size is not None:
@@ -320,20 +349,10 @@ class OrderBook:
         return self._synced
 
     @property
-    def best_bid(self) -> Decimal | None:
-        """Best bid price (the server's while our raw book is transiently crossed)."""
-        return self._best_bid
-
-    @property
-    def best_ask(self) -> Decimal | None:
-        """Best ask price (the server's while our raw book is transiently crossed)."""
-        return self._best_ask
-
-    @property
     def spread(self) -> Decimal | None:
         """``best_ask - best_bid``, or None when a side is empty."""
-        bid = self._best_bid
-        ask = self._best_ask
+        bid = self.best_bid
+        ask = self.best_ask
         if bid is None or ask is None:
             return None
         return ask - bid
@@ -341,8 +360,8 @@ class OrderBook:
     @property
     def midpoint(self) -> Decimal | None:
         """``(best_bid + best_ask) / 2``, or None when a side is empty."""
-        bid = self._best_bid
-        ask = self._best_ask
+        bid = self.best_bid
+        ask = self.best_ask
         if bid is None or ask is None:
             return None
         return (bid + ask) / 2
@@ -460,7 +479,7 @@ class OrderBook:
         state = "synced" if self._synced else "resyncing" if self._resync_in_flight else "unsynced"
         doubt = f" doubt={self._doubt.reason!r}" if self._doubt is not None else ""
         return (
-            f"OrderBook({short} {state} bid={self._best_bid} ask={self._best_ask} "
+            f"OrderBook({short} {state} bid={self.best_bid} ask={self.best_ask} "
             f"levels={len(self._bid_keys)}/{len(self._ask_keys)} "
             f"top={c.top_checks}/{c.top_mismatches} "
             f"hash={c.hash_checks}/{c.hash_mismatches} skipped={c.hash_skipped} "
@@ -498,11 +517,10 @@ class OrderBook:
 
     # ------------------------------------------------------------------ applying events
 
-    def apply(self, event: MarketEvent, now: float | None = None) -> BookVerdict:
-        """Apply a market event; entries and events for other assets are ignored."""
+    def _apply_other(self, event: MarketEvent, now: float | None) -> BookVerdict:
         match event:
-            case PriceChange():
-                return self._apply_price_change(event, now)
+            case PriceChange():  # handled by apply()
+                return self._ok
             case Book():
                 if event.asset_id != self.asset_id:
                     return self._ok
@@ -524,70 +542,132 @@ class OrderBook:
             case _:
                 assert_never(event)
 
-    def _apply_price_change(self, event: PriceChange, now: float | None) -> BookVerdict:
+    def apply(self, event: MarketEvent, now: float | None = None) -> BookVerdict:
+        """Apply a market event; entries and events for other assets are ignored.
+
+        A ``price_change`` is handled right here: it is the hot path of the whole library.
+        """
+        if type(event) is not PriceChange and not isinstance(event, PriceChange):
+            return self._apply_other(event, now)
         asset = self.asset_id
         last: PriceChangeEntry | None = None
-        buffering = not self._synced or self._resync_in_flight
-        mine: list[PriceChangeEntry] = []
+        synced = self._synced
         # Off-grid deltas are only suspicious against a synced book with a known grid.
-        tick = self._tick_key if self._synced else 0
+        tick = self._tick_key if synced else 0
+        # The body of _apply_entry, inlined: this loop is the hot path of the whole library.
         for entry in event.price_changes:
             if entry.asset_id != asset:
                 continue
             last = entry
-            if buffering:
-                mine.append(entry)
-            status = self._apply_entry(entry, tick)
-            if status:
-                if status == _MALFORMED:
+            price = entry.price
+            hit = _PRICES.get(price)
+            if hit is None:
+                try:
+                    hit = _parse_price(price)
+                except ValueError:
                     return self._malformed(entry)
+            side = entry.side
+            if side == "BUY" or side == "buy":
+                key = hit[0]
+                levels = self._bid_levels
+                keys = self._bid_keys
+                self._bid_json = None
+            elif side == "SELL" or side == "sell":
+                key = -hit[0]
+                levels = self._ask_levels
+                keys = self._ask_keys
+                self._ask_json = None
+            else:
+                return self._malformed(entry)
+            size = entry.size
+            if size != "0" and not (size and size[0] in _NONZERO_LEADS):
+                # A rare spelling: "0.00", "", "0.5", or garbage.
+                kind = _size_kind(size)
+                if kind == 2:  # _BAD_SIZE
+                    return self._malformed(entry)
+                if kind == 0:  # _ZERO
+                    size = "0"
+            if size == "0":
+                if levels.pop(key, None) is not None:
+                    del keys[bisect_left(keys, key)]
+            elif tick and key % tick:
                 self._held.append(entry)
+                self._quiet = False
                 self.counters.held_entries += 1
+            else:
+                if key not in levels:
+                    insort(keys, key)
+                levels[key] = (price, size)
         if last is None:
             return self._ok
-        if self.market is None:
-            self.market = event.market
-        if buffering:
-            self._buffer_message(event.timestamp, tuple(mine))
-        return self._finish_message(event.timestamp, last, now)
+        timestamp = event.timestamp
+        if not synced or self._resync_in_flight:
+            if self.market is None:
+                self.market = event.market
+            self._buffer_message(
+                timestamp, tuple(e for e in event.price_changes if e.asset_id == asset)
+            )
+        elif self._quiet:
+            # Fast path: nothing in doubt, no hash due, book not crossed, and the server's top
+            # (if sent) spelled exactly like ours. Anything else takes the full path below,
+            # which repeats these steps with every check.
+            countdown = self._hash_countdown - 1
+            bids = self._bid_keys
+            asks = self._ask_keys
+            if (countdown > 0 or not self._hash_every) and bids and asks:
+                bid = bids[-1]
+                ask_key = asks[-1]
+                calm = bid < -ask_key
+                if calm and self._check_top_on:
+                    server_bid = last.best_bid
+                    server_ask = last.best_ask
+                    if server_bid is not None or server_ask is not None:
+                        calm = (server_bid is None or self._bid_levels[bid][0] == server_bid) and (
+                            server_ask is None or self._ask_levels[ask_key][0] == server_ask
+                        )
+                        if calm:
+                            self.counters.top_checks += 1
+                if calm:
+                    self._hash_countdown = countdown
+                    self._timestamp = timestamp
+                    if bid != self._top_bid:
+                        self._top_bid = bid
+                        self.best_bid = _DECIMALS.get(bid) or _price_decimal(bid)
+                    if -ask_key != self._top_ask:
+                        self._top_ask = -ask_key
+                        self.best_ask = _DECIMALS.get(-ask_key) or _price_decimal(-ask_key)
+                    return self._ok
+        return self._finish_message(timestamp, last, now)
 
     def _apply_entry(self, entry: PriceChangeEntry, tick: int) -> int:
         """Set one level: ``_APPLIED``, or ``_MALFORMED``/``_HELD`` (nothing changed then)."""
-        price = entry.price
-        hit = _PRICES.get(price)
-        if hit is None:
-            try:
-                hit = _parse_price(price)
-            except ValueError:
-                return _MALFORMED
+        try:
+            key = _parse_key(entry.price)
+        except ValueError:
+            return _MALFORMED
         side = entry.side
         if side == "BUY" or side == "buy":
-            key = hit[0]
             levels = self._bid_levels
             keys = self._bid_keys
         elif side == "SELL" or side == "sell":
-            key = -hit[0]
+            key = -key
             levels = self._ask_levels
             keys = self._ask_keys
         else:
             return _MALFORMED
-        size = entry.size
-        if size != "0":
-            digits = size.replace(".", "", 1)
-            if digits.strip("0"):
-                if not digits.isdigit():
-                    return _MALFORMED
-                if tick and key % tick:
-                    return _HELD
-                if key not in levels:
-                    insort(keys, key)
-                levels[key] = (price, size)
-                self.counters.entries += 1
-                return _APPLIED
-        # Any zero spelling ("0", "0.00", "") removes the level.
-        if levels.pop(key, None) is not None:
-            del keys[bisect_left(keys, key)]
-        self.counters.entries += 1
+        kind = _size_kind(entry.size)
+        self._bid_json = self._ask_json = None
+        if kind == _NONZERO:
+            if tick and key % tick:
+                return _HELD
+            if key not in levels:
+                insort(keys, key)
+            levels[key] = (entry.price, entry.size)
+        elif kind == _ZERO:
+            if levels.pop(key, None) is not None:
+                del keys[bisect_left(keys, key)]
+        else:
+            return _MALFORMED
         return _APPLIED
 
     def _buffer_message(self, timestamp: int, entries: _Entries) -> None:
@@ -610,14 +690,18 @@ class OrderBook:
                 ask = _server_top(entry.best_ask)
             except ValueError:
                 pass
-        self._best_bid = None if bid is None else _price_decimal(bid)
-        self._best_ask = None if ask is None else _price_decimal(ask)
+        # Decimals are looked up only when the top moves (most deltas are below the top).
+        if bid != self._top_bid:
+            self._top_bid = bid
+            self.best_bid = None if bid is None else _DECIMALS.get(bid) or _price_decimal(bid)
+        if ask != self._top_ask:
+            self._top_ask = ask
+            self.best_ask = None if ask is None else _DECIMALS.get(ask) or _price_decimal(ask)
         return crossed
 
     def _finish_message(
         self, timestamp: int, last: PriceChangeEntry, now: float | None
     ) -> BookVerdict:
-        self.counters.messages += 1
         self._timestamp = timestamp
         if not self._synced:
             self._refresh_top(last)
@@ -625,31 +709,46 @@ class OrderBook:
         options = self._options
         result = _SKIPPED
         every = options.hash_check_every
+        checked = False
         if every:
             self._hash_countdown -= 1
             if self._hash_countdown <= 0 or self._doubt is not None:
                 self._hash_countdown = every
+                checked = True
                 # First: a matching hash may apply held deltas, which moves the top of book.
                 result = self._check_delta_hash(last.hash, timestamp)
         crossed = self._refresh_top(last)
         top_ok = True
         if options.check_top and (last.best_bid is not None or last.best_ask is not None):
             top_ok = self._check_top(last.best_bid, last.best_ask)
+        if every and not checked and (crossed or not top_ok or self._held):
+            # A doubt is starting: let the hash settle it now rather than a message later.
+            self._hash_countdown = every
+            result = self._check_delta_hash(last.hash, timestamp)
+            crossed = self._refresh_top(last)
+        if (
+            top_ok
+            and not crossed
+            and result != _MISMATCH
+            and self._doubt is None
+            and not self._held
+            and self._pending_rest is None
+        ):
+            return self._ok
         verdict = self._judge(result, crossed, top_ok, now)
         if verdict is self._ok and self._pending_rest is not None:
             verdict = self._recheck_rest(now)
+        self._update_quiet()
         return verdict
 
+    def _update_quiet(self) -> None:
+        self._quiet = self._doubt is None and not self._held and self._pending_rest is None
+
     def _check_top(self, best_bid: str | None, best_ask: str | None) -> bool:
-        bids = self._bid_keys
-        asks = self._ask_keys
         self.counters.top_checks += 1
-        try:
-            ok = (best_bid is None or _server_top(best_bid) == (bids[-1] if bids else None)) and (
-                best_ask is None or _server_top(best_ask) == (-asks[-1] if asks else None)
-            )
-        except ValueError:
-            ok = False
+        ok = _same_price(best_bid, self._bid_keys, self._bid_levels, 1) and _same_price(
+            best_ask, self._ask_keys, self._ask_levels, -1
+        )
         if not ok:
             self.counters.top_mismatches += 1
         return ok
@@ -670,6 +769,7 @@ class OrderBook:
             self._clear_doubt()
             return self._ok
         doubt = self._doubt
+        self._quiet = False
         if doubt is None:
             doubt = self._doubt = _Doubt(reason, 0, now)
         else:
@@ -696,6 +796,7 @@ class OrderBook:
         if self._held:
             # A hash match proves our book equals the server's: held deltas never took effect.
             self._held.clear()
+        self._update_quiet()
 
     def _malformed(self, entry: PriceChangeEntry) -> BookVerdict:
         self.counters.malformed += 1
@@ -713,20 +814,39 @@ class OrderBook:
         return scheme is HashScheme.V2025 or last_trade_price is not None
 
     def _hash(self, timestamp: int | None, scheme: HashScheme, last_trade_price: str | None) -> str:
-        bid_levels = self._bid_levels
-        ask_levels = self._ask_levels
-        return book_hash(
-            market=self.market or "",
-            asset_id=self.asset_id,
-            timestamp=timestamp if timestamp is not None else "",
-            bids=[bid_levels[key] for key in self._bid_keys],
-            asks=[ask_levels[key] for key in self._ask_keys],
-            scheme=scheme,
-            min_order_size=self.min_order_size,
-            tick_size=self.tick_size,
-            neg_risk=self.neg_risk,
-            last_trade_price=last_trade_price,
-        )
+        # The fixed fields (JSON-encoded metadata) cost more than the levels, and a message
+        # usually changes one side: both are cached. The template comes from
+        # book_hash_preimage itself, so the preimage format has a single source.
+        inputs = (scheme, self.market, self.min_order_size, self.tick_size, self.neg_risk)
+        template = self._hash_template
+        if template is None or template[0] != inputs or template[1] != last_trade_price:
+            text = book_hash_preimage(
+                market=self.market or "",
+                asset_id=self.asset_id,
+                timestamp=_TIMESTAMP_MARK,
+                bids=(),
+                asks=(),
+                scheme=scheme,
+                min_order_size=self.min_order_size,
+                tick_size=self.tick_size,
+                neg_risk=self.neg_risk,
+                last_trade_price=last_trade_price,
+            )
+            head, _, rest = text.partition(_TIMESTAMP_MARK)
+            middle, _, tail = rest.partition(_EMPTY_LEVELS)
+            template = self._hash_template = (inputs, last_trade_price, head, middle, tail)
+        bids = self._bid_json
+        if bids is None:
+            bid_levels = self._bid_levels
+            bids = self._bid_json = _levels_json([bid_levels[key] for key in self._bid_keys])
+        asks = self._ask_json
+        if asks is None:
+            ask_levels = self._ask_levels
+            asks = self._ask_json = _levels_json([ask_levels[key] for key in self._ask_keys])
+        _, _, head, middle, tail = template
+        stamp = "" if timestamp is None else timestamp
+        text = f'{head}{stamp}{middle}"bids":[{bids}],"asks":[{asks}]{tail}'
+        return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
     def _detect(self, expected: str, timestamp: int, last_trade_price: str | None) -> bool:
         """Try every scheme whose inputs we have (current first); adopt the one that matches."""
@@ -789,6 +909,7 @@ class OrderBook:
         return is_bid, key, previous
 
     def _restore_level(self, is_bid: bool, key: int, previous: tuple[str, str] | None) -> None:
+        self._bid_json = self._ask_json = None
         levels = self._bid_levels if is_bid else self._ask_levels
         keys = self._bid_keys if is_bid else self._ask_keys
         present = key in levels
@@ -868,6 +989,7 @@ class OrderBook:
         self._refresh_top(None)
         if not still and self._doubt is not None and self._doubt.reason == _HELD_REASON:
             self._doubt = None
+        self._update_quiet()
         return self._ok
 
     # ------------------------------------------------------------------ snapshots and resync
@@ -885,6 +1007,7 @@ class OrderBook:
         self._ask_levels = ask_levels
         self._bid_keys = sorted(bid_levels)
         self._ask_keys = sorted(ask_levels)
+        self._bid_json = self._ask_json = None
 
     def _load_snapshot(self, snapshot: Book, source: str, now: float | None) -> BookVerdict:
         try:
@@ -908,6 +1031,7 @@ class OrderBook:
         self._held.clear()
         self._doubt = None
         self._pending_hash = None
+        self._update_quiet()
         self._hash_countdown = 0
         self._detect_budget = _DETECT_BUDGET
         self._refresh_top(None)
@@ -1003,6 +1127,7 @@ class OrderBook:
         self._pending_hash = None
         self._pending_rest = None
         self._held.clear()
+        self._quiet = True
         if not self._synced:
             return self._ok
         self._synced = False
@@ -1026,6 +1151,7 @@ class OrderBook:
             self.counters.reconcile_inconclusive += 1
             return BookVerdict(self.asset_id, "ok", "unsynced")
         self._pending_rest = None
+        self._update_quiet()
         if self._levels_equal(rest_book):
             self.counters.reconcile_checks += 1
             return BookVerdict(self.asset_id, "ok", "match")
@@ -1036,6 +1162,7 @@ class OrderBook:
             self.counters.reconcile_inconclusive += 1
             return BookVerdict(self.asset_id, "ok", "inconclusive")
         self._pending_rest = _PendingRest(rest_book, now)
+        self._quiet = False
         return BookVerdict(self.asset_id, "ok", "pending")
 
     def _rest_mismatch(self) -> BookVerdict:
@@ -1096,6 +1223,11 @@ class OrderBook:
 
     def handle_timer(self, now: float) -> BookVerdict:
         """Expire doubts and pending REST comparisons on a quiet market."""
+        verdict = self._expire(now)
+        self._update_quiet()
+        return verdict
+
+    def _expire(self, now: float) -> BookVerdict:
         doubt = self._doubt
         if doubt is not None:
             if doubt.since is None:
@@ -1119,6 +1251,38 @@ def _parse_key(price: str) -> int:
 
 def _is_zero(size: str) -> bool:
     return not size.replace(".", "", 1).strip("0")
+
+
+def _size_kind(size: str) -> int:
+    """Zero in any spelling (``"0"``, ``"0.00"``, ``""``), a positive decimal, or malformed.
+
+    Sizes are kept as strings; the hot path only needs to tell a removal from a level, so a size
+    starting with 1-9 is taken as a positive decimal without a full parse.
+    """
+    digits = size.replace(".", "", 1)
+    if not digits.strip("0"):
+        return _ZERO
+    return _NONZERO if digits.isdigit() else _BAD_SIZE
+
+
+def _same_price(
+    server: str | None, keys: list[int], levels: dict[int, tuple[str, str]], sign: int
+) -> bool:
+    """Whether the server's best price (absent: no opinion) equals our best on a side."""
+    if server is None:
+        return True
+    if keys:
+        best = keys[-1]
+        if levels[best][0] == server:
+            return True
+        try:
+            return _server_top(server) == sign * best
+        except ValueError:
+            return False
+    try:
+        return _server_top(server) is None
+    except ValueError:
+        return False
 
 
 def _sizes(levels: dict[int, tuple[str, str]]) -> dict[int, Decimal]:
