@@ -215,7 +215,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    count, repeats, reads = (5_000, 3, 200_000) if args.quick else (20_000, 7, 2_000_000)
+    count, repeats, reads = (5_000, 5, 200_000) if args.quick else (20_000, 7, 2_000_000)
 
     flow = Flow(random.Random(args.seed))
     snapshot = flow.snapshot()

@@ -270,7 +270,7 @@ class OrderBook:
         "_synced",
         "_tick_key",
         "_timestamp",
-        "_top_ask",
+        "_top_ask_key",
         "_top_bid",
         "asset_id",
         "best_ask",
@@ -320,7 +320,7 @@ class OrderBook:
         self.best_ask: Decimal | None = None
         """Best ask price (the server's while our raw book is transiently crossed)."""
         self._top_bid: int | None = None
-        self._top_ask: int | None = None
+        self._top_ask_key: int | None = None  # the ask side's key: the negated price
         self._last_trade_price: str | None = None
         self._timestamp: int | None = None
         self._snapshot_timestamp: int | None = None
@@ -611,10 +611,11 @@ class OrderBook:
             # Fast path: nothing in doubt, no hash due, book not crossed, and the server's top
             # (if sent) spelled exactly like ours. Anything else takes the full path below,
             # which repeats these steps with every check.
-            countdown = self._hash_countdown - 1
+            every = self._hash_every
+            countdown = self._hash_countdown - 1 if every else 1
             bids = self._bid_keys
             asks = self._ask_keys
-            if (countdown > 0 or not self._hash_every) and bids and asks:
+            if countdown > 0 and bids and asks:
                 bid = bids[-1]
                 ask_key = asks[-1]
                 calm = bid < -ask_key
@@ -628,13 +629,14 @@ class OrderBook:
                         if calm:
                             self.counters.top_checks += 1
                 if calm:
-                    self._hash_countdown = countdown
+                    if every:
+                        self._hash_countdown = countdown
                     self._timestamp = timestamp
                     if bid != self._top_bid:
                         self._top_bid = bid
                         self.best_bid = _DECIMALS.get(bid) or _price_decimal(bid)
-                    if -ask_key != self._top_ask:
-                        self._top_ask = -ask_key
+                    if ask_key != self._top_ask_key:
+                        self._top_ask_key = ask_key
                         self.best_ask = _DECIMALS.get(-ask_key) or _price_decimal(-ask_key)
                     return self._ok
         return self._finish_message(timestamp, last, now)
@@ -694,8 +696,9 @@ class OrderBook:
         if bid != self._top_bid:
             self._top_bid = bid
             self.best_bid = None if bid is None else _DECIMALS.get(bid) or _price_decimal(bid)
-        if ask != self._top_ask:
-            self._top_ask = ask
+        ask_key = None if ask is None else -ask
+        if ask_key != self._top_ask_key:
+            self._top_ask_key = ask_key
             self.best_ask = None if ask is None else _DECIMALS.get(ask) or _price_decimal(ask)
         return crossed
 
