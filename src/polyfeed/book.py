@@ -46,7 +46,9 @@ applied (best effort) and are buffered while unsynced or while a resync is in fl
 :meth:`OrderBook.complete_resync` loads the REST snapshot and replays the buffered deltas whose
 timestamp is *greater* than the snapshot's. A delta with the *same* timestamp is taken as already
 in the snapshot: the server stamps a book with the time of its latest change, and all entries of
-one matching event share one timestamp (real captures). A fresh WS ``book`` also resyncs.
+one matching event share one timestamp (real captures). A fresh WS ``book`` also resyncs. The
+first snapshot of a book returns ``"ok"`` (nothing was announced as lost); a snapshot that ends an
+invalidation returns ``"resynced"``.
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ import math
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal, assert_never
 
@@ -234,7 +237,6 @@ class _Doubt:
 class _PendingRest:
     book: Book
     since: float | None
-    mismatched: bool = field(default=False)
 
 
 class OrderBook:
@@ -266,7 +268,6 @@ class OrderBook:
         "_resync_in_flight",
         "_scheme",
         "_scheme_known",
-        "_snapshot_timestamp",
         "_synced",
         "_tick_key",
         "_timestamp",
@@ -323,7 +324,6 @@ class OrderBook:
         self._top_ask_key: int | None = None  # the ask side's key: the negated price
         self._last_trade_price: str | None = None
         self._timestamp: int | None = None
-        self._snapshot_timestamp: int | None = None
         self._synced = False
         self._ever_synced = False
         self._resync_in_flight = False
@@ -687,11 +687,8 @@ class OrderBook:
         crossed = bid is not None and ask is not None and bid >= ask
         if crossed and entry is not None and (entry.best_bid or entry.best_ask):
             # Matching in progress: the server's top is what the book will be after it.
-            try:
-                bid = _server_top(entry.best_bid)
-                ask = _server_top(entry.best_ask)
-            except ValueError:
-                pass
+            with suppress(ValueError):  # unusable server values: report our raw top
+                bid, ask = _server_top(entry.best_bid), _server_top(entry.best_ask)
         # Decimals are looked up only when the top moves (most deltas are below the top).
         if bid != self._top_bid:
             self._top_bid = bid
@@ -737,6 +734,7 @@ class OrderBook:
             and not self._held
             and self._pending_rest is None
         ):
+            self._quiet = True
             return self._ok
         verdict = self._judge(result, crossed, top_ok, now)
         if verdict is self._ok and self._pending_rest is not None:
@@ -1030,7 +1028,6 @@ class OrderBook:
             self._last_trade_price = snapshot.last_trade_price
         self.counters.snapshots += 1
         self._timestamp = snapshot.timestamp
-        self._snapshot_timestamp = snapshot.timestamp
         self._held.clear()
         self._doubt = None
         self._pending_hash = None
