@@ -38,6 +38,8 @@ from polyfeed.errors import ConnectionClosedError, DataTimeoutError, HandshakeRe
 from polyfeed.testing.memory import MemoryConnector, MemoryTransport
 
 HB = HeartbeatConfig(interval=0.05, pong_timeout=0.2)
+# In-memory transports: the URL is only a label, and books=False keeps REST out of these tests.
+URL = "ws://127.0.0.1:9/ws/market"
 
 
 def config(**overrides: Any) -> StreamConfig:
@@ -89,7 +91,9 @@ async def next_of(stream: AsyncIterator[Any], kind: type, limit: int = 200) -> A
 @pytest.mark.timeout(10)
 async def test_initial_frame_first_then_text_pings() -> None:
     connector = MemoryConnector()
-    async with MarketStream(["a1", "a2"], url="ws://x", config=config(), connector=connector) as s:
+    async with MarketStream(
+        ["a1", "a2"], url=URL, config=config(), connector=connector, books=False
+    ) as s:
         transport = await connector.wait_for(1)
         async with asyncio.TaskGroup() as tg:
             server = tg.create_task(serve(transport))
@@ -114,7 +118,9 @@ async def test_initial_frame_first_then_text_pings() -> None:
 async def test_silent_stall_is_detected_at_the_deadline_and_recovered() -> None:
     connector = MemoryConnector()
     loop = asyncio.get_running_loop()
-    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+    async with MarketStream(
+        ["a1"], url=URL, config=config(), connector=connector, books=False
+    ) as s:
         async with asyncio.TaskGroup() as tg:
             first = await connector.wait_for(1)
             # PONGs keep flowing after the snapshot, data never comes again.
@@ -150,7 +156,9 @@ async def test_silent_stall_is_detected_at_the_deadline_and_recovered() -> None:
 @pytest.mark.parametrize("code", [1000, 1001, 1006, 1011])
 async def test_server_close_codes_reconnect_and_replay(code: int) -> None:
     connector = MemoryConnector()
-    async with MarketStream(["a1", "a2"], url="ws://x", config=config(), connector=connector) as s:
+    async with MarketStream(
+        ["a1", "a2"], url=URL, config=config(), connector=connector, books=False
+    ) as s:
         first = await connector.wait_for(1)
         await next_of(s, Connected)
         first.peer_close(code, "bye")
@@ -168,7 +176,7 @@ async def test_dead_peer_detected_by_pong_deadline_and_aborted() -> None:
     connector = MemoryConnector()
     loop = asyncio.get_running_loop()
     cfg = config(watchdog=WatchdogConfig(data_timeout=30.0))
-    async with MarketStream(["a1"], url="ws://x", config=cfg, connector=connector) as s:
+    async with MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s:
         transport = await connector.wait_for(1)
         started = loop.time()
         stale = await next_of(s, Stale)
@@ -186,7 +194,9 @@ async def test_dead_peer_detected_by_pong_deadline_and_aborted() -> None:
 @pytest.mark.timeout(10)
 async def test_flapping_server_delays_grow_to_the_cap() -> None:
     connector = MemoryConnector()
-    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+    async with MarketStream(
+        ["a1"], url=URL, config=config(), connector=connector, books=False
+    ) as s:
         delays: list[float] = []
         while len(delays) < 6:
             event = await anext(s)
@@ -201,7 +211,7 @@ async def test_flapping_server_delays_grow_to_the_cap() -> None:
 async def test_backoff_resets_only_after_a_stable_connection() -> None:
     connector = MemoryConnector()
     cfg = config(backoff=BackoffConfig(base=0.01, max_delay=0.08, jitter=0.0, stable_for=0.15))
-    async with MarketStream(["a1"], url="ws://x", config=cfg, connector=connector) as s:
+    async with MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s:
         async with asyncio.TaskGroup() as tg:
             servers = []
             delays: list[float] = []
@@ -231,7 +241,9 @@ async def test_retry_after_is_honoured_on_429() -> None:
             raise ServerUnavailableError(503)
 
     connector = MemoryConnector(refuse_first)
-    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+    async with MarketStream(
+        ["a1"], url=URL, config=config(), connector=connector, books=False
+    ) as s:
         first = await next_of(s, Reconnecting)
         second = await next_of(s, Reconnecting)
         await next_of(s, Connected)
@@ -247,7 +259,7 @@ async def test_rejected_credentials_are_fatal_after_auth_retries() -> None:
 
     connector = MemoryConnector(reject)
     creds = Credentials(api_key="key-123456", secret="s3cret-value", passphrase="pass-phrase")
-    stream = UserStream(None, credentials=creds, url="ws://x", config=config(), connector=connector)
+    stream = UserStream(None, credentials=creds, url=URL, config=config(), connector=connector)
     async with stream:
         with pytest.raises(AuthenticationError) as info:
             async for _ in stream:
@@ -262,9 +274,7 @@ async def test_rejected_credentials_are_fatal_after_auth_retries() -> None:
 async def test_user_socket_dropped_after_subscribe_counts_as_auth_failure() -> None:
     connector = MemoryConnector()
     creds = Credentials(api_key="key-123456", secret="s3cret-value", passphrase="pass-phrase")
-    stream = UserStream(
-        ["0xc1"], credentials=creds, url="ws://x", config=config(), connector=connector
-    )
+    stream = UserStream(["0xc1"], credentials=creds, url=URL, config=config(), connector=connector)
     async with stream:
         with pytest.raises(AuthenticationError) as info:
             async for event in stream:
@@ -284,7 +294,9 @@ async def test_rejected_handshake_is_fatal_at_once() -> None:
         raise HandshakeRejectedError(404, "ws://x")
 
     connector = MemoryConnector(not_found)
-    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+    async with MarketStream(
+        ["a1"], url=URL, config=config(), connector=connector, books=False
+    ) as s:
         with pytest.raises(HandshakeRejectedError):
             await anext(s)
     assert connector.attempts == 1
@@ -297,7 +309,7 @@ async def test_max_attempts_ends_with_a_clear_fatal_error() -> None:
 
     cfg = config(backoff=BackoffConfig(base=0.01, max_delay=0.02, jitter=0.0, max_attempts=3))
     connector = MemoryConnector(refuse)
-    async with MarketStream(["a1"], url="ws://x", config=cfg, connector=connector) as s:
+    async with MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s:
         with pytest.raises(RetriesExhaustedError) as info:
             async for _ in s:
                 pass
@@ -308,7 +320,9 @@ async def test_max_attempts_ends_with_a_clear_fatal_error() -> None:
 @pytest.mark.timeout(10)
 async def test_live_subscribe_and_unsubscribe_without_reconnect() -> None:
     connector = MemoryConnector()
-    async with MarketStream(["a1"], url="ws://x", config=config(), connector=connector) as s:
+    async with MarketStream(
+        ["a1"], url=URL, config=config(), connector=connector, books=False
+    ) as s:
         transport = await connector.wait_for(1)
         async with asyncio.TaskGroup() as tg:
             server = tg.create_task(serve(transport))
@@ -330,7 +344,9 @@ async def test_live_subscribe_and_unsubscribe_without_reconnect() -> None:
 async def test_unconfirmed_asset_is_redriven() -> None:
     connector = MemoryConnector()
     cfg = config(watchdog=WatchdogConfig(data_timeout=5.0, confirm_timeout=0.1))
-    async with MarketStream(["a1", "a2"], url="ws://x", config=cfg, connector=connector) as s:
+    async with MarketStream(
+        ["a1", "a2"], url=URL, config=cfg, connector=connector, books=False
+    ) as s:
         transport = await connector.wait_for(1)
         await next_of(s, Connected)
         await transport.sent()
@@ -350,7 +366,7 @@ async def test_unconfirmed_asset_is_redriven() -> None:
 async def test_slow_consumer_never_delays_heartbeats_and_drops_become_a_gap() -> None:
     connector = MemoryConnector()
     cfg = config(queue=QueueConfig(maxsize=50, overflow="drop_oldest"))
-    async with MarketStream(["a1"], url="ws://x", config=cfg, connector=connector) as s:
+    async with MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s:
         transport = await connector.wait_for(1)
         async with asyncio.TaskGroup() as tg:
             server = tg.create_task(serve(transport))
@@ -377,7 +393,7 @@ async def test_aclose_is_prompt_and_leaves_no_task() -> None:
     connector = MemoryConnector()
     loop = asyncio.get_running_loop()
     before = asyncio.all_tasks()
-    stream = MarketStream(["a1"], url="ws://x", config=config(), connector=connector)
+    stream = MarketStream(["a1"], url=URL, config=config(), connector=connector, books=False)
     await stream.start()
     await connector.wait_for(1)
     await next_of(stream, Connected)

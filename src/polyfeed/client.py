@@ -14,13 +14,16 @@ import asyncio
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from polyfeed.backoff import Backoff
+from polyfeed.book import BookOptions, BookRegistry, ResyncLimiter
+from polyfeed.book_keeper import BookKeeper
 from polyfeed.clock import Clock, LoopClock
 from polyfeed.config import StreamConfig
 from polyfeed.connection.event_queue import EventQueue
@@ -29,6 +32,7 @@ from polyfeed.connection.transport import connect
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ConfigError, PolyfeedError, StreamClosedError
 from polyfeed.metrics import ConnectionMetrics
+from polyfeed.rest import RestClient
 from polyfeed.subscriptions import SubscriptionSet
 
 logger = logging.getLogger("polyfeed")
@@ -142,6 +146,16 @@ class _Stream:
         self._group = asyncio.TaskGroup()
         await self._group.__aenter__()
         self._task = self._group.create_task(self._supervise(), name="polyfeed-supervisor")
+        self._started(self._group, self._supervisor)
+
+    def _started(self, group: asyncio.TaskGroup, supervisor: Supervisor) -> None:
+        """Hook for subclasses: more long-lived work in the stream's group."""
+
+    def _stopping(self) -> None:
+        """Hook for subclasses: cancel their tasks before the group is awaited."""
+
+    async def _stopped(self) -> None:
+        """Hook for subclasses: release resources after every task ended."""
 
     async def _supervise(self) -> None:
         assert self._supervisor is not None
@@ -171,9 +185,11 @@ class _Stream:
             self._supervisor.request_stop()
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        self._stopping()
         if self._group is not None:
             group, self._group = self._group, None
             await group.__aexit__(None, None, None)
+        await self._stopped()
         if self._queue is not None:
             self._queue.close(self._fatal)
         if self._supervisor is not None:
@@ -209,8 +225,11 @@ class _Stream:
         self._check_open()
         wanted = _validate_ids(ids)
         if self._supervisor is None:
-            return self._subscriptions.add(wanted, None)
+            added = self._subscriptions.add(wanted, None)
+            self._subscribed(added)
+            return added
         added = self._supervisor.subscribe(wanted)
+        self._subscribed(added)
         if added:
             logger.info("%s: subscribed %d more", self._channel, len(added))
         return added
@@ -220,11 +239,20 @@ class _Stream:
         self._check_open()
         wanted = _validate_ids(ids)
         if self._supervisor is None:
-            return self._subscriptions.remove(wanted)
+            removed = self._subscriptions.remove(wanted)
+            self._unsubscribed(removed)
+            return removed
         removed = self._supervisor.unsubscribe(wanted)
+        self._unsubscribed(removed)
         if removed:
             logger.info("%s: unsubscribed %d", self._channel, len(removed))
         return removed
+
+    def _subscribed(self, ids: list[str]) -> None:
+        """Hook for subclasses: ids newly subscribed."""
+
+    def _unsubscribed(self, ids: list[str]) -> None:
+        """Hook for subclasses: ids no longer subscribed."""
 
     def _check_open(self) -> None:
         if self._closed:
@@ -278,7 +306,13 @@ def _resolve_config(profile: str, config: StreamConfig | None) -> StreamConfig:
 
 
 class MarketStream(_Stream):
-    """The public market channel for a set of asset (token) ids."""
+    """The public market channel for a set of asset (token) ids.
+
+    With ``books=True`` (the default) the stream keeps a verified local order book per asset in
+    :attr:`books`, applied on the reader side (a slow consumer never delays them) and resynced
+    on any doubt. REST calls go to ``rest_url``; when only ``url`` is given, to the same host
+    (the fake server serves both), else to Polymarket's CLOB.
+    """
 
     _channel = "market"
 
@@ -289,6 +323,10 @@ class MarketStream(_Stream):
         url: str | None = None,
         profile: str = "dashboard",
         config: StreamConfig | None = None,
+        books: bool = True,
+        rest_url: str | None = None,
+        book_options: BookOptions | None = None,
+        resync_limiter: ResyncLimiter | None = None,
         clock: Clock | None = None,
         rng: Callable[[], float] | None = None,
         connector: Connector = connect,
@@ -302,10 +340,79 @@ class MarketStream(_Stream):
             rng=rng,
             connector=connector,
         )
+        if rest_url is None:
+            rest_url = _same_host_http(url) if url is not None else cfg.endpoints.rest_url
+        self.rest_url = rest_url
+        self._books = BookRegistry(book_options) if books else None
+        if self._books is not None:
+            for asset in self._ids:
+                self._books.add(asset)
+        self._limiter = resync_limiter or ResyncLimiter()
+        self._rest: RestClient | None = None
+        self._keeper: BookKeeper | None = None
+        self._timers: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> MarketStream:
         await self.start()
         return self
+
+    @property
+    def books(self) -> BookRegistry:
+        """The local order books, by asset id (``stream.books[asset].best_bid``)."""
+        if self._books is None:
+            raise ConfigError("this stream was created with books=False")
+        return self._books
+
+    @property
+    def book_keeper(self) -> BookKeeper | None:
+        """The component that resyncs the books (counters, state), None before start."""
+        return self._keeper
+
+    def _started(self, group: asyncio.TaskGroup, supervisor: Supervisor) -> None:
+        if self._books is None:
+            return
+        self._rest = RestClient(self.rest_url, request_timeout=self.config.connect_timeout)
+
+        def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+            return group.create_task(coro, name="polyfeed-book")
+
+        self._keeper = BookKeeper(
+            self._books,
+            clock=self.clock,
+            rest=self._rest,
+            limiter=self._limiter,
+            spawn=spawn,
+            emit=supervisor.queue.put_many,
+            refresh=supervisor.refresh,
+        )
+        supervisor.observer = self._keeper
+        self._timers = group.create_task(self._keeper.run_timers(), name="polyfeed-book-timers")
+
+    def _stopping(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel_tasks()
+        if self._timers is not None:
+            self._timers.cancel()
+
+    async def _stopped(self) -> None:
+        if self._rest is not None:
+            await self._rest.aclose()
+
+    def _subscribed(self, ids: list[str]) -> None:
+        if self._books is not None:
+            for asset in ids:
+                self._books.add(asset)
+
+    def _unsubscribed(self, ids: list[str]) -> None:
+        if self._books is not None:
+            for asset in ids:
+                self._books.remove(asset)
+
+
+def _same_host_http(url: str) -> str:
+    parts = urlsplit(url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return f"{scheme}://{parts.netloc}"
 
 
 class UserStream(_Stream):

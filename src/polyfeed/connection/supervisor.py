@@ -108,6 +108,13 @@ class Supervisor:
         self._open_gap: tuple[float, str] | None = None
         self._gap_start = 0.0
 
+    def refresh(self, ids: list[str]) -> None:
+        """Request fresh snapshots of these assets on the live socket (no-op when offline)."""
+        connection = self.connection
+        if connection is not None:
+            connection.session.refresh(ids, self.clock.now())
+            connection.wake()
+
     def request_stop(self) -> None:
         """The stream is closing: the cancellation that follows must not be lost."""
         self.stopping = True

@@ -221,6 +221,11 @@ class Session:
                     self.abandoned.update(hopeless)
                 self._redrive([a for a in overdue if a not in self.abandoned], now)
 
+    def refresh(self, asset_ids: Iterable[str], now: float) -> None:
+        """Ask the server for fresh snapshots of these assets (unsubscribe, then subscribe)."""
+        if self.opened and self.channel == "market":
+            self._redrive(asset_ids, now)
+
     def _redrive(self, asset_ids: Iterable[str], now: float) -> None:
         ids = [a for a in asset_ids if a in self.subscriptions.desired]
         if not ids:
