@@ -182,7 +182,10 @@ class BookOptions:
 
     ``grace_messages``/``grace_seconds``: how long a doubt (crossed book, server top of book
     disagreeing, hash mismatch, held off-grid deltas) may last before the book is invalidated;
-    ``grace_messages=0`` invalidates on the first failing message. ``max_buffered``: messages kept
+    ``grace_messages=0`` invalidates on the first failing message. ``hash_grace_messages``: the
+    tighter limit for a hash mismatch alone (its only benign cause, a ``last_trade_price`` that
+    arrives just after the change, clears it at once; a dropped message does not heal, or heals
+    only by chance). ``max_buffered``: messages kept
     for replay while unsynced (the oldest are dropped beyond it; the snapshot usually covers them).
     """
 
@@ -190,14 +193,15 @@ class BookOptions:
     hash_check_every: int = 1
     auto_detect_scheme: bool = True
     grace_messages: int = 10
+    hash_grace_messages: int = 1
     grace_seconds: float = 2.0
     max_buffered: int = 10_000
 
     def __post_init__(self) -> None:
         if self.hash_check_every < 0:
             raise ConfigError("hash_check_every must be >= 0")
-        if self.grace_messages < 0 or self.grace_seconds < 0:
-            raise ConfigError("grace_messages and grace_seconds must be >= 0")
+        if self.grace_messages < 0 or self.grace_seconds < 0 or self.hash_grace_messages < 0:
+            raise ConfigError("grace_messages, hash_grace_messages, grace_seconds must be >= 0")
         if self.max_buffered < 1:
             raise ConfigError("max_buffered must be >= 1")
 
@@ -778,7 +782,10 @@ class OrderBook:
             doubt.messages += 1
             if doubt.since is None:
                 doubt.since = now
-        if doubt.messages >= self._options.grace_messages or self._doubt_expired(now):
+        grace = self._options.grace_messages
+        if result == _MISMATCH:
+            grace = min(grace, self._options.hash_grace_messages)
+        if doubt.messages >= grace or self._doubt_expired(now):
             return self._invalidate(reason)
         return self._ok
 
@@ -1024,7 +1031,7 @@ class OrderBook:
             self.min_order_size = snapshot.min_order_size
         if snapshot.neg_risk is not None:
             self.neg_risk = snapshot.neg_risk
-        if snapshot.last_trade_price:
+        if snapshot.last_trade_price is not None:
             self._last_trade_price = snapshot.last_trade_price
         self.counters.snapshots += 1
         self._timestamp = snapshot.timestamp

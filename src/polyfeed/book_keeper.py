@@ -64,6 +64,7 @@ class BookKeeper:
         self._awaiting_snapshot: set[str] = set()
         self._resyncing: set[str] = set()
         self._tick = asyncio.Event()
+        self._closed = False
         self.rest_resyncs = 0
         self.socket_resyncs = 0
         self.metadata_failures = 0
@@ -130,11 +131,56 @@ class BookKeeper:
             self._start(self._resync(asset))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = self._spawn(coro)
+        guarded = self._guarded(coro)
+        if self._closed:
+            guarded.close()
+            coro.close()
+            return
+        task = self._spawn(guarded)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # ------------------------------------------------------------------ on demand
+
+    def invalidate(self, assets: Sequence[str], reason: str) -> None:
+        """Invalidate these books now and resync them (REST, else a fresh socket snapshot)."""
+        verdicts = [
+            book.invalidate(reason) for asset in assets if (book := self.registry.get(asset))
+        ]
+        events = self._lifecycle([v for v in verdicts if v.action != "ok"])
+        if events:
+            self._emit(events)
+        self._schedule_resyncs()
+
+    async def reconcile(self, assets: Sequence[str]) -> dict[str, BookVerdict]:
+        """Compare each book with REST ``/book`` (rate-limited); a mismatch resyncs the book."""
+        if self.rest is None:
+            raise RestError(None, "(none)", "no REST endpoint configured")
+        results: dict[str, BookVerdict] = {}
+        for asset in assets:
+            await self._acquire()
+            snapshot = await self.rest.book(asset)
+            verdict = self.registry.reconcile(snapshot, self.clock.now())
+            results[asset] = verdict
+            if verdict.action != "ok":
+                self._emit(self._lifecycle([verdict]))
+                self._schedule_resyncs()
+        return results
+
+    async def _acquire(self) -> None:
+        clock = self.clock
+        while not self.limiter.try_acquire(clock.now()):
+            await clock.sleep_until(self.limiter.next_available(clock.now()))
+
     # ------------------------------------------------------------------ I/O side (tasks)
+
+    async def _guarded(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Boundary: these tasks share the stream's TaskGroup, where an unexpected error would
+        # take the whole stream down. A failed resync leaves the book unsynced, which is safe.
+        try:
+            await coro
+        except Exception:
+            logger.exception("book maintenance task failed")
 
     async def _fetch_metadata(self, market: str) -> None:
         assert self.rest is not None
@@ -153,10 +199,7 @@ class BookKeeper:
     async def _resync(self, asset: str) -> None:
         try:
             clock = self.clock
-            now = clock.now()
-            if not self.limiter.try_acquire(now):
-                await clock.sleep_until(self.limiter.next_available(now))
-                self.limiter.try_acquire(clock.now())
+            await self._acquire()
             book = self.registry.get(asset)
             if book is None or book.synced or not book.needs_resync:
                 return
@@ -213,5 +256,6 @@ class BookKeeper:
 
     def cancel_tasks(self) -> None:
         """Cancel metadata fetches and resyncs in flight (stream shutdown)."""
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()

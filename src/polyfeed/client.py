@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from polyfeed.backoff import Backoff
-from polyfeed.book import BookOptions, BookRegistry, ResyncLimiter
+from polyfeed.book import BookOptions, BookRegistry, BookVerdict, ResyncLimiter
 from polyfeed.book_keeper import BookKeeper
 from polyfeed.clock import Clock, LoopClock
 from polyfeed.config import StreamConfig
@@ -366,6 +366,26 @@ class MarketStream(_Stream):
     @property
     def book_keeper(self) -> BookKeeper | None:
         """The component that resyncs the books (counters, state), None before start."""
+        return self._keeper
+
+    async def resync(self, assets: Iterable[str] | None = None) -> None:
+        """Invalidate and resync these books (all when None): REST ``/book``, else a fresh
+        snapshot on the socket. ``BookInvalidated``/``BookResynced`` follow in the stream."""
+        keeper = self._require_keeper()
+        keeper.invalidate(list(self.books if assets is None else assets), "resync requested")
+
+    async def reconcile(self, assets: Iterable[str] | None = None) -> dict[str, BookVerdict]:
+        """Compare books with REST ``/book`` now (rate-limited); mismatching ones resync.
+
+        Returns each asset's verdict (``ok`` with reason ``match``, ``pending`` or
+        ``inconclusive``; ``invalidated`` on a mismatch). Raises ``RestError`` when REST fails.
+        """
+        keeper = self._require_keeper()
+        return await keeper.reconcile(list(self.books if assets is None else assets))
+
+    def _require_keeper(self) -> BookKeeper:
+        if self._keeper is None:
+            raise StreamClosedError("books are kept only while the stream runs (books=True)")
         return self._keeper
 
     def _started(self, group: asyncio.TaskGroup, supervisor: Supervisor) -> None:

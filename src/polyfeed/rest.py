@@ -6,6 +6,7 @@ WebSocket snapshot, so a REST book and a WS book compare field by field.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TypeVar
 from urllib.parse import quote
 
@@ -26,13 +27,33 @@ class MarketToken(msgspec.Struct, frozen=True):
 
 
 class MarketInfo(msgspec.Struct, frozen=True, kw_only=True):
-    """The metadata of a CLOB market that the book hash needs."""
+    """The metadata of a CLOB market that the book hash needs.
+
+    The API sends the sizes as JSON numbers; they are kept as the shortest exact decimal
+    string (``5`` -> ``"5"``, ``0.001`` -> ``"0.001"``), the form the book hash covers.
+    """
 
     condition_id: str
     tokens: list[MarketToken] = []
     minimum_order_size: str | None = None
     minimum_tick_size: str | None = None
     neg_risk: bool | None = None
+
+
+class _RawMarketInfo(msgspec.Struct, kw_only=True):
+    condition_id: str
+    tokens: list[MarketToken] = []
+    minimum_order_size: str | float | None = None
+    minimum_tick_size: str | float | None = None
+    neg_risk: bool | None = None
+
+
+def decimal_text(value: str | float | None) -> str | None:
+    """The shortest exact decimal text of a JSON number (``5.0`` -> ``"5"``); strings as is."""
+    if value is None or isinstance(value, str):
+        return value
+    text = format(Decimal(repr(value)).normalize(), "f")
+    return text
 
 
 class GammaMarket(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
@@ -76,13 +97,9 @@ def _string_list(value: str | list[str] | None) -> list[str]:
     return decoded
 
 
-def _opt_str(value: str | float | None) -> str | None:
-    return None if value is None else str(value)
-
-
 _book_decoder = msgspec.json.Decoder(Book, strict=False)
 _books_decoder = msgspec.json.Decoder(list[Book], strict=False)
-_market_decoder = msgspec.json.Decoder(MarketInfo, strict=False)
+_market_decoder = msgspec.json.Decoder(_RawMarketInfo, strict=False)
 _gamma_decoder = msgspec.json.Decoder(list[_RawGammaMarket], strict=False)
 
 
@@ -146,7 +163,14 @@ class RestClient:
     async def market(self, condition_id: str) -> MarketInfo:
         """``GET /markets/{condition_id}``: tokens, minimum order size and tick, neg_risk."""
         url = f"{self.rest_url}/markets/{quote(condition_id)}"
-        return self._decode(_market_decoder, await self._request("GET", url), url)
+        raw = self._decode(_market_decoder, await self._request("GET", url), url)
+        return MarketInfo(
+            condition_id=raw.condition_id,
+            tokens=raw.tokens,
+            minimum_order_size=decimal_text(raw.minimum_order_size),
+            minimum_tick_size=decimal_text(raw.minimum_tick_size),
+            neg_risk=raw.neg_risk,
+        )
 
     async def gamma_markets(
         self, *, limit: int = 100, offset: int = 0, active: bool = True
@@ -165,8 +189,8 @@ class RestClient:
                 active=item.active,
                 closed=item.closed,
                 neg_risk=item.neg_risk,
-                order_price_min_tick_size=_opt_str(item.order_price_min_tick_size),
-                order_min_size=_opt_str(item.order_min_size),
+                order_price_min_tick_size=decimal_text(item.order_price_min_tick_size),
+                order_min_size=decimal_text(item.order_min_size),
             )
             for item in raw
         ]

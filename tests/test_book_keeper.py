@@ -1,0 +1,216 @@
+"""Local books kept by MarketStream against FakePolymarket: verified, invalidated, resynced."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from polyfeed import (
+    BackoffConfig,
+    Book,
+    BookInvalidated,
+    BookResynced,
+    HeartbeatConfig,
+    MarketStream,
+    StreamConfig,
+    WatchdogConfig,
+)
+from polyfeed.book import BookOptions, HashScheme, OrderBook
+from polyfeed.testing import CloseWith, DropMessage, DropTcp, FakePolymarket, StallData
+from polyfeed.testing.market_sim import BookView
+
+CONFIG = StreamConfig(
+    heartbeat=HeartbeatConfig(interval=0.05, pong_timeout=0.3),
+    watchdog=WatchdogConfig(data_timeout=5.0, confirm_timeout=2.0),
+    backoff=BackoffConfig(base=0.02, max_delay=0.1, jitter=0.0, stable_for=0.5),
+)
+
+
+def same_levels(ours: OrderBook, server: BookView) -> bool:
+    bids = [(level.price, level.size) for level in ours.levels("bids")]
+    asks = [(level.price, level.size) for level in ours.levels("asks")]
+    return bids == [tuple(level) for level in reversed(server.bids)] and asks == [
+        tuple(level) for level in reversed(server.asks)
+    ]
+
+
+async def until(stream: AsyncIterator[Any], kind: type, limit: int = 100_000) -> Any:
+    for _ in range(limit):
+        event = await anext(stream)
+        if isinstance(event, kind):
+            return event
+    raise AssertionError(f"no {kind.__name__}")
+
+
+async def settle(fake: FakePolymarket) -> None:
+    for connection in fake.open_connections("market"):
+        await connection.flush()
+    await asyncio.sleep(0.05)
+
+
+@pytest.mark.timeout(15)
+async def test_books_follow_the_server_and_every_hash_verifies() -> None:
+    async with (
+        FakePolymarket(markets=3, seed=1) as fake,
+        MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream,
+    ):
+        await until(stream, Book)
+        await asyncio.sleep(0.1)  # market metadata arrives over REST
+        for _ in range(10):
+            fake.step(10)
+            await asyncio.sleep(0.01)
+        await settle(fake)
+        for asset in fake.asset_ids:
+            book = stream.books[asset]
+            server = fake.book(asset)
+            assert book.synced
+            assert same_levels(book, server), asset
+            assert book.best_bid == (
+                None if not server.best_bid else type(book.best_bid)(server.best_bid)
+            )
+            assert book.scheme_detected
+            assert book.hash_scheme is HashScheme.V2026
+            assert book.counters.hash_mismatches == 0
+        checks = sum(stream.books[a].counters.hash_checks for a in fake.asset_ids)
+        assert checks >= 50
+
+
+@pytest.mark.timeout(20)
+async def test_a_dropped_price_change_is_caught_by_the_hash_and_resynced_from_rest() -> None:
+    async with (
+        FakePolymarket(markets=1, seed=2) as fake,
+        MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream,
+    ):
+        await until(stream, Book)
+        await asyncio.sleep(0.1)
+        fake.step(5)
+        invalidated: BookInvalidated | None = None
+        for _ in range(10):  # a dropped change can heal by chance; then drop another
+            fake.inject(DropMessage(count=1))
+            fake.step(4)
+            await settle(fake)
+            if any(stream.books[a].counters.invalidations for a in fake.asset_ids):
+                invalidated = await until(stream, BookInvalidated)
+                break
+        assert invalidated is not None
+        assert invalidated.reason == "hash mismatch"
+        resynced = await until(stream, BookResynced)
+        assert resynced.asset_id == invalidated.asset_id
+        assert resynced.source == "rest"
+        fake.step(5)
+        await settle(fake)
+        for asset in fake.asset_ids:
+            assert stream.books[asset].synced
+            assert same_levels(stream.books[asset], fake.book(asset))
+        keeper = stream.book_keeper
+        assert keeper is not None
+        assert keeper.rest_resyncs >= 1
+        assert stream.metrics.connects_total == 1
+
+
+@pytest.mark.timeout(20)
+async def test_rest_failure_falls_back_to_a_fresh_snapshot_on_the_socket() -> None:
+    async with FakePolymarket(markets=1, seed=3) as fake:
+        stream = MarketStream(
+            fake.asset_ids,
+            url=fake.market_url,
+            rest_url="http://127.0.0.1:9",  # nothing listens there: every REST call fails
+            config=CONFIG,
+            book_options=BookOptions(grace_messages=0),
+        )
+        async with stream:
+            await until(stream, Book)
+            await until(stream, Book)
+            await stream.resync([fake.asset_ids[0]])
+            invalidated = await until(stream, BookInvalidated)
+            assert invalidated.reason == "resync requested"
+            resynced = await until(stream, BookResynced)
+            keeper = stream.book_keeper
+            assert keeper is not None
+            assert resynced.source == "snapshot"
+            assert keeper.socket_resyncs >= 1
+            await settle(fake)
+            assert same_levels(stream.books[fake.asset_ids[0]], fake.book(fake.asset_ids[0]))
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("fault", [CloseWith(code=1011, after=0.2), DropTcp(after=0.2)])
+async def test_a_reconnect_invalidates_every_book_and_the_replay_resyncs_them(fault: Any) -> None:
+    async with (
+        FakePolymarket(markets=2, seed=4, faults={0: [fault]}) as fake,
+        MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream,
+    ):
+        invalidated: set[str] = set()
+        resynced: set[str] = set()
+        async with asyncio.timeout(10):
+            async for event in stream:
+                if isinstance(event, BookInvalidated):
+                    assert event.reason == "reconnect"
+                    invalidated.add(event.asset_id)
+                elif isinstance(event, BookResynced):
+                    assert event.asset_id in invalidated
+                    assert event.source == "snapshot"
+                    resynced.add(event.asset_id)
+                    if resynced == set(fake.asset_ids):
+                        break
+        assert invalidated == set(fake.asset_ids)
+        keeper = stream.book_keeper
+        assert keeper is not None
+        assert keeper.rest_resyncs == 0
+
+
+@pytest.mark.timeout(40)
+async def test_chaos_books_equal_the_server_and_every_invalidation_is_resynced() -> None:
+    plan = {
+        0: [DropMessage(count=3), CloseWith(code=1012, after=0.8)],
+        1: [StallData(after=0.3)],
+        2: [DropMessage(count=2), CloseWith(code=1001, after=0.6)],
+        3: [DropTcp(after=0.4)],
+        4: [DropMessage(count=4)],
+    }
+    cfg = dataclasses.replace(
+        CONFIG, watchdog=WatchdogConfig(data_timeout=1.0, confirm_timeout=2.0)
+    )
+    async with FakePolymarket(markets=5, seed=5, faults=plan) as fake:
+        open_invalidations: dict[str, int] = {}
+        invalidations = 0
+
+        async def flow() -> None:
+            while True:
+                fake.step(1)
+                await asyncio.sleep(0.005)
+
+        async with (
+            MarketStream(fake.asset_ids, url=fake.market_url, config=cfg) as stream,
+            asyncio.TaskGroup() as group,
+        ):
+            producer = group.create_task(flow())
+
+            async def consume() -> None:
+                nonlocal invalidations
+                async for event in stream:
+                    if isinstance(event, BookInvalidated):
+                        invalidations += 1
+                        open_invalidations[event.asset_id] = (
+                            open_invalidations.get(event.asset_id, 0) + 1
+                        )
+                    elif isinstance(event, BookResynced):
+                        open_invalidations.pop(event.asset_id, None)
+
+            consumer = group.create_task(consume())
+            await fake.wait_for_connection(5)
+            await asyncio.sleep(1.0)
+            producer.cancel()
+            await settle(fake)
+            await asyncio.sleep(0.2)
+            consumer.cancel()
+            books = stream.books
+            for asset in fake.asset_ids:
+                assert books[asset].synced, asset
+                assert same_levels(books[asset], fake.book(asset)), asset
+            assert invalidations > 0
+            assert open_invalidations == {}, "every invalidation was followed by a resync"
