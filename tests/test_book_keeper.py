@@ -19,7 +19,7 @@ from polyfeed import (
     StreamConfig,
     WatchdogConfig,
 )
-from polyfeed.book import BookOptions, HashScheme, OrderBook
+from polyfeed.book import BookOptions, HashScheme, OrderBook, ResyncLimiter
 from polyfeed.testing import CloseWith, DropMessage, DropTcp, FakePolymarket, StallData
 from polyfeed.testing.market_sim import BookView
 
@@ -214,3 +214,45 @@ async def test_chaos_books_equal_the_server_and_every_invalidation_is_resynced()
                 assert same_levels(books[asset], fake.book(asset)), asset
             assert invalidations > 0
             assert open_invalidations == {}, "every invalidation was followed by a resync"
+
+
+@pytest.mark.timeout(15)
+async def test_reconcile_on_demand_and_periodically_compares_with_rest() -> None:
+    async with FakePolymarket(markets=1, seed=6) as fake:
+        stream = MarketStream(
+            fake.asset_ids, url=fake.market_url, config=CONFIG, reconcile_every=0.1
+        )
+        async with stream:
+            await until(stream, Book)
+            await until(stream, Book)
+            fake.step(3)
+            await settle(fake)
+            verdicts = await stream.reconcile()
+            assert {v.action for v in verdicts.values()} == {"ok"}
+            await asyncio.sleep(0.35)
+            checks = [stream.books[a].counters.reconcile_checks for a in fake.asset_ids]
+            assert all(count >= 3 for count in checks), checks
+            assert all(stream.books[a].counters.reconcile_mismatches == 0 for a in fake.asset_ids)
+
+
+@pytest.mark.timeout(15)
+async def test_resyncs_respect_the_rate_limiter() -> None:
+    async with FakePolymarket(markets=2, seed=7) as fake:
+        limiter = ResyncLimiter(rate=1, per=0.3, burst=1)
+        stream = MarketStream(
+            fake.asset_ids, url=fake.market_url, config=CONFIG, resync_limiter=limiter
+        )
+        async with stream:
+            for _ in fake.asset_ids:
+                await until(stream, Book)
+            await asyncio.sleep(0.1)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await stream.resync()
+            done: set[str] = set()
+            while done != set(fake.asset_ids):
+                event = await until(stream, BookResynced)
+                done.add(event.asset_id)
+            # Four resyncs through a bucket of one token per 0.3 s: at least 0.9 s.
+            assert loop.time() - started >= 0.85
+            assert limiter.granted >= 4

@@ -3,6 +3,7 @@
 The public API is what ``__all__`` lists; everything else is internal.
 """
 
+from polyfeed.book import BookOptions, BookRegistry, BookVerdict, OrderBook, ResyncLimiter
 from polyfeed.client import Health, MarketStream, UserStream
 from polyfeed.config import (
     PROFILES,
@@ -59,7 +60,7 @@ from polyfeed.protocol.messages import (
     Trade,
     Unknown,
 )
-from polyfeed.rest import RestClient
+from polyfeed.rest import GammaMarket, MarketInfo, RestClient
 from polyfeed.subscriptions import SubscriptionSet
 
 # The seed design's vocabulary, kept as aliases so its users find their names.
@@ -71,7 +72,10 @@ __all__ = [
     "BestBidAsk",
     "Book",
     "BookInvalidated",
+    "BookOptions",
+    "BookRegistry",
     "BookResynced",
+    "BookVerdict",
     "ConfigError",
     "ConnectError",
     "Connected",
@@ -82,6 +86,7 @@ __all__ = [
     "Disconnected",
     "Endpoints",
     "FatalError",
+    "GammaMarket",
     "Gap",
     "HandshakeRejectedError",
     "Health",
@@ -90,11 +95,13 @@ __all__ = [
     "Level",
     "MakerOrder",
     "Malformed",
+    "MarketInfo",
     "MarketResolved",
     "MarketStream",
     "NewMarket",
     "Notice",
     "Order",
+    "OrderBook",
     "OverflowDisconnectError",
     "PROFILES",
     "PolyfeedError",
@@ -106,6 +113,7 @@ __all__ = [
     "RestClient",
     "RestError",
     "Resubscribed",
+    "ResyncLimiter",
     "RetriesExhaustedError",
     "ServerUnavailableError",
     "Stale",

@@ -254,6 +254,17 @@ class BookKeeper:
             if handle is not None:
                 handle.cancel()
 
+    async def reconcile_periodically(self, every: float) -> None:
+        """Compare every synced book with REST ``/book`` once per ``every`` seconds."""
+        clock = self.clock
+        while True:
+            await clock.sleep_until(clock.now() + every)
+            assets = [asset for asset, book in self.registry.items() if book.synced]
+            try:
+                await self.reconcile(assets)
+            except RestError as exc:
+                logger.warning("periodic REST reconciliation failed: %s", exc)
+
     def cancel_tasks(self) -> None:
         """Cancel metadata fetches and resyncs in flight (stream shutdown)."""
         self._closed = True

@@ -310,8 +310,9 @@ class MarketStream(_Stream):
 
     With ``books=True`` (the default) the stream keeps a verified local order book per asset in
     :attr:`books`, applied on the reader side (a slow consumer never delays them) and resynced
-    on any doubt. REST calls go to ``rest_url``; when only ``url`` is given, to the same host
-    (the fake server serves both), else to Polymarket's CLOB.
+    on any doubt; ``reconcile_every`` (seconds) adds a periodic REST ``/book`` comparison.
+    REST calls go to ``rest_url``; when only ``url`` is given, to the same host (the fake server
+    serves both), else to Polymarket's CLOB.
     """
 
     _channel = "market"
@@ -327,6 +328,7 @@ class MarketStream(_Stream):
         rest_url: str | None = None,
         book_options: BookOptions | None = None,
         resync_limiter: ResyncLimiter | None = None,
+        reconcile_every: float | None = None,
         clock: Clock | None = None,
         rng: Callable[[], float] | None = None,
         connector: Connector = connect,
@@ -348,9 +350,13 @@ class MarketStream(_Stream):
             for asset in self._ids:
                 self._books.add(asset)
         self._limiter = resync_limiter or ResyncLimiter()
+        if reconcile_every is not None and not reconcile_every > 0:
+            raise ConfigError("reconcile_every must be > 0 seconds or None")
+        self._reconcile_every = reconcile_every
         self._rest: RestClient | None = None
         self._keeper: BookKeeper | None = None
         self._timers: asyncio.Task[None] | None = None
+        self._reconciler: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> MarketStream:
         await self.start()
@@ -407,12 +413,18 @@ class MarketStream(_Stream):
         )
         supervisor.observer = self._keeper
         self._timers = group.create_task(self._keeper.run_timers(), name="polyfeed-book-timers")
+        if self._reconcile_every is not None:
+            self._reconciler = group.create_task(
+                self._keeper.reconcile_periodically(self._reconcile_every),
+                name="polyfeed-book-reconcile",
+            )
 
     def _stopping(self) -> None:
         if self._keeper is not None:
             self._keeper.cancel_tasks()
-        if self._timers is not None:
-            self._timers.cancel()
+        for task in (self._timers, self._reconciler):
+            if task is not None:
+                task.cancel()
 
     async def _stopped(self) -> None:
         if self._rest is not None:

@@ -97,6 +97,25 @@ def _string_list(value: str | list[str] | None) -> list[str]:
     return decoded
 
 
+def parse_gamma_markets(payload: bytes) -> list[GammaMarket]:
+    """Gamma ``/markets`` JSON (a list) into ``GammaMarket``s; raises msgspec errors."""
+    return [
+        GammaMarket(
+            condition_id=item.condition_id,
+            clob_token_ids=_string_list(item.clob_token_ids),
+            outcomes=_string_list(item.outcomes),
+            question=item.question,
+            slug=item.slug,
+            active=item.active,
+            closed=item.closed,
+            neg_risk=item.neg_risk,
+            order_price_min_tick_size=decimal_text(item.order_price_min_tick_size),
+            order_min_size=decimal_text(item.order_min_size),
+        )
+        for item in _gamma_decoder.decode(payload)
+    ]
+
+
 _book_decoder = msgspec.json.Decoder(Book, strict=False)
 _books_decoder = msgspec.json.Decoder(list[Book], strict=False)
 _market_decoder = msgspec.json.Decoder(_RawMarketInfo, strict=False)
@@ -178,22 +197,12 @@ class RestClient:
         """Gamma ``/markets`` (active, not closed), with the JSON-in-string lists decoded."""
         flag = "true" if active else "false"
         url = f"{self.gamma_url}/markets?active={flag}&closed=false&limit={limit}&offset={offset}"
-        raw = self._decode(_gamma_decoder, await self._request("GET", url), url)
-        return [
-            GammaMarket(
-                condition_id=item.condition_id,
-                clob_token_ids=_string_list(item.clob_token_ids),
-                outcomes=_string_list(item.outcomes),
-                question=item.question,
-                slug=item.slug,
-                active=item.active,
-                closed=item.closed,
-                neg_risk=item.neg_risk,
-                order_price_min_tick_size=decimal_text(item.order_price_min_tick_size),
-                order_min_size=decimal_text(item.order_min_size),
-            )
-            for item in raw
-        ]
+        payload = await self._request("GET", url)
+        try:
+            return parse_gamma_markets(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            self.failures += 1
+            raise RestError(200, url, f"unexpected response: {exc}") from None
 
     async def aclose(self) -> None:
         """Close the HTTP session."""
