@@ -18,6 +18,9 @@ def test_demo_shows_a_stall_and_a_drop_being_recovered() -> None:
     assert output.count("connected (connection #") >= 3
     assert "GAP of" in output
     assert "done" in output
+    assert "local books vs the server" in output
+    assert "invalidated: reconnect" in output
+    assert "resynced from snapshot" in output
 
 
 def test_demo_config_keeps_heartbeat_inside_the_server_grace() -> None:

@@ -1,8 +1,9 @@
 """``polyfeed demo``: the built-in fake Polymarket, a MarketStream, and faults it survives.
 
 The demo runs against ``polyfeed.testing.FakePolymarket`` on 127.0.0.1 only: it shows live
-events, then a silent stall (data stops, PONGs continue) and a dropped TCP connection being
-detected, reconnected, replayed and reported as gaps.
+events, then a silent stall (data stops, PONGs continue), silently skipped price changes and a
+dropped TCP connection being detected, reconnected, replayed, reported as gaps, and the local
+books invalidated and resynced so that they end equal to the server's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from polyfeed.cli._run import run_until_signal
 from polyfeed.client import MarketStream
@@ -28,7 +30,7 @@ from polyfeed.events import (
     Resubscribed,
     Stale,
 )
-from polyfeed.testing import DropTcp, FakePolymarket, StallData
+from polyfeed.testing import DropMessage, DropTcp, FakePolymarket, StallData
 
 _LIFECYCLE = (
     Connected,
@@ -85,9 +87,32 @@ async def _inject_faults(fake: FakePolymarket, console: Console, duration: float
     await asyncio.sleep(duration * 0.25)
     console.print("[bold yellow]fault[/]: the server stalls data on the open socket (PONGs go on)")
     fake.inject(StallData())
-    await asyncio.sleep(duration * 0.35)
+    await asyncio.sleep(duration * 0.25)
+    console.print("[bold yellow]fault[/]: the server silently skips three price changes")
+    fake.inject(DropMessage(count=3))
+    await asyncio.sleep(duration * 0.2)
     console.print("[bold yellow]fault[/]: the server drops the TCP connection (no close frame)")
     fake.inject(DropTcp())
+
+
+def _books_table(stream: MarketStream, fake: FakePolymarket) -> Table:
+    table = Table(title="local books vs the server", title_justify="left")
+    columns = ("asset", "best bid", "best ask", "server bid/ask", "synced", "hashes ok / bad")
+    for column in columns:
+        table.add_column(column)
+    for asset in fake.asset_ids:
+        book = stream.books[asset]
+        server = fake.book(asset)
+        counters = book.counters
+        table.add_row(
+            _short(asset),
+            str(book.best_bid),
+            str(book.best_ask),
+            f"{server.best_bid}/{server.best_ask}",
+            "yes" if book.synced else "NO",
+            f"{counters.hash_checks} / {counters.hash_mismatches}",
+        )
+    return table
 
 
 async def _demo(duration: float, markets: int, rate: float) -> int:
@@ -119,6 +144,7 @@ async def _demo(duration: float, markets: int, rate: float) -> int:
                 pass
             faults.cancel()
             health = stream.health()
+            console.print(_books_table(stream, fake))
         metrics = stream.metrics
         console.print("[bold]done[/]")
         console.print(
