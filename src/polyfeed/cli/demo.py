@@ -20,6 +20,7 @@ from rich.table import Table
 from polyfeed.cli._run import run_until_signal
 from polyfeed.client import MarketStream
 from polyfeed.config import BackoffConfig, HeartbeatConfig, StreamConfig, WatchdogConfig
+from polyfeed.errors import ConfigError
 from polyfeed.events import (
     BookInvalidated,
     BookResynced,
@@ -30,7 +31,7 @@ from polyfeed.events import (
     Resubscribed,
     Stale,
 )
-from polyfeed.testing import DropMessage, DropTcp, FakePolymarket, StallData
+from polyfeed.testing import DropMessage, DropTcp, FakePolymarket, Fault, StallData
 
 _LIFECYCLE = (
     Connected,
@@ -83,16 +84,27 @@ def _describe(event: object) -> str:
     return type(event).__name__
 
 
+async def _inject(fake: FakePolymarket, fault: Fault) -> None:
+    # A fault goes into the live socket; while the client is between sockets, wait for one.
+    while True:
+        try:
+            fake.inject(fault)
+        except ConfigError:
+            await asyncio.sleep(0.05)
+        else:
+            return
+
+
 async def _inject_faults(fake: FakePolymarket, console: Console, duration: float) -> None:
     await asyncio.sleep(duration * 0.25)
     console.print("[bold yellow]fault[/]: the server stalls data on the open socket (PONGs go on)")
-    fake.inject(StallData())
+    await _inject(fake, StallData())
     await asyncio.sleep(duration * 0.25)
     console.print("[bold yellow]fault[/]: the server silently skips three price changes")
-    fake.inject(DropMessage(count=3))
+    await _inject(fake, DropMessage(count=3))
     await asyncio.sleep(duration * 0.2)
     console.print("[bold yellow]fault[/]: the server drops the TCP connection (no close frame)")
-    fake.inject(DropTcp())
+    await _inject(fake, DropTcp())
 
 
 def _books_table(stream: MarketStream, fake: FakePolymarket) -> Table:
