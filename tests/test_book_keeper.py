@@ -256,3 +256,40 @@ async def test_resyncs_respect_the_rate_limiter() -> None:
             # Four resyncs through a bucket of one token per 0.3 s: at least 0.9 s.
             assert loop.time() - started >= 0.85
             assert limiter.granted >= 4
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"tick_size_change_probability": 0.05},
+        {"trade_print_after_change": True, "trade_probability": 0.3},
+    ],
+    ids=["tick_size_changes", "late_trade_prints"],
+)
+async def test_legitimate_quirks_never_invalidate_a_book(options: dict[str, Any]) -> None:
+    # Tick-size refinements and the live quirk of a trade price that arrives after the change
+    # it belongs to (its hash only verifies with the later price) are not corruption.
+    async with (
+        FakePolymarket(markets=2, seed=8, **options) as fake,
+        MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream,
+    ):
+        for _ in fake.asset_ids:
+            await until(stream, Book)
+        await asyncio.sleep(0.1)
+        for _ in range(20):
+            fake.step(5)
+            await asyncio.sleep(0.01)
+        await settle(fake)
+        for asset in fake.asset_ids:
+            book = stream.books[asset]
+            assert book.synced, asset
+            assert book.counters.invalidations == 0, book.counters
+            assert same_levels(book, fake.book(asset)), asset
+        checks = sum(stream.books[a].counters.hash_checks for a in fake.asset_ids)
+        assert checks >= 100
+        if "trade_print_after_change" in options:
+            late = sum(stream.books[a].counters.hash_late_matches for a in fake.asset_ids)
+            assert late > 0
+        else:
+            assert any(stream.books[a].tick_size != "0.01" for a in fake.asset_ids)

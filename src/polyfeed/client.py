@@ -196,6 +196,10 @@ class _Stream:
             self._supervisor.state = "closed"
         logger.info("%s stream closed", self._channel)
 
+    async def stop(self) -> None:
+        """The seed design's name for :meth:`aclose`."""
+        await self.aclose()
+
     # ------------------------------------------------------------------ consuming
 
     def __aiter__(self) -> _Stream:
