@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from polyfeed.cli.book import book
 from polyfeed.cli.demo import demo
 from polyfeed.cli.fake_server import fake_server
 from polyfeed.cli.stream import stream
@@ -22,3 +23,4 @@ def main(verbose: int) -> None:
 main.add_command(stream)
 main.add_command(fake_server)
 main.add_command(demo)
+main.add_command(book)
