@@ -180,17 +180,23 @@ def test_health_without_a_message_yet_and_with_a_fatal_error() -> None:
 @pytest.mark.parametrize(
     ("event", "expected"),
     [
-        (Stale(kind="data", silent_for=2.5), "stale (data): nothing for 2.5s"),
+        (
+            Stale(kind="data", silent_for=2.5),
+            "STALE (data): nothing for 2.50s while the socket was open",
+        ),
         (Disconnected(reason="stale", code=None), "disconnected: stale (close code None)"),
         (Reconnecting(attempt=2, delay=0.5), "reconnecting: attempt 2 in 0.50s"),
-        (Connected(url="ws://x", attempt=1), "connected (attempt 1)"),
+        (Connected(url="ws://x", attempt=1), "connected (connection #0, attempt 1)"),
         (Resubscribed(assets=["a", "b"]), "resubscribed 2 asset(s)"),
         (
             Gap(started=10.0, ended=11.5, assets=["a"], reason="reconnect"),
-            "gap of 1.50s (reconnect): events may be missing",
+            "GAP of 1.50s on 1 asset(s) (reconnect): events in it may be missing",
         ),
-        (BookInvalidated(asset_id="a", reason="hash mismatch"), "book invalidated: hash mismatch"),
-        (BookResynced(asset_id="a", source="rest"), "book resynced from rest"),
+        (
+            BookInvalidated(asset_id="a", reason="hash mismatch"),
+            "book a invalidated: hash mismatch",
+        ),
+        (BookResynced(asset_id="a", source="rest"), "book a resynced from rest"),
         (snapshot(), None),
     ],
 )

@@ -24,20 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from polyfeed.book import OrderBook
+from polyfeed.cli._format import describe_event, short_id
 from polyfeed.cli._run import run_until_signal
 from polyfeed.client import Health, MarketStream
 from polyfeed.config import PROFILES, StreamConfig
 from polyfeed.errors import PolyfeedError
-from polyfeed.events import (
-    BookInvalidated,
-    BookResynced,
-    Connected,
-    Disconnected,
-    Gap,
-    Reconnecting,
-    Resubscribed,
-    Stale,
-)
 from polyfeed.protocol.messages import Level
 
 __all__ = ["BookView", "book", "describe_event", "render_book", "sync_state"]
@@ -48,10 +39,6 @@ anyone can read, and repainting a terminal is not free."""
 
 IDLE_REFRESH_INTERVAL = 1.0
 """Repaint at least this often on a quiet market, so the "last message" age keeps moving."""
-
-
-def _short(asset_id: str) -> str:
-    return asset_id if len(asset_id) <= 14 else f"{asset_id[:6]}…{asset_id[-6:]}"
 
 
 def _num(value: Decimal | None) -> str:
@@ -71,7 +58,7 @@ def sync_state(book: OrderBook) -> str:
 
 def _header(book: OrderBook) -> Text:
     line = Text()
-    line.append(_short(book.asset_id), style="bold")
+    line.append(short_id(book.asset_id), style="bold")
     line.append(f"  bid {_num(book.best_bid)}", style="green")
     line.append(f"  ask {_num(book.best_ask)}", style="red")
     line.append(f"  spread {_num(book.spread)}  mid {_num(book.midpoint)}")
@@ -165,29 +152,6 @@ def render_book(
     return Group(*parts)
 
 
-def describe_event(event: object) -> str | None:
-    """A short line for a lifecycle event worth showing under the ladder; None for others."""
-    match event:
-        case Stale(kind=kind, silent_for=silent_for):
-            return f"stale ({kind}): nothing for {silent_for:.1f}s"
-        case Disconnected(reason=reason, code=code):
-            return f"disconnected: {reason} (close code {code})"
-        case Reconnecting(attempt=attempt, delay=delay):
-            return f"reconnecting: attempt {attempt} in {delay:.2f}s"
-        case Connected(attempt=attempt):
-            return f"connected (attempt {attempt})"
-        case Resubscribed(assets=assets):
-            return f"resubscribed {len(assets)} asset(s)"
-        case Gap(started=started, ended=ended, reason=reason, dropped=dropped):
-            extra = f", {dropped} dropped" if dropped else ""
-            return f"gap of {ended - started:.2f}s ({reason}{extra}): events may be missing"
-        case BookInvalidated(reason=reason):
-            return f"book invalidated: {reason}"
-        case BookResynced(source=source):
-            return f"book resynced from {source}"
-    return None
-
-
 @dataclass
 class BookView:
     """What the live ladder shows: the stream, its asset, the latest status line, a dirty flag."""
@@ -221,7 +185,7 @@ class BookView:
 
     def __repr__(self) -> str:
         return (
-            f"BookView({_short(self.asset_id)} depth={self.depth} status={self.status!r} "
+            f"BookView({short_id(self.asset_id)} depth={self.depth} status={self.status!r} "
             f"changed={self.changed.is_set()})"
         )
 

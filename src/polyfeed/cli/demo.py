@@ -17,32 +17,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from polyfeed.cli._format import describe_event, short_id
 from polyfeed.cli._run import run_until_signal
 from polyfeed.client import MarketStream
 from polyfeed.config import BackoffConfig, HeartbeatConfig, StreamConfig, WatchdogConfig
 from polyfeed.errors import ConfigError
-from polyfeed.events import (
-    BookInvalidated,
-    BookResynced,
-    Connected,
-    Disconnected,
-    Gap,
-    Reconnecting,
-    Resubscribed,
-    Stale,
-)
 from polyfeed.testing import DropMessage, DropTcp, FakePolymarket, Fault, StallData
-
-_LIFECYCLE = (
-    Connected,
-    Disconnected,
-    Reconnecting,
-    Stale,
-    Resubscribed,
-    Gap,
-    BookInvalidated,
-    BookResynced,
-)
 
 
 def demo_config() -> StreamConfig:
@@ -53,35 +33,6 @@ def demo_config() -> StreamConfig:
         watchdog=WatchdogConfig(data_timeout=1.0, confirm_timeout=3.0),
         backoff=BackoffConfig(base=0.2, max_delay=2.0, jitter=0.1, stable_for=2.0),
     )
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 14 else f"{text[:6]}…{text[-6:]}"
-
-
-def _describe(event: object) -> str:
-    match event:
-        case Connected(attempt=attempt, connection_id=cid):
-            return f"connected (connection #{cid}, attempt {attempt})"
-        case Disconnected(reason=reason, code=code):
-            return f"disconnected: {reason} (close code {code})"
-        case Reconnecting(attempt=attempt, delay=delay):
-            return f"reconnecting: attempt {attempt} in {delay:.2f}s"
-        case Stale(kind=kind, silent_for=silent_for):
-            return f"STALE ({kind}): nothing for {silent_for:.2f}s while the socket was open"
-        case Resubscribed(assets=assets):
-            return f"resubscribed {len(assets)} assets"
-        case Gap(started=started, ended=ended, assets=assets, reason=reason, dropped=dropped):
-            extra = f", {dropped} dropped" if dropped else ""
-            return (
-                f"GAP of {ended - started:.2f}s on {len(assets)} assets ({reason}{extra}): "
-                "events in it may be missing"
-            )
-        case BookInvalidated(asset_id=asset, reason=reason):
-            return f"book {_short(asset)} invalidated: {reason}"
-        case BookResynced(asset_id=asset, source=source):
-            return f"book {_short(asset)} resynced from {source}"
-    return type(event).__name__
 
 
 async def _inject(fake: FakePolymarket, fault: Fault) -> None:
@@ -117,7 +68,7 @@ def _books_table(stream: MarketStream, fake: FakePolymarket) -> Table:
         server = fake.book(asset)
         counters = book.counters
         table.add_row(
-            _short(asset),
+            short_id(asset),
             str(book.best_bid),
             str(book.best_ask),
             f"{server.best_bid}/{server.best_ask}",
@@ -145,7 +96,9 @@ async def _demo(duration: float, markets: int, rate: float) -> int:
                     async for event in stream:
                         now = time.monotonic()
                         if isinstance(event, _LIFECYCLE):
-                            console.print(f"{now - started:6.2f}s  [cyan]{_describe(event)}[/]")
+                            console.print(
+                                f"{now - started:6.2f}s  [cyan]{describe_event(event)}[/]"
+                            )
                         else:
                             counts[getattr(event, "event_type", type(event).__name__)] += 1
                         if now >= next_status:

@@ -1,0 +1,45 @@
+"""Human wording of lifecycle events, shared by the terminal commands."""
+
+from __future__ import annotations
+
+from polyfeed.events import (
+    BookInvalidated,
+    BookResynced,
+    Connected,
+    Disconnected,
+    Gap,
+    Reconnecting,
+    Resubscribed,
+    Stale,
+)
+
+
+def short_id(asset_id: str) -> str:
+    """A 77-digit token id shortened for a terminal (``123456…654321``)."""
+    return asset_id if len(asset_id) <= 14 else f"{asset_id[:6]}…{asset_id[-6:]}"
+
+
+def describe_event(event: object) -> str | None:
+    """One line for a lifecycle event; None for market and user events."""
+    match event:
+        case Stale(kind=kind, silent_for=silent_for):
+            return f"STALE ({kind}): nothing for {silent_for:.2f}s while the socket was open"
+        case Disconnected(reason=reason, code=code):
+            return f"disconnected: {reason} (close code {code})"
+        case Reconnecting(attempt=attempt, delay=delay):
+            return f"reconnecting: attempt {attempt} in {delay:.2f}s"
+        case Connected(attempt=attempt, connection_id=connection_id):
+            return f"connected (connection #{connection_id}, attempt {attempt})"
+        case Resubscribed(assets=assets):
+            return f"resubscribed {len(assets)} asset(s)"
+        case Gap(started=started, ended=ended, assets=assets, reason=reason, dropped=dropped):
+            extra = f", {dropped} dropped" if dropped else ""
+            return (
+                f"GAP of {ended - started:.2f}s on {len(assets)} asset(s) ({reason}{extra}): "
+                "events in it may be missing"
+            )
+        case BookInvalidated(asset_id=asset, reason=reason):
+            return f"book {short_id(asset)} invalidated: {reason}"
+        case BookResynced(asset_id=asset, source=source):
+            return f"book {short_id(asset)} resynced from {source}"
+    return None
