@@ -95,12 +95,11 @@ async def _demo(duration: float, markets: int, rate: float) -> int:
                 async with asyncio.timeout(duration):
                     async for event in stream:
                         now = time.monotonic()
-                        if isinstance(event, _LIFECYCLE):
-                            console.print(
-                                f"{now - started:6.2f}s  [cyan]{describe_event(event)}[/]"
-                            )
+                        line = describe_event(event)
+                        if line is not None:
+                            console.print(f"{now - started:6.2f}s  [cyan]{line}[/]")
                         else:
-                            counts[getattr(event, "event_type", type(event).__name__)] += 1
+                            counts[type(event).__name__] += 1
                         if now >= next_status:
                             next_status = now + 1.0
                             summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
