@@ -205,9 +205,15 @@ class _Stream:
     def __aiter__(self) -> _Stream:
         return self
 
-    async def __anext__(self) -> Any:
-        if self._queue is None:
-            await self.start()
+    def __anext__(self) -> Awaitable[Any]:
+        queue = self._queue
+        if queue is None:
+            return self._start_and_get()
+        # No coroutine of our own per event: the queue's awaitable is handed out as is.
+        return queue.get()
+
+    async def _start_and_get(self) -> Any:
+        await self.start()
         assert self._queue is not None
         return await self._queue.get()
 

@@ -180,6 +180,11 @@ class SubscriptionSet:
         self._requested.clear()
         self._attempts.clear()
 
+    @property
+    def all_confirmed(self) -> bool:
+        """Every desired asset is confirmed on this connection (a cheap hot-path check)."""
+        return len(self._confirmed) >= len(self._desired)
+
     def confirm(self, asset_id: str, now: float) -> bool:
         """An event for ``asset_id`` arrived; True when it newly confirms a pending asset.
 

@@ -132,6 +132,11 @@ class Watchdog:
         """
         self._last_frame = now
 
+    @property
+    def watches_assets(self) -> bool:
+        """Whether any asset has its own clock (only with ``asset_timeout``)."""
+        return bool(self._asset_seen or self._asset_silent)
+
     def on_data(self, now: float, asset_id: str) -> None:
         """An event for ``asset_id`` arrived; implies :meth:`on_frame`. O(1)."""
         self._last_frame = now

@@ -195,6 +195,13 @@ class EventQueue:
     async def get(self) -> Any:
         """The next item; a pending drop ``Gap`` comes where the drop happened (first, when the
         oldest were dropped). Raises when closed and drained."""
+        items = self._items
+        if items and self._drops is None and not self._kept:
+            # Hot path: nothing dropped, nothing kept aside.
+            item = items.popleft()
+            if not items and not self._closed:
+                self._ready.clear()
+            return item
         while True:
             item = self._pop()
             if item is not _NOTHING:

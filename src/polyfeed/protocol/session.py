@@ -16,7 +16,7 @@ Ordering hazards it owns:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from polyfeed.config import StreamConfig
@@ -122,28 +122,46 @@ class Session:
         """A text frame arrived at ``now``."""
         self.frames_received += 1
         self.last_frame_at = now
-        items = self.decoder.decode(text)
+        self._receive_items(self.decoder.decode(text), now)
+
+    def receive_frames(self, frames: Sequence[str | bytes], now: float) -> None:
+        """Several text frames read from the socket in one go, all at ``now`` (decoded at once)."""
+        self.frames_received += len(frames)
+        self.last_frame_at = now
+        self._receive_items(self.decoder.decode_many(frames), now)
+
+    def _receive_items(self, items: list[WireItem], now: float) -> None:
         watchdog = self.watchdog
+        # Hot path: once every asset is confirmed and no asset has its own clock, an event only
+        # needs passing on (the user channel always notes: its markets confirm by events).
+        note = (
+            self.channel != "market"
+            or not self.subscriptions.all_confirmed
+            or watchdog.watches_assets
+        )
         counted_frame = False
+        events = self._events
         for item in items:
-            if isinstance(item, Pong):
+            cls = type(item)
+            if cls is Pong:
                 watchdog.on_pong(now)
                 continue
-            if isinstance(item, Notice):
+            if cls is Notice:
                 # Not data: the server sends NO NEW ASSETS periodically on its own, so counting
                 # notices would keep a stalled socket looking fresh for ever.
-                if item.text == "INVALID OPERATION":
+                if item.text == "INVALID OPERATION":  # type: ignore[union-attr]
                     self.invalid_operations += 1
-                self._events.append(item)
+                events.append(item)
                 continue
             if not counted_frame:
                 # Any other frame proves the data path is alive, even one we cannot parse.
                 watchdog.on_frame(now)
                 self.last_data_at = now
                 counted_frame = True
-            self.events_received += 1
-            self._note_assets(item, now)
-            self._events.append(item)
+            if note:
+                self._note_assets(item, now)
+            events.append(item)
+        self.events_received = self.decoder.stats.events
 
     def _note_assets(self, item: WireItem, now: float) -> None:
         if self.channel != "market":
