@@ -850,3 +850,38 @@ def test_mutated_events_are_typed_or_malformed(
     first, second = tally.decode(json.dumps([value, intact]))
     assert _comparable([first]) == _comparable([item])
     assert isinstance(second, TickSizeChange)
+
+
+@SETTINGS
+@given(
+    values=st.lists(
+        st.one_of(frames_values, st.sampled_from(["PONG", "NO NEW ASSETS", "{broken", ""])),
+        max_size=8,
+    ),
+    channel=st.sampled_from(["market", "user"]),
+)
+def test_decode_many_equals_decoding_frame_by_frame(values: list[Any], channel: str) -> None:
+    # The reader hands a whole socket read to decode_many: one bad frame in the burst must not
+    # change what any other frame decodes to, nor the counters.
+    frames = [v.encode() if isinstance(v, str) else json.dumps(v).encode() for v in values]
+    one_by_one = FrameDecoder(channel)  # type: ignore[arg-type]
+    expected = [item for frame in frames for item in one_by_one.decode(frame)]
+    batched = FrameDecoder(channel)  # type: ignore[arg-type]
+    got = batched.decode_many(frames) if frames else []
+    assert _comparable(got) == _comparable(expected)
+    if frames:
+        assert batched.stats == one_by_one.stats
+
+
+def test_decode_many_flattens_array_frames_and_normalises_legacy(fixtures_dir: Path) -> None:
+    frames = [
+        _frame(fixtures_dir, "nautilus_trader/ws_market_mixed_known_unknown.json"),
+        _frame(fixtures_dir, "nautilus_trader_py_ws/price_change.json"),
+        b"PONG",
+        _frame(fixtures_dir, "nautilus_trader/ws_market_last_trade_msg.json"),
+    ]
+    decoder = FrameDecoder("market")
+    items = decoder.decode_many(frames)
+    expected = [item for frame in frames for item in FrameDecoder("market").decode(frame)]
+    assert _comparable(items) == _comparable(expected)
+    assert any(isinstance(i, PriceChange) and i.price_changes for i in items)

@@ -795,3 +795,20 @@ def test_raw_utf8_bytes_frames_behave_like_text():
     events = session.events()
     assert events[0] == Notice("INVALID OPERATION")
     assert len(events) == 2
+
+
+def test_receive_frames_is_receive_text_for_each_frame():
+    frames = [book("a"), "PONG", price_change("a", "b"), "NO NEW ASSETS", last_trade("b")]
+    one_by_one = make(["a", "b"])
+    batched = make(["a", "b"])
+    for session in (one_by_one, batched):
+        open_session(session, 0.0)
+        session.events()
+    for frame in frames:
+        one_by_one.receive_text(frame.encode(), 1.0)
+    batched.receive_frames([frame.encode() for frame in frames], 1.0)
+    assert batched.events() == one_by_one.events()
+    assert batched.subscriptions.confirmed == one_by_one.subscriptions.confirmed == {"a", "b"}
+    assert batched.frames_received == one_by_one.frames_received == 5
+    assert batched.watchdog.last_pong_at == one_by_one.watchdog.last_pong_at == 1.0
+    assert batched.last_data_at == 1.0
