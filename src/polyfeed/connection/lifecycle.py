@@ -63,6 +63,7 @@ class Connection:
         self.frames_sent = 0
         self._pending: list[str | bytes] = []
         self._batch_scheduled = False
+        self._call_soon = asyncio.get_running_loop().call_soon
 
     def __repr__(self) -> str:
         state = f"ended ({self.ended})" if self.ended else "running"
@@ -132,22 +133,19 @@ class Connection:
             self.metrics.dropped_events_total = self.queue.dropped
 
     async def _reader(self) -> None:
-        receive = self.transport.receive_text
-        pending = self._pending
-        call_soon = asyncio.get_running_loop().call_soon
         try:
-            while True:
-                frame = await receive()
-                pending.append(frame)
-                if not self._batch_scheduled:
-                    # While the transport has frames buffered, receive() returns without
-                    # suspending: the batch is processed once the reader has drained them, so
-                    # a burst costs one decode call, one clock read and one queue hand-off.
-                    self._batch_scheduled = True
-                    call_soon(self._process_batch)
+            await self.transport.read_frames(self._pending, self._schedule_batch)
         except TransientError as exc:
             self._process_batch()
             raise _Ended(exc) from None
+
+    def _schedule_batch(self) -> None:
+        # While the transport has frames buffered, receiving does not suspend: the batch is
+        # processed once the reader has drained them, so a burst costs one clock read, one
+        # session call and one queue hand-off.
+        if not self._batch_scheduled:
+            self._batch_scheduled = True
+            self._call_soon(self._process_batch)
 
     def _process_batch(self) -> None:
         self._batch_scheduled = False

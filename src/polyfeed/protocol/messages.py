@@ -19,7 +19,7 @@ import msgspec
 Side = Literal["BUY", "SELL"]
 
 
-class _Event(msgspec.Struct, frozen=True, tag_field="event_type", kw_only=True):
+class _Event(msgspec.Struct, frozen=True, tag_field="event_type", kw_only=True, gc=False):
     """Base of every tagged wire event."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from polyfeed.errors import ConnectionClosedError
 
@@ -45,6 +46,14 @@ class MemoryTransport:
             self._inbox.put_nowait(item)
             raise item
         return item
+
+    async def read_frames(self, sink: list[str | bytes], on_first: Callable[[], None]) -> NoReturn:
+        """Append every fed frame to ``sink`` until the scripted end (then raise)."""
+        while True:
+            frame = await self.receive_text()
+            if not sink:
+                on_first()
+            sink.append(frame)
 
     def abort(self) -> None:
         """Client-side abort: the peer sees the TCP vanish."""
