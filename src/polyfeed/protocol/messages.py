@@ -19,6 +19,10 @@ import msgspec
 Side = Literal["BUY", "SELL"]
 
 
+# Events hold only strings, numbers, None and lists of the leaf structs below; nothing in them
+# points back, so they can never be part of a reference cycle and need no GC header. Under a
+# burst this took ~25 % off decoding (benchmarks/README.md, Stream). Do not store an event in
+# its own lists: such a cycle would never be collected.
 class _Event(msgspec.Struct, frozen=True, tag_field="event_type", kw_only=True, gc=False):
     """Base of every tagged wire event."""
 
