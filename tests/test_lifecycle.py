@@ -101,3 +101,32 @@ async def test_wake_flushes_live_subscriptions_to_the_writer() -> None:
         assert sent == '{"operation":"subscribe","assets_ids":["a2"]}'
         transport.peer_close(1000)
     assert isinstance(run.result(), ConnectionClosedError)
+
+
+@pytest.mark.timeout(5)
+async def test_a_bug_while_processing_frames_drops_the_connection_instead_of_eating_frames(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = MemoryTransport()
+    clock = LoopClock()
+    session = Session("market", SubscriptionSet(["a1"]), CONFIG, FrameDecoder("market"))
+    queue = EventQueue(CONFIG.queue, clock.wall)
+
+    def broken_observer(events: object) -> bool:
+        raise RuntimeError("observer bug")
+
+    connection = Connection(
+        transport, session, clock, queue, ConnectionMetrics(clock.now()), emit=broken_observer
+    )
+    async with asyncio.TaskGroup() as tg:
+        run = tg.create_task(connection.run())
+        await transport.sent()
+        transport.feed(
+            '{"event_type":"last_trade_price","market":"m","asset_id":"a1",'
+            '"price":"0.5","timestamp":"1700000000000"}'
+        )
+    reason = run.result()
+    assert isinstance(reason, ConnectionClosedError)
+    assert "internal error" in str(reason)
+    assert transport.aborted
+    assert "processing received frames failed" in caplog.text

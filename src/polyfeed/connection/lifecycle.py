@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from polyfeed.clock import Clock, TimerHandle
 from polyfeed.connection.event_queue import EventQueue
 from polyfeed.connection.transport import Transport
-from polyfeed.errors import OverflowDisconnectError, TransientError
+from polyfeed.errors import ConnectionClosedError, OverflowDisconnectError, TransientError
 from polyfeed.events import Stale
 from polyfeed.metrics import ConnectionMetrics
 from polyfeed.protocol.session import Session
@@ -152,19 +152,30 @@ class Connection:
         frames = self._pending
         if not frames:
             return
+        session = self.session
         now = self.clock.now()
-        if self._on_first_frame is not None:
-            first, self._on_first_frame = self._on_first_frame, None
-            first()
-        if len(frames) == 1:
-            self.session.receive_text(frames[0], now)
-        else:
-            self.session.receive_frames(frames, now)
-        metrics = self.metrics
-        metrics.messages_received_total += len(frames)
-        metrics.last_message_at = now
-        frames.clear()
-        self._pump()
+        try:
+            if self._on_first_frame is not None:
+                first, self._on_first_frame = self._on_first_frame, None
+                first()
+            if len(frames) == 1:
+                session.receive_text(frames[0], now)
+            else:
+                session.receive_frames(frames, now)
+            metrics = self.metrics
+            metrics.messages_received_total += len(frames)
+            metrics.last_message_at = now
+            self._pump()
+        except Exception:
+            # Boundary: this runs as a loop callback, outside the task group. A bug in event
+            # handling (an observer, say) must neither vanish into the loop's log nor replay
+            # the same frames: drop the socket, and the reconnect reports the gap and resyncs.
+            logger.exception("processing received frames failed; reconnecting")
+            if session.failure is None:
+                session.failure = ConnectionClosedError(None, "internal error processing frames")
+            self._tick.set()
+        finally:
+            frames.clear()
 
     async def _ticker(self) -> None:
         session = self.session
