@@ -131,7 +131,7 @@ class BookKeeper:
             self._start(self._resync(asset))
 
     def _start(self, coro: Coroutine[Any, Any, None]) -> None:
-        guarded = self._guarded(coro)
+        guarded = self.guarded(coro)
         if self._closed:
             guarded.close()
             coro.close()
@@ -174,9 +174,13 @@ class BookKeeper:
 
     # ------------------------------------------------------------------ I/O side (tasks)
 
-    async def _guarded(self, coro: Coroutine[Any, Any, None]) -> None:
-        # Boundary: these tasks share the stream's TaskGroup, where an unexpected error would
-        # take the whole stream down. A failed resync leaves the book unsynced, which is safe.
+    async def guarded(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro``, logging instead of raising an unexpected error.
+
+        Boundary: the keeper's tasks share the stream's TaskGroup, where an unexpected error
+        would take the whole stream down. A failed resync leaves the book unsynced, which is
+        safe and visible (``book.synced``).
+        """
         try:
             await coro
         except Exception:

@@ -422,10 +422,13 @@ class MarketStream(_Stream):
             refresh=supervisor.refresh,
         )
         supervisor.observer = self._keeper
-        self._timers = group.create_task(self._keeper.run_timers(), name="polyfeed-book-timers")
+        keeper = self._keeper
+        self._timers = group.create_task(
+            keeper.guarded(keeper.run_timers()), name="polyfeed-book-timers"
+        )
         if self._reconcile_every is not None:
             self._reconciler = group.create_task(
-                self._keeper.reconcile_periodically(self._reconcile_every),
+                keeper.guarded(keeper.reconcile_periodically(self._reconcile_every)),
                 name="polyfeed-book-reconcile",
             )
 
