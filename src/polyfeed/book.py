@@ -66,7 +66,7 @@ from typing import Literal, assert_never
 import msgspec
 
 from polyfeed.errors import ConfigError
-from polyfeed.protocol.book_hash import HashScheme, _levels_json, book_hash_preimage
+from polyfeed.protocol.book_hash import LEVEL_TEMPLATE, HashScheme, book_hash_preimage
 from polyfeed.protocol.messages import (
     BestBidAsk,
     Book,
@@ -243,13 +243,43 @@ class _PendingRest:
     since: float | None
 
 
+def _side_json(
+    levels: dict[int, tuple[str, str]],
+    keys: list[int],
+    frags: dict[int, tuple[tuple[str, str], str]],
+) -> str:
+    """One side's levels as the preimage text, reusing the text of levels that did not change.
+
+    A message changes a level or two; formatting every level again was most of the hash check.
+    """
+    parts: list[str] = []
+    append = parts.append
+    for key in keys:
+        level = levels[key]
+        cached = frags.get(key)
+        if cached is not None and cached[0] is level:
+            append(cached[1])
+        else:
+            text = LEVEL_TEMPLATE % level
+            frags[key] = (level, text)
+            append(text)
+    if len(frags) > 2 * len(keys) + 64:
+        # Removed levels linger in the cache; drop them once they outnumber the live ones.
+        live = set(keys)
+        for key in [k for k in frags if k not in live]:
+            del frags[key]
+    return ",".join(parts)
+
+
 class OrderBook:
     """The L2 book of one asset (outcome token). Pure: feed events, read state and verdicts."""
 
     __slots__ = (
+        "_ask_frags",
         "_ask_json",
         "_ask_keys",
         "_ask_levels",
+        "_bid_frags",
         "_bid_json",
         "_bid_keys",
         "_bid_levels",
@@ -313,6 +343,10 @@ class OrderBook:
         self.counters = BookCounters()
         self._bid_levels: dict[int, tuple[str, str]] = {}
         self._ask_levels: dict[int, tuple[str, str]] = {}
+        # Level -> its JSON text in the hash preimage, cached per price key and valid while the
+        # stored level tuple is the same object (a change stores a new tuple).
+        self._bid_frags: dict[int, tuple[tuple[str, str], str]] = {}
+        self._ask_frags: dict[int, tuple[tuple[str, str], str]] = {}
         self._bid_keys: list[int] = []
         self._ask_keys: list[int] = []
         self._bid_json: str | None = None
@@ -845,12 +879,10 @@ class OrderBook:
             template = self._hash_template = (inputs, last_trade_price, head, middle, tail)
         bids = self._bid_json
         if bids is None:
-            bid_levels = self._bid_levels
-            bids = self._bid_json = _levels_json([bid_levels[key] for key in self._bid_keys])
+            bids = self._bid_json = _side_json(self._bid_levels, self._bid_keys, self._bid_frags)
         asks = self._ask_json
         if asks is None:
-            ask_levels = self._ask_levels
-            asks = self._ask_json = _levels_json([ask_levels[key] for key in self._ask_keys])
+            asks = self._ask_json = _side_json(self._ask_levels, self._ask_keys, self._ask_frags)
         _, _, head, middle, tail = template
         stamp = "" if timestamp is None else timestamp
         text = f'{head}{stamp}{middle}"bids":[{bids}],"asks":[{asks}]{tail}'

@@ -28,10 +28,14 @@ class HashScheme(Enum):
     V2026 = 10
 
 
+LEVEL_TEMPLATE = '{"price":"%s","size":"%s"}'
+"""One level in the preimage (``%`` with the exact price and size strings); the only copy of it.
+
+Prices and sizes are ASCII decimals, which JSON would not escape, so no encoder is needed."""
+
+
 def _levels_json(levels: Iterable[tuple[str, str]]) -> str:
-    # json.dumps on the strings escapes exactly as the server's encoder does for these ASCII
-    # decimals; building the text directly avoids a dict per level on the hot path.
-    return ",".join(f'{{"price":"{price}","size":"{size}"}}' for price, size in levels)
+    return ",".join([LEVEL_TEMPLATE % level for level in levels])
 
 
 def book_hash_preimage(
