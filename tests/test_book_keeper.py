@@ -20,7 +20,14 @@ from polyfeed import (
     WatchdogConfig,
 )
 from polyfeed.book import BookOptions, HashScheme, OrderBook, ResyncLimiter
-from polyfeed.testing import CloseWith, DropMessage, DropTcp, FakePolymarket, StallData
+from polyfeed.testing import (
+    CloseWith,
+    DropMessage,
+    DropTcp,
+    FakePolymarket,
+    IgnoreSubscription,
+    StallData,
+)
 from polyfeed.testing.market_sim import BookView
 
 CONFIG = StreamConfig(
@@ -293,3 +300,30 @@ async def test_legitimate_quirks_never_invalidate_a_book(options: dict[str, Any]
             assert late > 0
         else:
             assert any(stream.books[a].tick_size != "0.01" for a in fake.asset_ids)
+
+
+@pytest.mark.timeout(20)
+async def test_a_snapshot_that_never_comes_after_a_reconnect_is_fetched_over_rest() -> None:
+    # The server replays nothing for one asset on the second connection: its book would wait
+    # for a snapshot for ever; the confirmation timeout hands it to REST instead.
+    async with FakePolymarket(markets=1, seed=9) as fake:
+        ignored = fake.asset_ids[0]
+        fake.faults.add(0, CloseWith(code=1012, after=0.2))
+        fake.faults.add(1, IgnoreSubscription((ignored,)))
+        cfg = dataclasses.replace(
+            CONFIG, watchdog=WatchdogConfig(data_timeout=5.0, confirm_timeout=0.3)
+        )
+        async with MarketStream(fake.asset_ids, url=fake.market_url, config=cfg) as stream:
+            invalidated = False
+            async with asyncio.timeout(10):
+                async for event in stream:
+                    if isinstance(event, BookInvalidated) and event.asset_id == ignored:
+                        invalidated = True
+                    if (
+                        isinstance(event, BookResynced)
+                        and event.asset_id == ignored
+                        and invalidated
+                    ):
+                        assert event.source == "rest"
+                        break
+            assert stream.books[ignored].synced

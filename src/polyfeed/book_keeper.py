@@ -23,7 +23,7 @@ from typing import Any
 from polyfeed.book import BookRegistry, BookVerdict, ResyncLimiter
 from polyfeed.clock import Clock, TimerHandle
 from polyfeed.errors import RestError
-from polyfeed.events import BookInvalidated, BookResynced, Disconnected
+from polyfeed.events import BookInvalidated, BookResynced, Disconnected, Stale
 from polyfeed.protocol.messages import (
     BestBidAsk,
     Book,
@@ -98,6 +98,11 @@ class BookKeeper:
                 verdicts = registry.invalidate_all("reconnect")
                 # The replay after the reconnect brings a snapshot per asset: no REST needed.
                 self._awaiting_snapshot.update(registry)
+            elif isinstance(event, Stale) and event.kind == "asset":
+                # The snapshot we waited for did not come: REST is the way left.
+                self._awaiting_snapshot.difference_update(event.asset_ids)
+                self._schedule_resyncs()
+                verdicts = []
             else:
                 verdicts = []
             if verdicts:
