@@ -60,7 +60,7 @@ async def _inject_faults(fake: FakePolymarket, console: Console, duration: float
 
 def _books_table(stream: MarketStream, fake: FakePolymarket) -> Table:
     table = Table(title="local books vs the server", title_justify="left")
-    columns = ("asset", "best bid", "best ask", "server bid/ask", "synced", "hashes ok / bad")
+    columns = ("asset", "best bid", "best ask", "server bid/ask", "synced", "hash checks / bad")
     for column in columns:
         table.add_column(column)
     for asset in fake.asset_ids:
