@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -19,12 +20,14 @@ from polyfeed import (
     StreamConfig,
     WatchdogConfig,
 )
-from polyfeed.book import BookOptions, HashScheme, OrderBook, ResyncLimiter
+from polyfeed.book import BookOptions, OrderBook, ResyncLimiter
+from polyfeed.protocol.book_hash import HashScheme
 from polyfeed.testing import (
     CloseWith,
     DropMessage,
     DropTcp,
     FakePolymarket,
+    Fault,
     IgnoreSubscription,
     StallData,
 )
@@ -76,9 +79,7 @@ async def test_books_follow_the_server_and_every_hash_verifies() -> None:
             server = fake.book(asset)
             assert book.synced
             assert same_levels(book, server), asset
-            assert book.best_bid == (
-                None if not server.best_bid else type(book.best_bid)(server.best_bid)
-            )
+            assert book.best_bid == (None if not server.best_bid else Decimal(server.best_bid))
             assert book.scheme_detected
             assert book.hash_scheme is HashScheme.V2026
             assert book.counters.hash_mismatches == 0
@@ -172,7 +173,7 @@ async def test_a_reconnect_invalidates_every_book_and_the_replay_resyncs_them(fa
 
 @pytest.mark.timeout(40)
 async def test_chaos_books_equal_the_server_and_every_invalidation_is_resynced() -> None:
-    plan = {
+    plan: dict[int, list[Fault]] = {
         0: [DropMessage(count=3), CloseWith(code=1012, after=0.8)],
         1: [StallData(after=0.3)],
         2: [DropMessage(count=2), CloseWith(code=1001, after=0.6)],
