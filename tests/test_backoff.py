@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -21,7 +23,7 @@ def almost_one() -> float:
     return 0.999999
 
 
-def make(rng=zero, **overrides) -> Backoff:
+def make(rng: Callable[[], float] = zero, **overrides: Any) -> Backoff:
     return Backoff(BackoffConfig(**overrides), rng)
 
 
@@ -32,7 +34,9 @@ def make(rng=zero, **overrides) -> Backoff:
     failures=st.integers(1, 80),
     seed=st.integers(0, 2**32),
 )
-def test_every_delay_lies_within_its_bounds(base, factor, jitter, failures, seed):
+def test_every_delay_lies_within_its_bounds(
+    base: float, factor: float, jitter: float, failures: int, seed: int
+) -> None:
     backoff = make(random.Random(seed).random, base=base, max_delay=base * factor, jitter=jitter)
     for n in range(1, failures + 1):
         delay = backoff.next_delay()
@@ -43,7 +47,9 @@ def test_every_delay_lies_within_its_bounds(base, factor, jitter, failures, seed
 
 
 @given(at_least=st.floats(0, 1000), failures=st.integers(1, 20), seed=st.integers(0, 2**32))
-def test_retry_after_is_a_floor_with_jitter_on_top(at_least, failures, seed):
+def test_retry_after_is_a_floor_with_jitter_on_top(
+    at_least: float, failures: int, seed: int
+) -> None:
     backoff = make(random.Random(seed).random, base=1, max_delay=60, jitter=1)
     for _ in range(failures - 1):
         backoff.next_delay()
@@ -52,31 +58,31 @@ def test_retry_after_is_a_floor_with_jitter_on_top(at_least, failures, seed):
     assert floor <= delay <= floor + 1
 
 
-def test_delays_double_from_base_to_the_cap_without_jitter():
+def test_delays_double_from_base_to_the_cap_without_jitter() -> None:
     backoff = make(base=1, max_delay=60, jitter=0)
     delays = [backoff.next_delay() for _ in range(9)]
     assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
 
 
-def test_jitter_adds_rng_times_jitter():
+def test_jitter_adds_rng_times_jitter() -> None:
     backoff = make(lambda: 0.25, base=2, max_delay=60, jitter=4)
     assert backoff.next_delay() == 2 + 1
     assert backoff.next_delay() == 4 + 1
 
 
-def test_retry_after_beyond_the_cap_is_honoured():
+def test_retry_after_beyond_the_cap_is_honoured() -> None:
     backoff = make(lambda: 0.5, base=1, max_delay=60, jitter=2)
     assert backoff.next_delay(at_least=120) == 121
     # Retry-After below the exponential delay changes nothing.
     assert backoff.next_delay(at_least=0.5) == 2 + 1
 
 
-def test_nan_retry_after_is_ignored():
+def test_nan_retry_after_is_ignored() -> None:
     backoff = make(base=1, jitter=0)
     assert backoff.next_delay(at_least=float("nan")) == 1
 
 
-def test_seeded_rng_makes_the_sequence_reproducible():
+def test_seeded_rng_makes_the_sequence_reproducible() -> None:
     first = make(random.Random(42).random, jitter=1)
     second = make(random.Random(42).random, jitter=1)
     other = make(random.Random(43).random, jitter=1)
@@ -85,19 +91,19 @@ def test_seeded_rng_makes_the_sequence_reproducible():
     assert a != [other.next_delay() for _ in range(10)]
 
 
-def test_zero_jitter_makes_the_rng_irrelevant():
+def test_zero_jitter_makes_the_rng_irrelevant() -> None:
     backoff = make(almost_one, base=0.5, max_delay=3, jitter=0)
     assert [backoff.next_delay() for _ in range(5)] == [0.5, 1, 2, 3, 3]
 
 
-def test_huge_attempt_counts_stay_at_the_cap():
+def test_huge_attempt_counts_stay_at_the_cap() -> None:
     backoff = make(base=1, max_delay=60, jitter=0)
     backoff.attempt = 5000
     assert backoff.next_delay() == 60
     assert backoff.base_delay(0) == 0.0
 
 
-def test_flapping_server_grows_delays_to_the_cap_not_pinned_at_base():
+def test_flapping_server_grows_delays_to_the_cap_not_pinned_at_base() -> None:
     """Accept-then-close at once: each connection lasts 0.1 s, far below stable_for."""
     backoff = make(base=1, max_delay=60, jitter=0, stable_for=30)
     now = 0.0
@@ -112,7 +118,7 @@ def test_flapping_server_grows_delays_to_the_cap_not_pinned_at_base():
     assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
 
 
-def test_disconnect_resets_only_after_stable_for():
+def test_disconnect_resets_only_after_stable_for() -> None:
     backoff = make(base=1, jitter=0, stable_for=30)
     for _ in range(4):
         backoff.next_delay()
@@ -127,7 +133,7 @@ def test_disconnect_resets_only_after_stable_for():
     assert backoff.next_delay() == 1
 
 
-def test_healthy_resets_once_stable_for_has_elapsed_while_connected():
+def test_healthy_resets_once_stable_for_has_elapsed_while_connected() -> None:
     backoff = make(base=1, jitter=0, stable_for=30)
     for _ in range(3):
         backoff.next_delay()
@@ -138,7 +144,7 @@ def test_healthy_resets_once_stable_for_has_elapsed_while_connected():
     assert backoff.attempt == 0
 
 
-def test_healthy_and_disconnected_without_a_connection_change_nothing():
+def test_healthy_and_disconnected_without_a_connection_change_nothing() -> None:
     backoff = make(base=1, jitter=0, stable_for=0)
     backoff.next_delay()
     backoff.healthy(1e9)
@@ -146,7 +152,7 @@ def test_healthy_and_disconnected_without_a_connection_change_nothing():
     assert backoff.attempt == 1
 
 
-def test_a_failure_forgets_the_previous_connection():
+def test_a_failure_forgets_the_previous_connection() -> None:
     backoff = make(base=1, jitter=0, stable_for=30)
     backoff.connected(0.0)
     backoff.next_delay()  # it failed without disconnected() being called
@@ -154,7 +160,7 @@ def test_a_failure_forgets_the_previous_connection():
     assert backoff.attempt == 1
 
 
-def test_max_attempts_counts_failed_attempts_and_raises_with_the_last_error():
+def test_max_attempts_counts_failed_attempts_and_raises_with_the_last_error() -> None:
     backoff = make(base=1, jitter=0, max_attempts=3)
     assert backoff.retries_left == 2
     assert backoff.next_delay() == 1
@@ -171,13 +177,13 @@ def test_max_attempts_counts_failed_attempts_and_raises_with_the_last_error():
         backoff.next_delay()
 
 
-def test_max_attempts_one_means_no_retry():
+def test_max_attempts_one_means_no_retry() -> None:
     backoff = make(max_attempts=1)
     with pytest.raises(RetriesExhaustedError):
         backoff.next_delay()
 
 
-def test_a_stable_connection_restores_the_attempt_budget():
+def test_a_stable_connection_restores_the_attempt_budget() -> None:
     backoff = make(base=1, jitter=0, max_attempts=2, stable_for=5)
     backoff.next_delay()
     backoff.connected(0.0)
@@ -187,7 +193,7 @@ def test_a_stable_connection_restores_the_attempt_budget():
     assert backoff.next_delay() == 1
 
 
-def test_unlimited_attempts():
+def test_unlimited_attempts() -> None:
     backoff = make()
     for _ in range(100):
         backoff.next_delay()
@@ -195,7 +201,7 @@ def test_unlimited_attempts():
     assert backoff.retries_left is None
 
 
-def test_reset():
+def test_reset() -> None:
     backoff = make(base=1, jitter=0)
     backoff.next_delay()
     backoff.next_delay()
@@ -204,7 +210,7 @@ def test_reset():
     assert backoff.next_delay() == 1
 
 
-def test_repr_shows_the_state():
+def test_repr_shows_the_state() -> None:
     backoff = make(base=1, jitter=0, max_attempts=5)
     assert repr(backoff) == "Backoff(attempt=0/5, current_delay=0.000)"
     backoff.next_delay()

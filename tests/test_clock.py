@@ -10,12 +10,12 @@ import pytest
 from polyfeed.clock import Clock, LoopClock
 
 
-def test_loop_clock_satisfies_the_clock_protocol():
+def test_loop_clock_satisfies_the_clock_protocol() -> None:
     clock: Clock = LoopClock()
     assert repr(clock) == "LoopClock()"
 
 
-async def test_now_is_the_loop_time_and_wall_is_epoch():
+async def test_now_is_the_loop_time_and_wall_is_epoch() -> None:
     clock = LoopClock()
     loop = asyncio.get_running_loop()
     before = loop.time()
@@ -24,12 +24,12 @@ async def test_now_is_the_loop_time_and_wall_is_epoch():
     assert abs(clock.wall() - time.time()) < 1.0
 
 
-def test_now_needs_a_running_loop():
+def test_now_needs_a_running_loop() -> None:
     with pytest.raises(RuntimeError):
         LoopClock().now()
 
 
-async def test_sleep_until_returns_at_or_after_the_deadline():
+async def test_sleep_until_returns_at_or_after_the_deadline() -> None:
     clock = LoopClock()
     for delay in (0.001, 0.01, 0.02):
         deadline = clock.now() + delay
@@ -38,7 +38,7 @@ async def test_sleep_until_returns_at_or_after_the_deadline():
         assert clock.now() - deadline < 0.5
 
 
-async def test_sleep_until_a_past_deadline_does_not_sleep():
+async def test_sleep_until_a_past_deadline_does_not_sleep() -> None:
     clock = LoopClock()
     start = clock.now()
     await clock.sleep_until(start - 100.0)
@@ -46,7 +46,7 @@ async def test_sleep_until_a_past_deadline_does_not_sleep():
     assert clock.now() - start < 0.05
 
 
-async def test_sleep_until_can_be_cancelled():
+async def test_sleep_until_can_be_cancelled() -> None:
     clock = LoopClock()
     task = asyncio.ensure_future(clock.sleep_until(clock.now() + 60.0))
     await asyncio.sleep(0)
@@ -55,7 +55,7 @@ async def test_sleep_until_can_be_cancelled():
         await task
 
 
-async def test_call_at_runs_once_after_the_deadline():
+async def test_call_at_runs_once_after_the_deadline() -> None:
     clock = LoopClock()
     fired: list[float] = []
     done = asyncio.Event()
@@ -74,7 +74,7 @@ async def test_call_at_runs_once_after_the_deadline():
     assert fired[0] >= deadline - resolution
 
 
-async def test_call_at_handle_cancels():
+async def test_call_at_handle_cancels() -> None:
     clock = LoopClock()
     fired: list[int] = []
     handle = clock.call_at(clock.now() + 0.005, lambda: fired.append(1))
@@ -83,14 +83,16 @@ async def test_call_at_handle_cancels():
     assert fired == []
 
 
-async def test_call_at_in_the_past_runs_soon():
+async def test_call_at_in_the_past_runs_soon() -> None:
     clock = LoopClock()
     done = asyncio.Event()
     clock.call_at(clock.now() - 1.0, done.set)
     await asyncio.wait_for(done.wait(), 1.0)
 
 
-async def test_sleep_until_holds_its_promise_when_the_timer_wakes_early(monkeypatch):
+async def test_sleep_until_holds_its_promise_when_the_timer_wakes_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # asyncio runs timers up to one clock resolution early; a wake-up before the deadline must
     # not end the sleep (the ticker would act on a deadline that is not due yet).
     real_sleep = asyncio.sleep

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import pytest
 
@@ -20,7 +21,7 @@ from polyfeed.config import (
 from polyfeed.errors import ConfigError
 
 
-def test_defaults_follow_the_protocol_notes():
+def test_defaults_follow_the_protocol_notes() -> None:
     config = StreamConfig()
     assert (config.heartbeat.interval, config.heartbeat.pong_timeout) == (10.0, 30.0)
     backoff = config.backoff
@@ -45,7 +46,7 @@ def test_defaults_follow_the_protocol_notes():
 @pytest.mark.parametrize(
     ("profile", "data_timeout"), [("hft", 60.0), ("dashboard", 300.0), ("low-activity", 900.0)]
 )
-def test_profiles_set_the_data_timeout(profile, data_timeout):
+def test_profiles_set_the_data_timeout(profile: str, data_timeout: float) -> None:
     config = StreamConfig.from_profile(profile)
     assert config.watchdog.data_timeout == data_timeout
     # Everything else stays at the defaults.
@@ -54,12 +55,12 @@ def test_profiles_set_the_data_timeout(profile, data_timeout):
     assert config.queue == QueueConfig()
 
 
-def test_default_profile_is_dashboard():
+def test_default_profile_is_dashboard() -> None:
     assert StreamConfig.from_profile() == StreamConfig.from_profile("dashboard")
     assert set(PROFILES) == {"hft", "dashboard", "low-activity"}
 
 
-def test_from_profile_applies_overrides():
+def test_from_profile_applies_overrides() -> None:
     config = StreamConfig.from_profile(
         "hft",
         heartbeat=HeartbeatConfig(interval=5.0, pong_timeout=15.0),
@@ -72,7 +73,7 @@ def test_from_profile_applies_overrides():
     assert config.watchdog.data_timeout == 60.0  # the profile's, untouched
 
 
-def test_unknown_profile_names_the_choices():
+def test_unknown_profile_names_the_choices() -> None:
     with pytest.raises(ConfigError) as caught:
         StreamConfig.from_profile("turbo")
     message = str(caught.value)
@@ -81,12 +82,12 @@ def test_unknown_profile_names_the_choices():
         assert name in message
 
 
-def test_unknown_override_is_a_config_error():
+def test_unknown_override_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="heartbeet"):
         StreamConfig.from_profile("hft", heartbeet=3)
 
 
-def test_configs_are_frozen():
+def test_configs_are_frozen() -> None:
     config = StreamConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.custom_feature_enabled = True  # type: ignore[misc]
@@ -94,7 +95,7 @@ def test_configs_are_frozen():
         config.heartbeat.interval = 1.0  # type: ignore[misc]
 
 
-def test_config_error_is_a_value_error():
+def test_config_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         HeartbeatConfig(interval=0)
 
@@ -130,12 +131,14 @@ def test_config_error_is_a_value_error():
         (lambda: StreamConfig.from_profile("hft", connect_timeout=-1), "connect_timeout"),
     ],
 )
-def test_invalid_values_are_rejected_with_the_field_named(factory, match):
+def test_invalid_values_are_rejected_with_the_field_named(
+    factory: Callable[[], object], match: str
+) -> None:
     with pytest.raises(ConfigError, match=match):
         factory()
 
 
-def test_valid_edge_values_are_accepted():
+def test_valid_edge_values_are_accepted() -> None:
     assert BackoffConfig(jitter=0, stable_for=0).jitter == 0
     assert BackoffConfig(base=5, max_delay=5).max_delay == 5
     assert WatchdogConfig(asset_timeout=0.5).asset_timeout == 0.5

@@ -46,7 +46,7 @@ def documented_tree() -> dict[str, str | None]:
     return parents
 
 
-def test_docstring_tree_matches_the_classes():
+def test_docstring_tree_matches_the_classes() -> None:
     parents = documented_tree()
     assert parents["PolyfeedError"] is None
     assert parents["ConnectError"] == "TransientError"
@@ -62,7 +62,7 @@ def test_docstring_tree_matches_the_classes():
         assert [b for b in cls.__bases__ if issubclass(b, PolyfeedError)] == [parent_cls]
 
 
-def test_every_exported_error_is_in_the_tree():
+def test_every_exported_error_is_in_the_tree() -> None:
     assert set(errors_module.__all__) == set(documented_tree())
 
 
@@ -85,14 +85,14 @@ def test_every_exported_error_is_in_the_tree():
         (RestError(404, "http://x/book"), False),
     ],
 )
-def test_transient_flag(error, transient):
+def test_transient_flag(error: PolyfeedError, transient: bool) -> None:
     assert error.transient is transient
     assert isinstance(error, TransientError) is (transient and not isinstance(error, RestError))
     if isinstance(error, TransientError | FatalError):
         assert isinstance(error, TransientError) != isinstance(error, FatalError)
 
 
-def test_error_data_attributes():
+def test_error_data_attributes() -> None:
     connect = ConnectError("ws://host/ws/market", "refused")
     assert (connect.url, connect.detail) == ("ws://host/ws/market", "refused")
     assert "refused" in str(connect)
@@ -136,13 +136,13 @@ def test_error_data_attributes():
     assert "oops" in str(rest)
 
 
-def test_config_error_is_also_a_value_error():
+def test_config_error_is_also_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
     with pytest.raises(ValueError):
         raise ConfigError("bad")
 
 
-def test_credentials_never_leak_into_errors():
+def test_credentials_never_leak_into_errors() -> None:
     secret = "very-secret-value-42"
     passphrase = "very-private-passphrase"
     creds = Credentials(api_key="0123456789abcdef-key", secret=secret, passphrase=passphrase)

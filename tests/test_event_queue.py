@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from polyfeed.config import QueueConfig
+from polyfeed.config import OverflowPolicy, QueueConfig
 from polyfeed.connection.event_queue import EventQueue, event_assets, event_time
 from polyfeed.errors import ConnectionClosedError, StreamClosedError
 from polyfeed.events import Connected, Disconnected, Gap
@@ -17,7 +17,12 @@ from polyfeed.protocol.messages import Book, LastTradePrice, PriceChange, PriceC
 WALL = 1_800_000_000.0
 
 
-def make(maxsize=10, overflow="drop_oldest", alarm_at=None, wall=WALL) -> EventQueue:
+def make(
+    maxsize: int = 10,
+    overflow: OverflowPolicy = "drop_oldest",
+    alarm_at: int | None = None,
+    wall: float = WALL,
+) -> EventQueue:
     return EventQueue(
         QueueConfig(maxsize=maxsize, overflow=overflow, alarm_at=alarm_at), lambda: wall
     )
@@ -47,7 +52,7 @@ async def drain(queue: EventQueue) -> list[object]:
             return out
 
 
-async def test_fifo():
+async def test_fifo() -> None:
     queue = make()
     assert queue.put_many([1, 2, 3])
     assert queue.put_many([4])
@@ -55,7 +60,7 @@ async def test_fifo():
     assert len(queue) == 0
 
 
-def test_put_many_is_synchronous_and_never_blocks_when_full():
+def test_put_many_is_synchronous_and_never_blocks_when_full() -> None:
     assert not inspect.iscoroutinefunction(EventQueue.put_many)
     for overflow in ("drop_oldest", "buffer", "disconnect"):
         queue = make(maxsize=3, overflow=overflow)
@@ -63,7 +68,7 @@ def test_put_many_is_synchronous_and_never_blocks_when_full():
         assert len(queue) == 3
 
 
-async def test_get_waits_for_a_put():
+async def test_get_waits_for_a_put() -> None:
     queue = make()
     waiter = asyncio.ensure_future(queue.get())
     await asyncio.sleep(0)
@@ -72,7 +77,7 @@ async def test_get_waits_for_a_put():
     assert await asyncio.wait_for(waiter, 1.0) == "x"
 
 
-async def test_drop_oldest_reports_a_gap_before_the_next_item():
+async def test_drop_oldest_reports_a_gap_before_the_next_item() -> None:
     queue = make(maxsize=3)
     queue.put_many([book("a", 1_000_000_000_000), book("b", 1_000_000_001_500)])
     queue.put_many([book("c", 1_000_000_002_000)])
@@ -94,7 +99,7 @@ async def test_drop_oldest_reports_a_gap_before_the_next_item():
     assert queue.dropped == 2
 
 
-async def test_each_overflow_episode_gets_its_own_gap():
+async def test_each_overflow_episode_gets_its_own_gap() -> None:
     queue = make(maxsize=2)
     queue.put_many([book("a", 1_000_000_000_000), book("b", 1_000_000_001_000)])
     queue.put_many([book("c", 1_000_000_002_000)])
@@ -110,7 +115,7 @@ async def test_each_overflow_episode_gets_its_own_gap():
     assert queue.dropped == 2
 
 
-async def test_gap_lists_every_asset_of_dropped_price_changes_once():
+async def test_gap_lists_every_asset_of_dropped_price_changes_once() -> None:
     queue = make(maxsize=1)
     queue.put_many(
         [change(1_000_000_005_000, "y", "n"), change(1_000_000_001_000, "n", "z"), "keep"]
@@ -122,7 +127,7 @@ async def test_gap_lists_every_asset_of_dropped_price_changes_once():
     assert await queue.get() == "keep"
 
 
-async def test_drops_without_an_epoch_ms_timestamp_are_timed_by_the_wall_clock():
+async def test_drops_without_an_epoch_ms_timestamp_are_timed_by_the_wall_clock() -> None:
     queue = make(maxsize=1, wall=1234.5)
     seconds = LastTradePrice(market="m", asset_id="s", price="0.5", timestamp=1_700_000_000)
     queue.put_many(["no timestamp", seconds, "next"])
@@ -132,7 +137,7 @@ async def test_drops_without_an_epoch_ms_timestamp_are_timed_by_the_wall_clock()
     assert await queue.get() == "next"
 
 
-async def test_lifecycle_events_are_never_dropped():
+async def test_lifecycle_events_are_never_dropped() -> None:
     for overflow in ("drop_oldest", "buffer", "disconnect"):
         queue = make(maxsize=2, overflow=overflow)
         connected = Connected(url="ws://x", attempt=1)
@@ -144,7 +149,7 @@ async def test_lifecycle_events_are_never_dropped():
         assert items.index(connected) < items.index(disconnected), overflow
 
 
-async def test_disconnect_policy_returns_false_and_keeps_what_was_queued():
+async def test_disconnect_policy_returns_false_and_keeps_what_was_queued() -> None:
     queue = make(maxsize=2, overflow="disconnect")
     assert queue.put_many([book("a", 1_000_000_000_000)])
     assert queue.put_many([book("b", 1_000_000_001_000)])
@@ -161,7 +166,7 @@ async def test_disconnect_policy_returns_false_and_keeps_what_was_queued():
     assert items[-1] == gaps[0]
 
 
-async def test_disconnect_gap_comes_before_events_queued_after_the_drop():
+async def test_disconnect_gap_comes_before_events_queued_after_the_drop() -> None:
     queue = make(maxsize=2, overflow="disconnect")
     queue.put_many(["a", "b", "dropped"])
     assert await queue.get() == "a"
@@ -172,7 +177,9 @@ async def test_disconnect_gap_comes_before_events_queued_after_the_drop():
     assert items[2] == "after"
 
 
-async def test_buffer_policy_warns_once_at_alarm_at_and_again_after_recovering(caplog):
+async def test_buffer_policy_warns_once_at_alarm_at_and_again_after_recovering(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING, logger="polyfeed.queue")
     queue = make(maxsize=100, overflow="buffer", alarm_at=10)
     queue.put_many(range(9))
@@ -195,7 +202,7 @@ async def test_buffer_policy_warns_once_at_alarm_at_and_again_after_recovering(c
     assert queue.dropped == 0
 
 
-def test_buffer_alarm_defaults_to_eighty_percent(caplog):
+def test_buffer_alarm_defaults_to_eighty_percent(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="polyfeed.queue")
     queue = make(maxsize=10, overflow="buffer")
     queue.put_many(range(7))
@@ -204,7 +211,7 @@ def test_buffer_alarm_defaults_to_eighty_percent(caplog):
     assert "8 of 10" in caplog.records[0].getMessage()
 
 
-async def test_buffer_policy_drops_oldest_when_full(caplog):
+async def test_buffer_policy_drops_oldest_when_full(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="polyfeed.queue")
     queue = make(maxsize=3, overflow="buffer")
     assert queue.put_many([1, 2, 3, 4])
@@ -215,7 +222,7 @@ async def test_buffer_policy_drops_oldest_when_full(caplog):
     assert [await queue.get() for _ in range(3)] == [2, 3, 4]
 
 
-async def test_close_with_error_drains_then_raises_it():
+async def test_close_with_error_drains_then_raises_it() -> None:
     queue = make()
     queue.put_many([1, 2])
     error = ConnectionClosedError(4001, "x")
@@ -229,7 +236,7 @@ async def test_close_with_error_drains_then_raises_it():
         await queue.get()
 
 
-async def test_close_without_error_drains_then_stops():
+async def test_close_without_error_drains_then_stops() -> None:
     queue = make()
     queue.put_many([1])
     queue.close()
@@ -238,7 +245,7 @@ async def test_close_without_error_drains_then_stops():
         await queue.get()
 
 
-async def test_close_wakes_a_waiting_consumer():
+async def test_close_wakes_a_waiting_consumer() -> None:
     queue = make()
     waiter = asyncio.ensure_future(queue.get())
     await asyncio.sleep(0)
@@ -247,7 +254,7 @@ async def test_close_wakes_a_waiting_consumer():
         await asyncio.wait_for(waiter, 1.0)
 
 
-async def test_pending_gap_is_delivered_before_close():
+async def test_pending_gap_is_delivered_before_close() -> None:
     queue = make(maxsize=1)
     queue.put_many(["old", "new"])
     queue.close()
@@ -257,14 +264,14 @@ async def test_pending_gap_is_delivered_before_close():
         await queue.get()
 
 
-def test_puts_after_close_are_ignored():
+def test_puts_after_close_are_ignored() -> None:
     queue = make()
     queue.close()
     assert queue.put_many([1, 2])
     assert len(queue) == 0
 
 
-def test_high_water_and_repr():
+def test_high_water_and_repr() -> None:
     queue = make(maxsize=5)
     queue.put_many([1, 2, 3])
     assert queue.high_water == 3
@@ -282,7 +289,7 @@ def test_high_water_and_repr():
     assert "closed" in repr(queue)
 
 
-def test_get_nowait():
+def test_get_nowait() -> None:
     queue = make(maxsize=1)
     with pytest.raises(StreamClosedError):
         queue.get_nowait()
@@ -291,7 +298,7 @@ def test_get_nowait():
     assert queue.get_nowait() == "b"
 
 
-def test_event_helpers():
+def test_event_helpers() -> None:
     assert event_assets(book("a", 1)) == ("a",)
     assert event_assets(change(1, "y", "n", "y")) == ("y", "n")
     assert event_assets(Connected(url="u", attempt=1)) == ()

@@ -40,7 +40,7 @@ EXAMPLES = [
 
 
 @pytest.mark.parametrize(("event", "tag"), EXAMPLES)
-def test_encodes_with_its_event_type_and_round_trips(event, tag):
+def test_encodes_with_its_event_type_and_round_trips(event: LifecycleEvent, tag: str) -> None:
     data = msgspec.json.encode(event)
     as_json = json.loads(data)
     assert as_json["event_type"] == tag
@@ -49,20 +49,20 @@ def test_encodes_with_its_event_type_and_round_trips(event, tag):
     assert is_lifecycle(event)
 
 
-def test_every_lifecycle_class_is_in_the_union_and_has_an_example():
+def test_every_lifecycle_class_is_in_the_union_and_has_an_example() -> None:
     union = set(get_args(LifecycleEvent))
     assert union == {type(event) for event, _ in EXAMPLES}
     tags = [cls.__struct_config__.tag for cls in union]
     assert len(tags) == len(set(tags))
 
 
-def test_lifecycle_tags_do_not_clash_with_wire_event_tags():
+def test_lifecycle_tags_do_not_clash_with_wire_event_tags() -> None:
     lifecycle = {cls.__struct_config__.tag for cls in get_args(LifecycleEvent)}
     wire = {cls.__struct_config__.tag for cls in (*get_args(MarketEvent), *get_args(UserEvent))}
     assert not lifecycle & wire
 
 
-def test_a_mixed_recording_decodes_back_into_the_right_types():
+def test_a_mixed_recording_decodes_back_into_the_right_types() -> None:
     book = Book(market="0xm", asset_id="a", timestamp=1, bids=[], asks=[])
     recording = [EXAMPLES[0][0], book, EXAMPLES[7][0]]
     data = msgspec.json.encode(recording)
@@ -70,7 +70,7 @@ def test_a_mixed_recording_decodes_back_into_the_right_types():
     assert decoded == recording
 
 
-def test_events_are_frozen_and_wire_events_are_not_lifecycle():
+def test_events_are_frozen_and_wire_events_are_not_lifecycle() -> None:
     event = Stale(kind="pong", silent_for=30.0)
     with pytest.raises(AttributeError):
         event.kind = "data"  # type: ignore[misc]
@@ -78,14 +78,14 @@ def test_events_are_frozen_and_wire_events_are_not_lifecycle():
     assert not is_lifecycle("PONG")
 
 
-def test_stale_kind_is_validated_on_decode():
+def test_stale_kind_is_validated_on_decode() -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.json.decode(
             b'{"event_type": "stale", "kind": "weird", "silent_for": 1}', type=LifecycleEvent
         )
 
 
-def test_default_lists_are_not_shared():
+def test_default_lists_are_not_shared() -> None:
     first = Stale(kind="data", silent_for=1.0)
     second = Stale(kind="data", silent_for=1.0)
     first.asset_ids.append("x")

@@ -43,7 +43,7 @@ def parse_prometheus(text: str) -> tuple[dict[str, str], dict[tuple[str, str], f
     return types, samples
 
 
-def test_uptime_ratio_across_connect_disconnect_cycles():
+def test_uptime_ratio_across_connect_disconnect_cycles() -> None:
     metrics = ConnectionMetrics(started_at=0.0)
     metrics.on_connected(0.0)
     assert metrics.uptime_ratio(5.0) == 1.0
@@ -56,7 +56,7 @@ def test_uptime_ratio_across_connect_disconnect_cycles():
     assert metrics.uptime_ratio(40.0) == pytest.approx(15 / 40)
 
 
-def test_uptime_counts_from_stream_start_not_first_connect():
+def test_uptime_counts_from_stream_start_not_first_connect() -> None:
     metrics = ConnectionMetrics(started_at=100.0)
     metrics.on_connected(104.0)  # four seconds to connect at first
     assert metrics.uptime_ratio(110.0) == pytest.approx(6 / 10)
@@ -65,7 +65,7 @@ def test_uptime_counts_from_stream_start_not_first_connect():
     assert ConnectionMetrics(started_at=5.0).uptime_ratio(50.0) == 0.0
 
 
-def test_reconnects_are_counted_by_reason():
+def test_reconnects_are_counted_by_reason() -> None:
     metrics = ConnectionMetrics(0.0)
     for now, reason in [(1, "closed_1006"), (2, "stale_data"), (3, "closed_1006"), (4, "dropped")]:
         metrics.on_connected(now - 0.5)
@@ -77,14 +77,14 @@ def test_reconnects_are_counted_by_reason():
     assert metrics.connected_seconds(5.0) == pytest.approx(2.0)
 
 
-def test_seconds_since_last_message():
+def test_seconds_since_last_message() -> None:
     metrics = ConnectionMetrics(0.0)
     assert metrics.seconds_since_last_message(10.0) is None
     metrics.last_message_at = 7.5
     assert metrics.seconds_since_last_message(10.0) == pytest.approx(2.5)
 
 
-def test_snapshot_keys_and_values():
+def test_snapshot_keys_and_values() -> None:
     metrics = ConnectionMetrics(0.0)
     metrics.on_connected(0.0)
     metrics.messages_received_total = 12
@@ -117,7 +117,7 @@ def test_snapshot_keys_and_values():
     assert snap["pong_rtt_seconds"] is None
 
 
-def test_prometheus_text_parses_line_by_line():
+def test_prometheus_text_parses_line_by_line() -> None:
     metrics = ConnectionMetrics(0.0)
     metrics.on_connected(0.0)
     metrics.on_disconnected(10.0, "closed_1006")
@@ -146,7 +146,7 @@ def test_prometheus_text_parses_line_by_line():
     assert not [key for key in samples if "asset" in key[1]]
 
 
-def test_prometheus_omits_unknown_gauges():
+def test_prometheus_omits_unknown_gauges() -> None:
     text = ConnectionMetrics(0.0).render_prometheus(1.0)
     types, samples = parse_prometheus(text)
     assert "polyfeed_pong_rtt_seconds" not in types
@@ -154,7 +154,7 @@ def test_prometheus_omits_unknown_gauges():
     assert samples[("polyfeed_connected", "")] == 0
 
 
-def test_prometheus_renders_large_counters_exactly():
+def test_prometheus_renders_large_counters_exactly() -> None:
     metrics = ConnectionMetrics(0.0)
     metrics.messages_received_total = 123_456_789
     metrics.dropped_events_total = 1_000_001
@@ -164,7 +164,7 @@ def test_prometheus_renders_large_counters_exactly():
     assert "polyfeed_messages_received_total 123456789\n" in metrics.render_prometheus(1.0)
 
 
-def test_prometheus_float_values_round_trip():
+def test_prometheus_float_values_round_trip() -> None:
     metrics = ConnectionMetrics(0.0)
     metrics.backoff_seconds = 1.5e-7
     metrics.pong_rtt_seconds = 0.123456789
@@ -174,13 +174,13 @@ def test_prometheus_float_values_round_trip():
     assert samples[("polyfeed_pong_rtt_seconds", "")] == 0.123456789
 
 
-def test_prometheus_non_finite_values_use_prometheus_spelling():
+def test_prometheus_non_finite_values_use_prometheus_spelling() -> None:
     metrics = ConnectionMetrics(0.0)
     metrics.backoff_seconds = math.inf
     assert "polyfeed_backoff_seconds +Inf\n" in metrics.render_prometheus(1.0)
 
 
-def test_log_status(caplog):
+def test_log_status(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="polyfeed.metrics")
     metrics = ConnectionMetrics(0.0)
     metrics.on_connected(0.0)
@@ -202,7 +202,9 @@ def test_log_status(caplog):
     assert "pong rtt 34.0ms" in message
 
 
-def test_log_status_before_anything_happened_uses_the_given_logger(caplog):
+def test_log_status_before_anything_happened_uses_the_given_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="custom")
     ConnectionMetrics(0.0).log_status(1.0, logging.getLogger("custom"))
     (record,) = caplog.records
@@ -211,7 +213,7 @@ def test_log_status_before_anything_happened_uses_the_given_logger(caplog):
     assert "n/a" in record.getMessage()
 
 
-def test_repr():
+def test_repr() -> None:
     metrics = ConnectionMetrics(0.0)
     assert "disconnected" in repr(metrics)
     metrics.on_connected(1.0)

@@ -131,7 +131,7 @@ def violations(path: Path) -> list[str]:
     return out
 
 
-def test_the_pure_core_is_where_the_rule_expects_it():
+def test_the_pure_core_is_where_the_rule_expects_it() -> None:
     names = {path.name for path in pure_files()}
     assert {"watchdog.py", "backoff.py", "subscriptions.py", "errors.py", "config.py"} <= names
     assert SRC / "protocol" / "messages.py" in pure_files()
@@ -140,7 +140,7 @@ def test_the_pure_core_is_where_the_rule_expects_it():
 
 
 @pytest.mark.parametrize("path", pure_files(), ids=lambda p: str(p.relative_to(SRC)))
-def test_pure_module_imports_only_pure_things(path):
+def test_pure_module_imports_only_pure_things(path: Path) -> None:
     assert violations(path) == []
 
 
@@ -166,12 +166,12 @@ def test_pure_module_imports_only_pure_things(path):
         ("if TYPE_CHECKING:\n    import websockets", "websockets"),
     ],
 )
-def test_the_checker_catches_a_forbidden_import(source, culprit):
+def test_the_checker_catches_a_forbidden_import(source: str, culprit: str) -> None:
     found = imported_modules(source, "polyfeed.protocol.fake")
     assert [name for _, name in found if purity_violation(name)] == [culprit]
 
 
-def test_the_checker_allows_what_the_pure_core_needs():
+def test_the_checker_allows_what_the_pure_core_needs() -> None:
     source = (
         "from __future__ import annotations\nimport json\nimport msgspec\n"
         "from collections.abc import Iterable\nfrom decimal import Decimal\n"
@@ -212,7 +212,7 @@ def top_level_imports(path: Path) -> set[str]:
     }
 
 
-def test_only_the_transport_rest_and_testing_import_a_websocket_library():
+def test_only_the_transport_rest_and_testing_import_a_websocket_library() -> None:
     allowed = {SRC / "connection" / "transport.py", SRC / "rest.py"}
     # The scan must see the one legitimate import, or it proves nothing.
     assert top_level_imports(SRC / "connection" / "transport.py") & WEBSOCKET_LIBRARIES
@@ -226,7 +226,7 @@ def test_only_the_transport_rest_and_testing_import_a_websocket_library():
     assert offenders == []
 
 
-def test_only_the_cli_imports_click_or_rich():
+def test_only_the_cli_imports_click_or_rich() -> None:
     assert any(top_level_imports(path) & CLI_LIBRARIES for path in (SRC / "cli").rglob("*.py"))
     offenders = [
         str(path.relative_to(SRC))
@@ -237,7 +237,7 @@ def test_only_the_cli_imports_click_or_rich():
 
 
 @pytest.mark.parametrize("name", ["test_backoff.py", "test_watchdog.py", "test_subscriptions.py"])
-def test_pure_module_tests_use_no_event_loop_and_no_clock(name):
+def test_pure_module_tests_use_no_event_loop_and_no_clock(name: str) -> None:
     path = Path(__file__).with_name(name)
     imported = {
         n.split(".")[0] for _, n in imported_modules(path.read_text(encoding="utf-8"), "tests.x")

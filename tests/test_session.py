@@ -7,6 +7,8 @@ What is checked is what goes on the wire (frames, in order) and what the consume
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,7 +20,7 @@ from polyfeed.errors import ConfigError, DataTimeoutError
 from polyfeed.events import Resubscribed, Stale
 from polyfeed.protocol.codec import FrameDecoder
 from polyfeed.protocol.messages import Book, Malformed, Notice, Unknown
-from polyfeed.protocol.session import Session
+from polyfeed.protocol.session import Channel, Session
 from polyfeed.subscriptions import SubscriptionSet
 
 SECRET = "s3cr3t-value-that-must-not-leak"
@@ -27,16 +29,16 @@ CREDS = Credentials(api_key="key-0123456789abcdef", secret=SECRET, passphrase=PA
 
 
 def make(
-    ids=("a", "b"),
+    ids: Iterable[str] = ("a", "b"),
     *,
-    channel="market",
-    interval=10.0,
-    pong_timeout=30.0,
-    data_timeout=300.0,
-    confirm_timeout=30.0,
-    asset_timeout=None,
-    custom_feature_enabled=False,
-    connection_id=7,
+    channel: Channel = "market",
+    interval: float = 10.0,
+    pong_timeout: float = 30.0,
+    data_timeout: float = 300.0,
+    confirm_timeout: float = 30.0,
+    asset_timeout: float | None = None,
+    custom_feature_enabled: bool = False,
+    connection_id: int = 7,
 ) -> Session:
     config = StreamConfig(
         heartbeat=HeartbeatConfig(interval=interval, pong_timeout=pong_timeout),
@@ -104,7 +106,7 @@ def decoded(frames: list[str]) -> list[object]:
     return [f if f == "PING" else json.loads(f) for f in frames]
 
 
-def data_frames(frames: list[str]) -> list[dict]:
+def data_frames(frames: list[str]) -> list[dict[str, Any]]:
     return [json.loads(f) for f in frames if f != "PING"]
 
 
@@ -117,7 +119,7 @@ def open_session(session: Session, now: float = 0.0) -> list[str]:
 # ---------------------------------------------------------------- initial frame and heartbeat
 
 
-def test_market_initial_frame_is_first_and_sent_once():
+def test_market_initial_frame_is_first_and_sent_once() -> None:
     session = make(["a", "b"])
     frames = open_session(session)
     assert json.loads(frames[0]) == {
@@ -144,7 +146,7 @@ def test_market_initial_frame_is_first_and_sent_once():
     assert not [f for f in data_frames(sent) if "type" in f]
 
 
-def test_custom_feature_flag_reaches_initial_and_operation_frames():
+def test_custom_feature_flag_reaches_initial_and_operation_frames() -> None:
     session = make(["a"], custom_feature_enabled=True)
     frames = open_session(session)
     assert json.loads(frames[0])["custom_feature_enabled"] is True
@@ -156,7 +158,7 @@ def test_custom_feature_flag_reaches_initial_and_operation_frames():
     }
 
 
-def test_user_initial_frame_carries_auth_and_markets_but_repr_hides_credentials():
+def test_user_initial_frame_carries_auth_and_markets_but_repr_hides_credentials() -> None:
     session = make(["0xcond1", "0xcond2"], channel="user")
     frames = open_session(session)
     first = json.loads(frames[0])
@@ -172,20 +174,20 @@ def test_user_initial_frame_carries_auth_and_markets_but_repr_hides_credentials(
         assert CREDS.api_key not in text
 
 
-def test_user_initial_frame_without_markets_omits_the_field():
+def test_user_initial_frame_without_markets_omits_the_field() -> None:
     session = make([], channel="user")
     first = json.loads(open_session(session)[0])
     assert "markets" not in first
     assert first["type"] == "user"
 
 
-def test_user_channel_needs_credentials():
+def test_user_channel_needs_credentials() -> None:
     config = StreamConfig()
     with pytest.raises(ValueError, match="credentials"):
         Session("user", SubscriptionSet([]), config, FrameDecoder("user"))
 
 
-def test_no_ping_and_no_deadline_before_the_initial_frame():
+def test_no_ping_and_no_deadline_before_the_initial_frame() -> None:
     session = make()
     assert session.next_deadline() is None
     for now in (0.0, 10.0, 1000.0):
@@ -198,7 +200,7 @@ def test_no_ping_and_no_deadline_before_the_initial_frame():
     assert frames[1] == "PING"
 
 
-def test_ping_every_interval_via_handle_timer():
+def test_ping_every_interval_via_handle_timer() -> None:
     session = make(interval=10.0, pong_timeout=30.0)
     open_session(session, 100.0)
     pings: list[float] = []
@@ -218,7 +220,7 @@ def test_ping_every_interval_via_handle_timer():
     assert session.frames_to_send() == []
 
 
-def test_pong_feeds_the_watchdog_and_is_not_data():
+def test_pong_feeds_the_watchdog_and_is_not_data() -> None:
     session = make()
     open_session(session, 0.0)  # PING sent at 0
     session.receive_text("PONG", 0.25)
@@ -253,7 +255,7 @@ def run_until_failure(session: Session, *, pong: bool, data: bool, limit: float)
     return now
 
 
-def test_data_timeout_at_exactly_the_deadline():
+def test_data_timeout_at_exactly_the_deadline() -> None:
     session = make(data_timeout=60.0)
     open_session(session, 0.0)
     session.receive_text(book("a"), 5.0)
@@ -279,14 +281,14 @@ def test_data_timeout_at_exactly_the_deadline():
     assert session.events() == []
 
 
-def test_data_timeout_while_pongs_keep_flowing():
+def test_data_timeout_while_pongs_keep_flowing() -> None:
     session = make(data_timeout=60.0)
     assert run_until_failure(session, pong=True, data=False, limit=60.0) == 60.0
     assert isinstance(session.failure, DataTimeoutError)
     assert session.failure.kind == "data"
 
 
-def test_pong_timeout_while_data_keeps_flowing():
+def test_pong_timeout_while_data_keeps_flowing() -> None:
     session = make(interval=10.0, pong_timeout=30.0, data_timeout=60.0)
     assert run_until_failure(session, pong=False, data=True, limit=30.0) == 30.0
     failure = session.failure
@@ -297,7 +299,7 @@ def test_pong_timeout_while_data_keeps_flowing():
     assert stale[0].silent_for == pytest.approx(30.0)
 
 
-def test_pong_timeout_not_before_the_deadline():
+def test_pong_timeout_not_before_the_deadline() -> None:
     session = make(interval=10.0, pong_timeout=30.0)
     open_session(session, 0.0)
     session.receive_text(book("a"), 29.0)
@@ -311,7 +313,7 @@ def test_pong_timeout_not_before_the_deadline():
 # ---------------------------------------------------------------- confirmations and redrive
 
 
-def test_unconfirmed_asset_is_redriven_with_unsubscribe_then_subscribe():
+def test_unconfirmed_asset_is_redriven_with_unsubscribe_then_subscribe() -> None:
     session = make(["a", "b"], confirm_timeout=30.0, data_timeout=300.0)
     open_session(session, 0.0)
     session.receive_text(book("a"), 1.0)
@@ -351,7 +353,7 @@ def test_unconfirmed_asset_is_redriven_with_unsubscribe_then_subscribe():
         assert not data_frames(session.frames_to_send())
 
 
-def test_asset_never_answered_is_left_alone_after_three_requests():
+def test_asset_never_answered_is_left_alone_after_three_requests() -> None:
     # An unknown token id gets silence from the server, like an ignored subscription: after
     # the initial request and two redrives, stop asking on this connection (no reconnect).
     session = make(["a", "b"], confirm_timeout=30.0, data_timeout=300.0)
@@ -391,7 +393,7 @@ def test_asset_never_answered_is_left_alone_after_three_requests():
         (book("zzz"), set()),
     ],
 )
-def test_market_events_confirm_their_assets(frame, confirmed):
+def test_market_events_confirm_their_assets(frame: str, confirmed: set[str]) -> None:
     session = make(["a", "b"])
     open_session(session)
     session.receive_text(frame, 1.0)
@@ -402,7 +404,7 @@ def test_market_events_confirm_their_assets(frame, confirmed):
     assert redriven == {"a", "b"} - confirmed
 
 
-def test_array_frame_confirms_every_element():
+def test_array_frame_confirms_every_element() -> None:
     session = make(["a", "b"])
     open_session(session)
     session.receive_text(f"[{book('a')}, {last_trade('b')}]", 1.0)
@@ -411,7 +413,7 @@ def test_array_frame_confirms_every_element():
     assert session.events_received == 2
 
 
-def test_unsubscribed_pending_asset_is_not_redriven():
+def test_unsubscribed_pending_asset_is_not_redriven() -> None:
     session = make(["a", "b"])
     open_session(session)
     session.unsubscribe(["b"])
@@ -425,7 +427,7 @@ def test_unsubscribed_pending_asset_is_not_redriven():
     assert not [e for e in session.events() if isinstance(e, Stale | Resubscribed)]
 
 
-def test_live_subscription_gets_its_own_confirm_clock():
+def test_live_subscription_gets_its_own_confirm_clock() -> None:
     session = make(["a"], confirm_timeout=30.0)
     open_session(session)
     session.receive_text(book("a"), 1.0)
@@ -442,7 +444,7 @@ def test_live_subscription_gets_its_own_confirm_clock():
     ]
 
 
-def test_silent_asset_with_asset_timeout_is_redriven_without_failing():
+def test_silent_asset_with_asset_timeout_is_redriven_without_failing() -> None:
     session = make(["a", "b"], asset_timeout=20.0, confirm_timeout=30.0, data_timeout=300.0)
     open_session(session)
     session.receive_text(f"[{book('a')}, {book('b')}]", 1.0)
@@ -469,7 +471,7 @@ def test_silent_asset_with_asset_timeout_is_redriven_without_failing():
 # ---------------------------------------------------------------- live subscribe / unsubscribe
 
 
-def test_live_changes_while_open_are_operation_frames():
+def test_live_changes_while_open_are_operation_frames() -> None:
     session = make(["a"])
     open_session(session)
     assert session.subscribe(["b", "c", "b"], 1.0) == ["b", "c"]
@@ -483,7 +485,7 @@ def test_live_changes_while_open_are_operation_frames():
     assert session.subscriptions.ordered() == ["b", "c"]
 
 
-def test_user_live_changes_use_markets_operation_frames():
+def test_user_live_changes_use_markets_operation_frames() -> None:
     session = make(["0x1"], channel="user")
     open_session(session)
     session.subscribe(["0x2"], 1.0)
@@ -494,7 +496,7 @@ def test_user_live_changes_use_markets_operation_frames():
     ]
 
 
-def test_user_channel_has_no_confirmation_redrives():
+def test_user_channel_has_no_confirmation_redrives() -> None:
     session = make(["0x1"], channel="user", confirm_timeout=5.0)
     open_session(session)
     assert session.next_deadline() == 10.0  # the PING, not a confirmation deadline
@@ -504,7 +506,7 @@ def test_user_channel_has_no_confirmation_redrives():
     assert session.events() == []
 
 
-def test_changes_while_closed_send_nothing_and_go_into_the_next_initial_frame():
+def test_changes_while_closed_send_nothing_and_go_into_the_next_initial_frame() -> None:
     session = make(["a", "b"])
     open_session(session)
     session.closed()
@@ -516,7 +518,7 @@ def test_changes_while_closed_send_nothing_and_go_into_the_next_initial_frame():
     assert frames[1:] == ["PING"]
 
 
-def test_reconnect_replays_the_full_desired_set_once_each():
+def test_reconnect_replays_the_full_desired_set_once_each() -> None:
     session = make(["a", "b"])
     open_session(session)
     session.receive_text(book("a"), 1.0)
@@ -536,7 +538,7 @@ def test_reconnect_replays_the_full_desired_set_once_each():
     assert session.subscriptions.pending == {"a", "c", "d"}
 
 
-def test_session_reused_after_a_failure_starts_clean():
+def test_session_reused_after_a_failure_starts_clean() -> None:
     session = make(["a"], data_timeout=60.0)
     open_session(session)
     session.handle_timer(60.0)
@@ -549,7 +551,7 @@ def test_session_reused_after_a_failure_starts_clean():
     assert session.next_deadline() == 110.0
 
 
-def test_frames_unsent_when_the_socket_died_are_not_sent_on_the_next_one():
+def test_frames_unsent_when_the_socket_died_are_not_sent_on_the_next_one() -> None:
     session = make(["a"])
     session.connected(0.0)
     session.handle_timer(0.0)  # initial frame and PING queued ...
@@ -563,7 +565,7 @@ def test_frames_unsent_when_the_socket_died_are_not_sent_on_the_next_one():
 # ---------------------------------------------------------------- odd frames
 
 
-def test_invalid_operation_notice_is_counted_and_passed_on():
+def test_invalid_operation_notice_is_counted_and_passed_on() -> None:
     session = make()
     open_session(session)
     session.receive_text("INVALID OPERATION", 1.0)
@@ -585,7 +587,7 @@ def test_invalid_operation_notice_is_counted_and_passed_on():
         '{"event_type": "book", "asset_id": 5}',
     ],
 )
-def test_malformed_and_unknown_frames_do_not_crash_and_count_as_data(frame):
+def test_malformed_and_unknown_frames_do_not_crash_and_count_as_data(frame: str | bytes) -> None:
     session = make(["a"], data_timeout=60.0)
     open_session(session)
     session.receive_text(frame, 50.0)
@@ -603,7 +605,7 @@ def test_malformed_and_unknown_frames_do_not_crash_and_count_as_data(frame):
     assert session.failure.kind == "data"
 
 
-def test_bare_text_notices_are_passed_on_but_are_not_data():
+def test_bare_text_notices_are_passed_on_but_are_not_data() -> None:
     session = make(["a"])
     open_session(session)
     session.receive_text("NO NEW ASSETS", 1.0)
@@ -614,7 +616,7 @@ def test_bare_text_notices_are_passed_on_but_are_not_data():
     assert session.frames_received == 2
 
 
-def test_no_new_assets_notice_does_not_hide_a_silent_stall():
+def test_no_new_assets_notice_does_not_hide_a_silent_stall() -> None:
     # The server sends NO NEW ASSETS periodically on its own; counting it as data would keep a
     # stalled socket looking fresh for ever.
     session = make(["a"], data_timeout=60.0)
@@ -627,7 +629,7 @@ def test_no_new_assets_notice_does_not_hide_a_silent_stall():
     assert session.failure.kind == "data"
 
 
-def test_wire_events_are_passed_on_in_order():
+def test_wire_events_are_passed_on_in_order() -> None:
     session = make(["a", "b"])
     open_session(session)
     session.receive_text(book("a", 1), 1.0)
@@ -646,7 +648,7 @@ def test_wire_events_are_passed_on_in_order():
 # ---------------------------------------------------------------- deadlines
 
 
-def test_next_deadline_is_the_earliest_of_watchdog_and_confirmations():
+def test_next_deadline_is_the_earliest_of_watchdog_and_confirmations() -> None:
     early_confirm = make(["a"], interval=10.0, confirm_timeout=4.0)
     open_session(early_confirm, 0.0)
     assert early_confirm.next_deadline() == 4.0
@@ -662,7 +664,7 @@ def test_next_deadline_is_the_earliest_of_watchdog_and_confirmations():
     assert data_first.next_deadline() == 3.0
 
 
-def test_handle_timer_at_next_deadline_always_makes_progress():
+def test_handle_timer_at_next_deadline_always_makes_progress() -> None:
     session = make(["a", "b"], interval=10.0, confirm_timeout=7.0, data_timeout=45.0)
     open_session(session)
     now = 0.0
@@ -679,7 +681,7 @@ def test_handle_timer_at_next_deadline_always_makes_progress():
     assert now == 45.0
 
 
-def test_repr_shows_state_and_counters():
+def test_repr_shows_state_and_counters() -> None:
     session = make(["a"])
     assert "new" in repr(session)
     open_session(session)
@@ -692,7 +694,7 @@ def test_repr_shows_state_and_counters():
     assert "failed" in repr(session)
 
 
-def test_subscribe_while_open_needs_now():
+def test_subscribe_while_open_needs_now() -> None:
     session = make(["a"])
     open_session(session)
     with pytest.raises(ConfigError):
@@ -716,7 +718,9 @@ ACTIONS = st.lists(
 
 @settings(max_examples=150, deadline=None)
 @given(actions=ACTIONS, confirm_timeout=st.sampled_from([5.0, 30.0]))
-def test_wire_order_invariants_hold_for_any_sequence(actions, confirm_timeout):
+def test_wire_order_invariants_hold_for_any_sequence(
+    actions: list[tuple[str, float, str]], confirm_timeout: float
+) -> None:
     """Per connection: the initial frame goes first and once; no PING before it; no operation
     frame on a closed socket, even one queued before it died; after a tick the next deadline
     lies in the future."""
@@ -781,7 +785,7 @@ def test_wire_order_invariants_hold_for_any_sequence(actions, confirm_timeout):
         session.events()
 
 
-def test_raw_utf8_bytes_frames_behave_like_text():
+def test_raw_utf8_bytes_frames_behave_like_text() -> None:
     # The transport hands frames over as raw UTF-8 bytes: PONG, notices and data alike.
     session = make(["a", "b"], data_timeout=60.0)
     open_session(session)
@@ -797,7 +801,7 @@ def test_raw_utf8_bytes_frames_behave_like_text():
     assert len(events) == 2
 
 
-def test_receive_frames_is_receive_text_for_each_frame():
+def test_receive_frames_is_receive_text_for_each_frame() -> None:
     frames = [book("a"), "PONG", price_change("a", "b"), "NO NEW ASSETS", last_trade("b")]
     one_by_one = make(["a", "b"])
     batched = make(["a", "b"])

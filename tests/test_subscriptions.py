@@ -17,7 +17,7 @@ from polyfeed.errors import ConfigError
 from polyfeed.subscriptions import SubscriptionSet, SubscriptionStats, chunk
 
 
-def test_initial_ids_are_deduplicated_and_kept_in_order():
+def test_initial_ids_are_deduplicated_and_kept_in_order() -> None:
     subs = SubscriptionSet(["b", "a", "b", "c"])
     assert subs.ordered() == ["b", "a", "c"]
     assert subs.desired == {"a", "b", "c"}
@@ -29,7 +29,7 @@ def test_initial_ids_are_deduplicated_and_kept_in_order():
     assert not subs.connected
 
 
-def test_replay_after_reconnect_lists_every_desired_asset_exactly_once():
+def test_replay_after_reconnect_lists_every_desired_asset_exactly_once() -> None:
     subs = SubscriptionSet(["a", "b"])
     assert subs.on_connected(0.0) == ["a", "b"]
     assert subs.confirm("a", 1.0)
@@ -44,14 +44,14 @@ def test_replay_after_reconnect_lists_every_desired_asset_exactly_once():
     assert subs.stats == SubscriptionStats(replays=2, confirmations=1, redrives=0)
 
 
-def test_add_returns_only_newly_desired_ids_deduplicated_in_order():
+def test_add_returns_only_newly_desired_ids_deduplicated_in_order() -> None:
     subs = SubscriptionSet(["a"])
     assert subs.add(["c", "a", "b", "c"], None) == ["c", "b"]
     assert subs.add([], None) == []
     assert subs.ordered() == ["a", "c", "b"]
 
 
-def test_live_add_starts_a_confirmation_clock():
+def test_live_add_starts_a_confirmation_clock() -> None:
     subs = SubscriptionSet(["a"], confirm_timeout=30)
     subs.on_connected(0.0)
     assert subs.add(["b"], 10.0) == ["b"]
@@ -60,7 +60,7 @@ def test_live_add_starts_a_confirmation_clock():
     assert subs.overdue(40.0) == ["a", "b"]
 
 
-def test_add_while_disconnected_starts_no_clock():
+def test_add_while_disconnected_starts_no_clock() -> None:
     subs = SubscriptionSet(confirm_timeout=30)
     subs.add(["a"], None)
     subs.add(["b"], 5.0)  # `now` is ignored while disconnected
@@ -69,7 +69,7 @@ def test_add_while_disconnected_starts_no_clock():
     assert subs.attempts("a") == 0
 
 
-def test_add_while_connected_needs_now():
+def test_add_while_connected_needs_now() -> None:
     subs = SubscriptionSet()
     subs.on_connected(0.0)
     with pytest.raises(ConfigError):
@@ -77,7 +77,7 @@ def test_add_while_connected_needs_now():
     assert subs.desired == frozenset()
 
 
-def test_remove_returns_the_ids_actually_removed():
+def test_remove_returns_the_ids_actually_removed() -> None:
     subs = SubscriptionSet(["a", "b", "c"])
     subs.on_connected(0.0)
     subs.confirm("a", 1.0)
@@ -88,7 +88,7 @@ def test_remove_returns_the_ids_actually_removed():
     assert subs.overdue(1e9) == ["c"]
 
 
-def test_confirmation_by_first_event():
+def test_confirmation_by_first_event() -> None:
     subs = SubscriptionSet(["a", "b"])
     assert not subs.confirm("a", 0.0)  # not connected: nothing to confirm
     subs.on_connected(0.0)
@@ -101,7 +101,7 @@ def test_confirmation_by_first_event():
     assert subs.stats.confirmations == 1
 
 
-def test_disconnect_drops_confirmations_and_clocks():
+def test_disconnect_drops_confirmations_and_clocks() -> None:
     subs = SubscriptionSet(["a", "b"])
     subs.on_connected(0.0)
     subs.confirm("a", 1.0)
@@ -113,7 +113,7 @@ def test_disconnect_drops_confirmations_and_clocks():
     assert subs.overdue(1e9) == []
 
 
-def test_overdue_is_exact():
+def test_overdue_is_exact() -> None:
     subs = SubscriptionSet(["a", "b"], confirm_timeout=30)
     subs.on_connected(100.0)
     assert subs.next_deadline() == 130.0
@@ -123,7 +123,7 @@ def test_overdue_is_exact():
     assert subs.overdue(131.0) == ["a"]
 
 
-def test_overdue_lists_oldest_first_and_next_deadline_follows_the_oldest():
+def test_overdue_lists_oldest_first_and_next_deadline_follows_the_oldest() -> None:
     subs = SubscriptionSet(["a"], confirm_timeout=10)
     subs.on_connected(0.0)
     subs.add(["b"], 3.0)
@@ -137,7 +137,7 @@ def test_overdue_lists_oldest_first_and_next_deadline_follows_the_oldest():
     assert subs.next_deadline() is None
 
 
-def test_redrive_restarts_clocks_and_counts_attempts():
+def test_redrive_restarts_clocks_and_counts_attempts() -> None:
     subs = SubscriptionSet(["a", "b", "c"], confirm_timeout=30)
     subs.on_connected(0.0)
     subs.confirm("c", 1.0)
@@ -157,7 +157,7 @@ def test_redrive_restarts_clocks_and_counts_attempts():
     assert subs.confirm("a", 62.0)
 
 
-def test_reconnect_resets_attempts():
+def test_reconnect_resets_attempts() -> None:
     subs = SubscriptionSet(["a"], confirm_timeout=5)
     subs.on_connected(0.0)
     subs.redriven(["a"], 5.0)
@@ -167,7 +167,7 @@ def test_reconnect_resets_attempts():
     assert subs.next_deadline() == 25.0
 
 
-def test_desired_is_cached_until_changed():
+def test_desired_is_cached_until_changed() -> None:
     subs = SubscriptionSet(["a"])
     first = subs.desired
     assert subs.desired is first
@@ -180,12 +180,12 @@ def test_desired_is_cached_until_changed():
     assert subs.desired == {"b"}
 
 
-def test_confirm_timeout_must_be_positive():
+def test_confirm_timeout_must_be_positive() -> None:
     with pytest.raises(ConfigError):
         SubscriptionSet(confirm_timeout=0)
 
 
-def test_repr_shows_counts_and_ids_only_when_few():
+def test_repr_shows_counts_and_ids_only_when_few() -> None:
     subs = SubscriptionSet(["a", "b"])
     subs.on_connected(0.0)
     subs.confirm("a", 1.0)
@@ -198,7 +198,7 @@ def test_repr_shows_counts_and_ids_only_when_few():
     )
 
 
-def test_chunk():
+def test_chunk() -> None:
     assert chunk(["a", "b", "c", "d", "e"], 2) == [["a", "b"], ["c", "d"], ["e"]]
     assert chunk(["a", "b"], 200) == [["a", "b"]]
     assert chunk([], 3) == []
@@ -216,7 +216,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
     """Random add/remove/connect/disconnect/confirm/redrive/time steps against a plain model."""
 
     @initialize(ids=ID_LISTS)
-    def start(self, ids):
+    def start(self, ids: list[str]) -> None:
         self.subs = SubscriptionSet(ids, confirm_timeout=5.0)
         self.desired = list(dict.fromkeys(ids))
         self.confirmed: set[str] = set()
@@ -225,11 +225,11 @@ class SubscriptionMachine(RuleBasedStateMachine):
         self.now = 0.0
 
     @rule(dt=st.sampled_from([0.0, 1.0, 2.0, 5.0]) | st.floats(0, 10))
-    def advance(self, dt):
+    def advance(self, dt: float) -> None:
         self.now += dt
 
     @rule(ids=ID_LISTS, live=st.booleans())
-    def add(self, ids, live):
+    def add(self, ids: list[str], live: bool) -> None:
         expected = [a for a in dict.fromkeys(ids) if a not in self.desired]
         # `now` is required while connected, ignored (may be None) while disconnected.
         now = self.now if live or self.connected else None
@@ -239,7 +239,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
             self.requested.update(dict.fromkeys(expected, self.now))
 
     @rule(ids=ID_LISTS)
-    def remove(self, ids):
+    def remove(self, ids: list[str]) -> None:
         expected = [a for a in dict.fromkeys(ids) if a in self.desired]
         assert self.subs.remove(ids) == expected
         self.desired = [a for a in self.desired if a not in expected]
@@ -248,7 +248,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
             self.requested.pop(asset, None)
 
     @rule(disconnect_first=st.booleans())
-    def connect(self, disconnect_first):
+    def connect(self, disconnect_first: bool) -> None:
         if disconnect_first:
             self.subs.on_disconnected()
         replay = self.subs.on_connected(self.now)
@@ -259,14 +259,14 @@ class SubscriptionMachine(RuleBasedStateMachine):
         self.requested = dict.fromkeys(self.desired, self.now)
 
     @rule()
-    def disconnect(self):
+    def disconnect(self) -> None:
         self.subs.on_disconnected()
         self.connected = False
         self.confirmed = set()
         self.requested = {}
 
     @rule(asset=ASSETS)
-    def confirm(self, asset):
+    def confirm(self, asset: str) -> None:
         newly = self.subs.confirm(asset, self.now)
         assert newly == (self.connected and asset in self.desired and asset not in self.confirmed)
         if newly:
@@ -275,7 +275,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.connected)
     @rule()
-    def redrive_overdue(self):
+    def redrive_overdue(self) -> None:
         overdue = self.subs.overdue(self.now)
         assert set(overdue) == {a for a, t in self.requested.items() if t + 5.0 <= self.now}
         self.subs.redriven(overdue, self.now)
@@ -284,7 +284,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
         assert self.subs.overdue(self.now) == []
 
     @rule(ids=ID_LISTS)
-    def redrive_some(self, ids):
+    def redrive_some(self, ids: list[str]) -> None:
         """The watchdog's silent-asset verdict redrives pending assets before they are overdue."""
         self.subs.redriven(ids, self.now)
         for asset in ids:
@@ -292,7 +292,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
                 self.requested[asset] = self.now
 
     @invariant()
-    def sets_agree_with_the_model(self):
+    def sets_agree_with_the_model(self) -> None:
         subs = self.subs
         assert subs.desired == set(self.desired)
         assert subs.ordered() == self.desired
@@ -306,7 +306,7 @@ class SubscriptionMachine(RuleBasedStateMachine):
             assert subs.next_deadline() is None
 
     @invariant()
-    def deadline_is_the_oldest_request(self):
+    def deadline_is_the_oldest_request(self) -> None:
         expected = min(self.requested.values(), default=None)
         deadline = self.subs.next_deadline()
         if expected is None:

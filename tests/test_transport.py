@@ -25,6 +25,7 @@ from polyfeed.errors import (
 )
 
 CLOSED_WITH = web.AppKey("closed_with", list)
+Server = tuple[str, web.Application]  # the `server` fixture: base ws:// URL, the app
 NOW = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
 
 
@@ -45,7 +46,7 @@ NOW = 1_445_412_480.0  # Wed, 21 Oct 2015 07:28:00 GMT
         ("Wed, 21 Oct 2015 09:29:00 +0200", 60.0),
     ],
 )
-def test_parse_retry_after_valid(value, seconds):
+def test_parse_retry_after_valid(value: str, seconds: float) -> None:
     assert parse_retry_after(value, now_wall=NOW) == pytest.approx(seconds)
 
 
@@ -54,13 +55,15 @@ def test_parse_retry_after_valid(value, seconds):
     [None, "", "   ", "garbage", "3 seconds", "0x10", "-5", "-0.5", "inf", "nan", "1e400",
      "Infinity", "Wed, 99 Oct 2015", "\u0661\u0662"],
 )  # fmt: skip
-def test_parse_retry_after_rejects_garbage_negative_and_non_finite(value):
+def test_parse_retry_after_rejects_garbage_negative_and_non_finite(value: str | None) -> None:
     # An infinite Retry-After would park the reconnect loop for ever (backoff honours it
     # beyond max_delay), so anything but plain delta-seconds or an HTTP date is ignored.
     assert parse_retry_after(value, now_wall=NOW) is None
 
 
-def test_parse_retry_after_zoneless_date_is_utc_whatever_the_local_zone(monkeypatch):
+def test_parse_retry_after_zoneless_date_is_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("TZ", "XYZ+05")  # POSIX: five hours behind UTC, no tzdata needed
     time.tzset()
     try:
@@ -70,7 +73,7 @@ def test_parse_retry_after_zoneless_date_is_utc_whatever_the_local_zone(monkeypa
         time.tzset()
 
 
-def test_parse_retry_after_date_uses_the_wall_clock_by_default():
+def test_parse_retry_after_date_uses_the_wall_clock_by_default() -> None:
     in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
     seconds = parse_retry_after(in_a_minute)
     assert seconds is not None
@@ -125,7 +128,7 @@ async def status_handler(request: web.Request) -> web.StreamResponse:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[tuple[str, web.Application]]:
+async def server() -> AsyncIterator[Server]:
     app = web.Application()
     app[CLOSED_WITH] = []
     app.router.add_get("/ws/{mode}", ws_handler)
@@ -152,17 +155,26 @@ async def receive(transport: AiohttpTransport) -> str:
     return text(await asyncio.wait_for(transport.receive_text(), 2.0))
 
 
-async def open_ws(url: str, **kw: object) -> AiohttpTransport:
-    kw.setdefault("connect_timeout", 2.0)
-    kw.setdefault("max_frame_bytes", 1 << 20)
-    return await connect(url, **kw)  # type: ignore[arg-type]
+async def open_ws(
+    url: str,
+    *,
+    connect_timeout: float = 2.0,
+    max_frame_bytes: int = 1 << 20,
+    auth_attempt: int = 1,
+) -> AiohttpTransport:
+    return await connect(
+        url,
+        connect_timeout=connect_timeout,
+        max_frame_bytes=max_frame_bytes,
+        auth_attempt=auth_attempt,
+    )
 
 
 # ---------------------------------------------------------------- handshake errors
 
 
 @pytest.mark.parametrize("status", [401, 403])
-async def test_401_and_403_are_authentication_errors(server, status):
+async def test_401_and_403_are_authentication_errors(server: Server, status: int) -> None:
     base, _ = server
     with pytest.raises(AuthenticationError) as caught:
         await open_ws(f"{base}/status/{status}", auth_attempt=2)
@@ -171,7 +183,7 @@ async def test_401_and_403_are_authentication_errors(server, status):
     assert not caught.value.transient
 
 
-async def test_404_is_a_rejected_handshake(server):
+async def test_404_is_a_rejected_handshake(server: Server) -> None:
     base, _ = server
     with pytest.raises(HandshakeRejectedError) as caught:
         await open_ws(f"{base}/status/404")
@@ -180,7 +192,9 @@ async def test_404_is_a_rejected_handshake(server):
     assert not caught.value.transient
 
 
-async def test_429_with_retry_after_is_server_unavailable(server):
+async def test_429_with_retry_after_is_server_unavailable(
+    server: Server,
+) -> None:
     base, _ = server
     with pytest.raises(ServerUnavailableError) as caught:
         await open_ws(f"{base}/status/429?retry_after=3")
@@ -190,7 +204,7 @@ async def test_429_with_retry_after_is_server_unavailable(server):
 
 
 @pytest.mark.parametrize(("status", "header"), [(503, None), (500, "garbage"), (502, "inf")])
-async def test_5xx_is_server_unavailable(server, status, header):
+async def test_5xx_is_server_unavailable(server: Server, status: int, header: str | None) -> None:
     base, _ = server
     query = f"?retry_after={header}" if header else ""
     with pytest.raises(ServerUnavailableError) as caught:
@@ -205,7 +219,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_refused_port_is_a_connect_error():
+async def test_refused_port_is_a_connect_error() -> None:
     url = f"ws://127.0.0.1:{free_port()}/ws/market"
     with pytest.raises(ConnectError) as caught:
         await open_ws(url)
@@ -213,7 +227,7 @@ async def test_refused_port_is_a_connect_error():
     assert caught.value.transient
 
 
-async def test_a_server_that_never_answers_the_handshake_times_out_as_connect_error():
+async def test_a_server_that_never_answers_the_handshake_times_out_as_connect_error() -> None:
     accepted: list[asyncio.StreamWriter] = []
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -235,7 +249,7 @@ async def test_a_server_that_never_answers_the_handshake_times_out_as_connect_er
     "url",
     ["http://127.0.0.1/ws/market", "https://x/ws", "127.0.0.1:80", "", "ws://", "ws://[::1"],
 )
-async def test_bad_urls_are_config_errors(url):
+async def test_bad_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
         await open_ws(url)
 
@@ -243,7 +257,9 @@ async def test_bad_urls_are_config_errors(url):
 # ---------------------------------------------------------------- frames and endings
 
 
-async def test_receive_text_delivers_text_and_binary_frames_and_maps_the_close_code(server):
+async def test_receive_text_delivers_text_and_binary_frames_and_maps_the_close_code(
+    server: Server,
+) -> None:
     base, _ = server
     transport = await open_ws(f"{base}/ws/frames")
     try:
@@ -258,7 +274,7 @@ async def test_receive_text_delivers_text_and_binary_frames_and_maps_the_close_c
         await transport.release()
 
 
-async def test_normal_close_keeps_code_1000(server):
+async def test_normal_close_keeps_code_1000(server: Server) -> None:
     base, _ = server
     transport = await open_ws(f"{base}/ws/close1000")
     try:
@@ -270,7 +286,7 @@ async def test_normal_close_keeps_code_1000(server):
 
 
 @pytest.mark.parametrize("mode", ["abort", "tcp_close"])
-async def test_tcp_drop_without_close_frame_has_no_code(server, mode):
+async def test_tcp_drop_without_close_frame_has_no_code(server: Server, mode: str) -> None:
     base, _ = server
     transport = await open_ws(f"{base}/ws/{mode}")
     try:
@@ -282,7 +298,9 @@ async def test_tcp_drop_without_close_frame_has_no_code(server, mode):
         await transport.release()
 
 
-async def test_frame_over_the_size_limit_closes_with_1009(server):
+async def test_frame_over_the_size_limit_closes_with_1009(
+    server: Server,
+) -> None:
     base, _ = server
     transport = await open_ws(f"{base}/ws/big", max_frame_bytes=1024)
     try:
@@ -293,7 +311,7 @@ async def test_frame_over_the_size_limit_closes_with_1009(server):
         await transport.release()
 
 
-async def test_send_receive_and_polite_close(server):
+async def test_send_receive_and_polite_close(server: Server) -> None:
     base, app = server
     # The scheme is case-insensitive, like every URL scheme.
     transport = await open_ws(f"{base}/ws/echo".replace("ws://", "WS://"))
@@ -312,7 +330,9 @@ async def test_send_receive_and_polite_close(server):
         await transport.release()  # idempotent after close
 
 
-async def test_abort_ends_the_socket_and_sending_after_it_fails(server):
+async def test_abort_ends_the_socket_and_sending_after_it_fails(
+    server: Server,
+) -> None:
     base, _ = server
     transport = await open_ws(f"{base}/ws/echo")
     try:

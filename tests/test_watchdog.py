@@ -12,7 +12,11 @@ from polyfeed.watchdog import StaleVerdict, Watchdog
 
 
 def make(
-    interval=10.0, pong_timeout=30.0, data_timeout=300.0, asset_timeout=None, start=None
+    interval: float = 10.0,
+    pong_timeout: float = 30.0,
+    data_timeout: float = 300.0,
+    asset_timeout: float | None = None,
+    start: float | None = None,
 ) -> Watchdog:
     dog = Watchdog(
         HeartbeatConfig(interval=interval, pong_timeout=pong_timeout),
@@ -50,7 +54,7 @@ def drive(dog: Watchdog, until: float, *, pong_after: float | None = 0.05) -> li
 # ---------------------------------------------------------------- heartbeat
 
 
-def test_stopped_watchdog_has_no_deadlines():
+def test_stopped_watchdog_has_no_deadlines() -> None:
     dog = make()
     assert dog.next_deadline() is None
     assert dog.check(1e9) is None
@@ -63,7 +67,7 @@ def test_stopped_watchdog_has_no_deadlines():
     assert not dog.started
 
 
-def test_first_ping_is_due_at_start_then_every_interval():
+def test_first_ping_is_due_at_start_then_every_interval() -> None:
     dog = make(start=100.0)
     assert dog.started
     assert dog.ping_due(100.0)
@@ -74,7 +78,7 @@ def test_first_ping_is_due_at_start_then_every_interval():
     assert dog.pongs_received == 6
 
 
-def test_ping_cadence_follows_the_actual_send_time():
+def test_ping_cadence_follows_the_actual_send_time() -> None:
     dog = make(start=0.0)
     dog.on_ping_sent(0.0)
     assert not dog.ping_due(9.999)
@@ -85,13 +89,13 @@ def test_ping_cadence_follows_the_actual_send_time():
     assert dog.ping_due(22.5)
 
 
-def test_pong_answers_reset_the_pong_clock_and_no_verdict_comes():
+def test_pong_answers_reset_the_pong_clock_and_no_verdict_comes() -> None:
     dog = make(start=0.0)
     assert drive(dog, until=1000.0) == [float(t) for t in range(0, 1001, 10)]
     assert dog.check(1000.0) is None
 
 
-def test_pong_timeout_fires_exactly_at_last_pong_plus_timeout():
+def test_pong_timeout_fires_exactly_at_last_pong_plus_timeout() -> None:
     dog = make(start=0.0)
     dog.on_ping_sent(0.0)
     dog.on_pong(0.04)
@@ -110,7 +114,7 @@ def test_pong_timeout_fires_exactly_at_last_pong_plus_timeout():
     assert dog.check(deadline + 5) == StaleVerdict("pong", verdict.silent_for + 5)
 
 
-def test_pong_verdict_from_start_when_no_pong_ever_came():
+def test_pong_verdict_from_start_when_no_pong_ever_came() -> None:
     dog = make(start=50.0)
     pings = drive(dog, until=1000.0, pong_after=None)
     assert pings == [50.0, 60.0, 70.0]
@@ -118,7 +122,7 @@ def test_pong_verdict_from_start_when_no_pong_ever_came():
     assert dog.check(79.999) is None
 
 
-def test_no_pong_deadline_while_no_ping_is_unanswered():
+def test_no_pong_deadline_while_no_ping_is_unanswered() -> None:
     dog = make(interval=10, pong_timeout=30, data_timeout=1000, start=0.0)
     # The caller never pings (e.g. still connecting): silence of PONGs is not a verdict.
     assert dog.check(500.0) is None
@@ -131,7 +135,7 @@ def test_no_pong_deadline_while_no_ping_is_unanswered():
     assert dog.check(520.0) == StaleVerdict("pong", 520.0)
 
 
-def test_a_late_pong_answers_the_oldest_ping_and_clears_the_deadline():
+def test_a_late_pong_answers_the_oldest_ping_and_clears_the_deadline() -> None:
     dog = make(start=0.0)
     dog.on_ping_sent(0.0)
     dog.on_ping_sent(10.0)
@@ -143,7 +147,7 @@ def test_a_late_pong_answers_the_oldest_ping_and_clears_the_deadline():
     assert dog.last_pong_at == 10.6
 
 
-def test_rtt_is_ping_to_pong():
+def test_rtt_is_ping_to_pong() -> None:
     dog = make(start=0.0)
     assert dog.last_pong_rtt is None
     dog.on_ping_sent(0.0)
@@ -156,7 +160,7 @@ def test_rtt_is_ping_to_pong():
     assert dog.last_pong_rtt == 0.25
 
 
-def test_pongs_do_not_count_as_data():
+def test_pongs_do_not_count_as_data() -> None:
     dog = make(data_timeout=60, start=0.0)
     t = 0.0
     while dog.check(t) is None:
@@ -173,7 +177,7 @@ def test_pongs_do_not_count_as_data():
 # ---------------------------------------------------------------- data
 
 
-def test_data_timeout_fires_exactly_at_last_frame_plus_timeout():
+def test_data_timeout_fires_exactly_at_last_frame_plus_timeout() -> None:
     dog = make(data_timeout=300, start=1000.0)
     dog.on_frame(1100.0)
     assert dog.last_frame_at == 1100.0
@@ -181,7 +185,7 @@ def test_data_timeout_fires_exactly_at_last_frame_plus_timeout():
     assert dog.check(1400.0) == StaleVerdict("data", 300.0)
 
 
-def test_frames_push_the_data_deadline():
+def test_frames_push_the_data_deadline() -> None:
     dog = make(interval=100, pong_timeout=200, data_timeout=5, start=0.0)
     dog.on_ping_sent(0.0)
     dog.on_pong(0.01)
@@ -192,20 +196,20 @@ def test_frames_push_the_data_deadline():
     assert dog.check(13.5) == StaleVerdict("data", 5.0)
 
 
-def test_on_data_counts_as_a_frame():
+def test_on_data_counts_as_a_frame() -> None:
     dog = make(data_timeout=5, start=0.0)
     dog.on_data(3.0, "untracked-asset")
     assert dog.last_frame_at == 3.0
     assert dog.check(7.9) is None
 
 
-def test_pong_verdict_wins_over_data_verdict():
+def test_pong_verdict_wins_over_data_verdict() -> None:
     dog = make(interval=10, pong_timeout=30, data_timeout=30, start=0.0)
     dog.on_ping_sent(0.0)
     assert dog.check(30.0) == StaleVerdict("pong", 30.0)
 
 
-def test_verdict_repeats_until_restart_and_start_resets_every_clock():
+def test_verdict_repeats_until_restart_and_start_resets_every_clock() -> None:
     dog = make(data_timeout=60, start=0.0)
     assert dog.check(60.0) is not None
     assert dog.check(61.0) == StaleVerdict("data", 61.0)
@@ -222,7 +226,7 @@ def test_verdict_repeats_until_restart_and_start_resets_every_clock():
     frames=st.lists(st.floats(0, 50), max_size=30).map(sorted),
     data_timeout=st.floats(1, 100),
 )
-def test_data_verdict_exactly_at_next_deadline(frames, data_timeout):
+def test_data_verdict_exactly_at_next_deadline(frames: list[float], data_timeout: float) -> None:
     dog = make(interval=1000, pong_timeout=2000, data_timeout=data_timeout, start=0.0)
     dog.on_ping_sent(0.0)
     dog.on_pong(0.0)
@@ -244,7 +248,7 @@ def test_data_verdict_exactly_at_next_deadline(frames, data_timeout):
 # ---------------------------------------------------------------- assets
 
 
-def test_tracking_is_off_without_asset_timeout():
+def test_tracking_is_off_without_asset_timeout() -> None:
     dog = make(data_timeout=1000, start=0.0)
     dog.track(["a"], 0.0)
     assert dog.tracked == frozenset()
@@ -253,7 +257,7 @@ def test_tracking_is_off_without_asset_timeout():
     assert dog.next_deadline() == 10.0
 
 
-def test_silent_assets_are_reported_together_once():
+def test_silent_assets_are_reported_together_once() -> None:
     dog = make(interval=100, pong_timeout=200, data_timeout=1000, asset_timeout=60, start=0.0)
     dog.on_ping_sent(0.0)
     dog.on_pong(0.0)
@@ -274,7 +278,7 @@ def test_silent_assets_are_reported_together_once():
     assert dog.check(500.0) is None  # each reported once while it stays silent
 
 
-def test_a_silent_asset_is_reported_again_after_it_spoke():
+def test_a_silent_asset_is_reported_again_after_it_spoke() -> None:
     dog = make(interval=100, pong_timeout=200, data_timeout=1000, asset_timeout=60, start=0.0)
     dog.track(["a"], 0.0)
     assert dog.check(60.0) == StaleVerdict("asset", 60.0, ("a",))
@@ -284,7 +288,7 @@ def test_a_silent_asset_is_reported_again_after_it_spoke():
     assert dog.check(130.0) == StaleVerdict("asset", 60.0, ("a",))
 
 
-def test_track_keeps_existing_clocks_and_untrack_forgets():
+def test_track_keeps_existing_clocks_and_untrack_forgets() -> None:
     dog = make(interval=100, pong_timeout=200, data_timeout=1000, asset_timeout=60, start=0.0)
     dog.track(["a", "b"], 0.0)
     dog.track(["a", "c"], 50.0)  # a keeps its clock from 0
@@ -298,7 +302,7 @@ def test_track_keeps_existing_clocks_and_untrack_forgets():
     assert dog.check(110.0) == StaleVerdict("asset", 60.0, ("c",))
 
 
-def test_start_restarts_asset_clocks():
+def test_start_restarts_asset_clocks() -> None:
     dog = make(interval=100, pong_timeout=200, data_timeout=1000, asset_timeout=60, start=0.0)
     dog.track(["a", "b"], 0.0)
     assert dog.check(60.0) is not None
@@ -308,7 +312,7 @@ def test_start_restarts_asset_clocks():
     assert dog.check(260.0) == StaleVerdict("asset", 60.0, ("a", "b"))
 
 
-def test_data_verdict_wins_over_asset_verdict():
+def test_data_verdict_wins_over_asset_verdict() -> None:
     dog = make(interval=100, pong_timeout=200, data_timeout=60, asset_timeout=60, start=0.0)
     dog.on_ping_sent(0.0)
     dog.on_pong(0.0)
@@ -316,7 +320,7 @@ def test_data_verdict_wins_over_asset_verdict():
     assert dog.check(60.0) == StaleVerdict("data", 60.0)
 
 
-def test_next_deadline_is_the_earliest_of_all_clocks():
+def test_next_deadline_is_the_earliest_of_all_clocks() -> None:
     dog = make(interval=10, pong_timeout=30, data_timeout=25, asset_timeout=7, start=0.0)
     assert dog.next_deadline() == 0.0  # first PING
     dog.on_ping_sent(0.0)
@@ -340,13 +344,13 @@ def test_next_deadline_is_the_earliest_of_all_clocks():
 # ---------------------------------------------------------------- misc
 
 
-def test_verdict_converts_to_the_error():
+def test_verdict_converts_to_the_error() -> None:
     error = StaleVerdict("asset", 61.5, ("a", "b")).error()
     assert isinstance(error, DataTimeoutError)
     assert (error.kind, error.silent_for, error.asset_ids) == ("asset", 61.5, ("a", "b"))
 
 
-def test_repr_shows_the_state():
+def test_repr_shows_the_state() -> None:
     dog = make(asset_timeout=60)
     assert repr(dog) == "Watchdog(stopped)"
     dog.start(1.0)
