@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit bench coverage clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
+	$(BIN)/mypy tests
+
+coverage: $(STAMP)
+	$(BIN)/coverage run --branch --source=src/polyfeed -m pytest -q
+	$(BIN)/coverage report --skip-covered
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
