@@ -816,3 +816,19 @@ def test_receive_frames_is_receive_text_for_each_frame() -> None:
     assert batched.frames_received == one_by_one.frames_received == 5
     assert batched.watchdog.last_pong_at == one_by_one.watchdog.last_pong_at == 1.0
     assert batched.last_data_at == 1.0
+
+
+def test_events_received_counts_this_connection_only() -> None:
+    decoder = FrameDecoder("market")
+    config = StreamConfig()
+    subs = SubscriptionSet(["a"])
+    first = Session("market", subs, config, decoder)
+    first.connected(0.0)
+    first.receive_text(book("a"), 1.0)
+    first.closed()
+    second = Session("market", subs, config, decoder, connection_id=2)
+    second.connected(2.0)
+    second.receive_text(book("a"), 3.0)
+    second.receive_text(last_trade("a"), 3.0)
+    assert first.events_received == 1
+    assert second.events_received == 2

@@ -81,11 +81,20 @@ class Session:
         self.opened_at: float | None = None
         self.failure: TransientError | None = None
         self.frames_received = 0
-        self.events_received = 0
+        # The decoder (and its counters) outlive the connection: count from where it stood.
+        self._events_before = decoder.stats.events
+        self._events_final: int | None = None
         self.invalid_operations = 0
         self.last_frame_at: float | None = None
         self.last_data_at: float | None = None
         self.abandoned: set[str] = set()
+
+    @property
+    def events_received(self) -> int:
+        """Typed events decoded on this connection."""
+        if self._events_final is not None:
+            return self._events_final
+        return self.decoder.stats.events - self._events_before
 
     def __repr__(self) -> str:
         state = "failed" if self.failure else ("open" if self.opened else "new")
@@ -102,6 +111,8 @@ class Session:
         # A session may be reused for the next socket: the old one's verdict does not carry over.
         self.failure = None
         self.abandoned.clear()
+        self._events_before = self.decoder.stats.events
+        self._events_final = None
         ids = self.subscriptions.on_connected(now)
         if self.channel == "market":
             self._frames.append(
@@ -161,7 +172,6 @@ class Session:
             if note:
                 self._note_assets(item, now)
             events.append(item)
-        self.events_received = self.decoder.stats.events
 
     def _note_assets(self, item: WireItem, now: float) -> None:
         if self.channel != "market":
@@ -292,6 +302,7 @@ class Session:
         Frames not yet sent are dropped: they belong to the dead socket, and a queued ``PING`` or
         ``operation`` frame sent ahead of the next initial frame would get ``1008``.
         """
+        self._events_final = self.decoder.stats.events - self._events_before
         self.opened = False
         self._frames.clear()
         self.watchdog.stop()
