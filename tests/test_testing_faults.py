@@ -31,6 +31,7 @@ from polyfeed.testing import (
     StopPong,
     UnknownEvent,
 )
+from ws_client import assert_quiet, receive, receive_json, receive_text
 
 FAST: dict[str, Any] = {"ping_grace": 2.0, "subscribe_grace": 2.0, "trade_probability": 0.0}
 # best_bid_ask is custom-feature only; with trade_probability 0 a step is one price_change
@@ -41,28 +42,6 @@ FAST: dict[str, Any] = {"ping_grace": 2.0, "subscribe_grace": 2.0, "trade_probab
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client_session:
         yield client_session
-
-
-async def receive(ws: aiohttp.ClientWebSocketResponse, within: float = 1.0) -> aiohttp.WSMessage:
-    async with asyncio.timeout(within):
-        return await ws.receive()
-
-
-async def receive_text(ws: aiohttp.ClientWebSocketResponse, within: float = 1.0) -> str:
-    message = await receive(ws, within)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    text: str = message.data
-    return text
-
-
-async def receive_json(ws: aiohttp.ClientWebSocketResponse, within: float = 1.0) -> Any:
-    return json.loads(await receive_text(ws, within))
-
-
-async def assert_quiet(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> None:
-    with pytest.raises(TimeoutError):
-        message = await receive(ws, seconds)
-        pytest.fail(f"unexpected frame {message}")
 
 
 async def ping(ws: aiohttp.ClientWebSocketResponse) -> None:

@@ -17,6 +17,7 @@ from polyfeed.protocol.book_hash import book_hash
 from polyfeed.protocol.messages import Book, Order, PriceChange, Trade
 from polyfeed.testing import BookView, FakePolymarket, LoggedEvent, pytest_plugin
 from polyfeed.testing.pytest_plugin import fake_polymarket  # noqa: F401
+from ws_client import assert_quiet, receive, receive_json, receive_text
 
 FAST: dict[str, Any] = {"ping_grace": 2.0, "subscribe_grace": 2.0}
 
@@ -31,29 +32,6 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 async def fake() -> AsyncIterator[FakePolymarket]:
     async with FakePolymarket(markets=2, seed=3, **FAST) as server:
         yield server
-
-
-async def receive(ws: aiohttp.ClientWebSocketResponse, within: float = 1.0) -> aiohttp.WSMessage:
-    async with asyncio.timeout(within):
-        return await ws.receive()
-
-
-async def receive_text(ws: aiohttp.ClientWebSocketResponse, within: float = 1.0) -> str:
-    message = await receive(ws, within)
-    assert message.type is aiohttp.WSMsgType.TEXT, message
-    text: str = message.data
-    return text
-
-
-async def receive_json(ws: aiohttp.ClientWebSocketResponse, within: float = 1.0) -> Any:
-    return json.loads(await receive_text(ws, within))
-
-
-async def assert_quiet(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> None:
-    """No frame at all arrives for ``seconds``."""
-    with pytest.raises(TimeoutError):
-        message = await receive(ws, seconds)
-        pytest.fail(f"unexpected frame {message}")
 
 
 async def subscribe(
