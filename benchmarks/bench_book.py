@@ -32,9 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from polyfeed.book import BookOptions, OrderBook
-from polyfeed.protocol.book_hash import HashScheme, book_hash
-from polyfeed.protocol.messages import Book, Level, PriceChange, PriceChangeEntry
+from polyfeed.core.book import BookOptions, OrderBook
+from polyfeed.core.book_hash import HashScheme, book_hash
+from polyfeed.core.messages import Book, Level, PriceChange, PriceChangeEntry
 
 TARGET_RATIO = 2.5
 TARGET_READ_NS = 150.0

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from polyfeed.protocol.codec import FrameDecoder
+from polyfeed.core.codec import FrameDecoder
 
 try:
     import orjson

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polyfeed.backoff import Backoff
 from polyfeed.config import BackoffConfig
+from polyfeed.core.backoff import Backoff
 from polyfeed.errors import ConnectError, RetriesExhaustedError
 
 

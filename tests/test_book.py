@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from polyfeed.book import (
+from polyfeed.core.book import (
     BookOptions,
     BookRegistry,
     Books,
@@ -20,9 +20,8 @@ from polyfeed.book import (
     OrderBook,
     ResyncLimiter,
 )
-from polyfeed.errors import ConfigError
-from polyfeed.protocol.book_hash import HashScheme, book_hash
-from polyfeed.protocol.messages import (
+from polyfeed.core.book_hash import HashScheme, book_hash
+from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
@@ -33,6 +32,7 @@ from polyfeed.protocol.messages import (
     PriceChangeEntry,
     TickSizeChange,
 )
+from polyfeed.errors import ConfigError
 
 MARKET = "0xmarket"
 ASSET = "1111111111111111111111111111111111111111111111111111111111111111111111111111"

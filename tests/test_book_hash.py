@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from polyfeed.protocol.book_hash import HashScheme, book_hash, book_hash_preimage
-from polyfeed.protocol.codec import FrameDecoder
-from polyfeed.protocol.messages import Book, Level, PriceChange
+from polyfeed.core.book_hash import HashScheme, book_hash, book_hash_preimage
+from polyfeed.core.codec import FrameDecoder
+from polyfeed.core.messages import Book, Level, PriceChange
 
 
 def _levels(levels: list[Level]) -> list[tuple[str, str]]:

@@ -20,8 +20,8 @@ from polyfeed import (
     StreamConfig,
     WatchdogConfig,
 )
-from polyfeed.book import BookOptions, OrderBook, ResyncLimiter
-from polyfeed.protocol.book_hash import HashScheme
+from polyfeed.core.book import BookOptions, OrderBook, ResyncLimiter
+from polyfeed.core.book_hash import HashScheme
 from polyfeed.testing import (
     CloseWith,
     DropMessage,

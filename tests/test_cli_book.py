@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from polyfeed.book import OrderBook
+from polyfeed.aio.stream import Health
 from polyfeed.cli.book import book, describe_event, render_book, sync_state
-from polyfeed.client import Health
+from polyfeed.core.book import OrderBook
+from polyfeed.core.messages import Book, Level, PriceChange, PriceChangeEntry
 from polyfeed.events import (
     BookInvalidated,
     BookResynced,
@@ -26,7 +27,6 @@ from polyfeed.events import (
     Resubscribed,
     Stale,
 )
-from polyfeed.protocol.messages import Book, Level, PriceChange, PriceChangeEntry
 from polyfeed.testing import FakePolymarket
 
 LAUNCH = "from polyfeed.cli.book import book; book()"

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from polyfeed.cli import main
 from polyfeed.cli.stream import build_config, encode_event
+from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
 from polyfeed.errors import ConfigError
 from polyfeed.events import Gap, Stale
-from polyfeed.protocol.messages import Malformed, Notice, Pong, Unknown
 from polyfeed.testing import FakePolymarket, StallData
 
 LAUNCH = "from polyfeed.cli import main; main()"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from polyfeed.clock import Clock, LoopClock
+from polyfeed.aio.clock import Clock, LoopClock
 
 
 def test_loop_clock_satisfies_the_clock_protocol() -> None:
@@ -102,7 +102,7 @@ async def test_sleep_until_holds_its_promise_when_the_timer_wakes_early(
         calls.append(delay)
         await real_sleep(delay / 2)
 
-    monkeypatch.setattr("polyfeed.clock.asyncio.sleep", early_sleep)
+    monkeypatch.setattr("polyfeed.aio.clock.asyncio.sleep", early_sleep)
     clock = LoopClock()
     deadline = clock.now() + 0.02
     await clock.sleep_until(deadline)

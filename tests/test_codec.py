@@ -12,9 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from polyfeed.errors import ConfigError
-from polyfeed.protocol.codec import EXCERPT_CHARS, DecodeStats, FrameDecoder, decode_frame
-from polyfeed.protocol.messages import (
+from polyfeed.core.codec import EXCERPT_CHARS, DecodeStats, FrameDecoder, decode_frame
+from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
@@ -32,6 +31,7 @@ from polyfeed.protocol.messages import (
     Unknown,
     WireItem,
 )
+from polyfeed.errors import ConfigError
 
 MARKET_TAGS = (
     "book",

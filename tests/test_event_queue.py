@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
+from polyfeed.aio.event_queue import EventQueue, event_assets, event_time
 from polyfeed.config import OverflowPolicy, QueueConfig
-from polyfeed.connection.event_queue import EventQueue, event_assets, event_time
+from polyfeed.core.messages import Book, LastTradePrice, PriceChange, PriceChangeEntry
 from polyfeed.errors import ConnectionClosedError, StreamClosedError
 from polyfeed.events import Connected, Disconnected, Gap
-from polyfeed.protocol.messages import Book, LastTradePrice, PriceChange, PriceChangeEntry
 
 WALL = 1_800_000_000.0
 

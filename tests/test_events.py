@@ -8,6 +8,7 @@ from typing import get_args
 import msgspec
 import pytest
 
+from polyfeed.core.messages import Book, MarketEvent, UserEvent
 from polyfeed.events import (
     BookInvalidated,
     BookResynced,
@@ -20,7 +21,6 @@ from polyfeed.events import (
     Stale,
     is_lifecycle,
 )
-from polyfeed.protocol.messages import Book, MarketEvent, UserEvent
 
 EXAMPLES = [
     (Connected(url="wss://x/ws/market", attempt=3, connection_id=2), "connected"),

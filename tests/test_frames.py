@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from polyfeed.credentials import Credentials
-from polyfeed.errors import ConfigError
-from polyfeed.protocol.frames import (
+from polyfeed.core.frames import (
     PING,
     market_operation,
     market_subscribe,
     user_operation,
     user_subscribe,
 )
+from polyfeed.credentials import Credentials
+from polyfeed.errors import ConfigError
 
 CREDS = Credentials(
     api_key="4f1c2a9e-7b3d-4e5f-9a8b-0c1d2e3f4a5b",

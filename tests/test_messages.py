@@ -11,7 +11,7 @@ from typing import Any, get_args
 import msgspec
 import pytest
 
-from polyfeed.protocol.messages import (
+from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     EventMessage,

@@ -1,10 +1,10 @@
 """The dependency rules of the architecture, checked on the source with ``ast``.
 
-- The pure core (``protocol/*``, ``watchdog``, ``backoff``, ``subscriptions``, ``book`` and the
-  modules they lean on: ``errors``, ``config``, ``events``, ``credentials``) imports only the
+- The pure core (everything under ``core/``, whatever its files are called, and the modules it
+  leans on: ``errors``, ``config``, ``events``, ``credentials``) imports only the
   standard library minus anything that does I/O, keeps time or draws randomness, ``msgspec``,
   and other pure polyfeed modules. So it can be tested with plain floats for ``now``.
-- Only ``connection/transport.py``, ``rest.py`` and ``testing/`` import aiohttp / websockets.
+- Only ``aio/transport.py``, ``aio/rest.py`` and ``testing/`` import aiohttp / websockets.
 - Only ``cli/`` imports click / rich.
 """
 
@@ -18,12 +18,11 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "polyfeed"
 
-PURE_CORE = ("watchdog.py", "backoff.py", "subscriptions.py", "book.py")
-# What the pure core may import from polyfeed; these are checked as pure themselves.
+# Purity is a folder rule: every module under core/ is checked, new ones included.
+PURE_FOLDER = "core"
+# What the pure core may import from polyfeed besides itself; checked as pure themselves.
 PURE_SUPPORT = ("errors.py", "config.py", "events.py", "credentials.py")
-PURE_POLYFEED = frozenset(
-    {"protocol"} | {name.removesuffix(".py") for name in PURE_CORE + PURE_SUPPORT}
-)
+PURE_POLYFEED = frozenset({PURE_FOLDER} | {name.removesuffix(".py") for name in PURE_SUPPORT})
 
 # Standard-library modules that do I/O, read clocks, run concurrently or draw randomness:
 # time and randomness are injected (`now` arguments, `rng` callables), never imported.
@@ -60,13 +59,13 @@ CLI_LIBRARIES = frozenset({"click", "rich"})
 
 def pure_files() -> list[Path]:
     """Every module the purity rule covers that exists in the tree."""
-    files = sorted((SRC / "protocol").glob("*.py"))
-    files += [SRC / name for name in PURE_CORE + PURE_SUPPORT if (SRC / name).exists()]
+    files = sorted((SRC / PURE_FOLDER).rglob("*.py"))
+    files += [SRC / name for name in PURE_SUPPORT if (SRC / name).exists()]
     return files
 
 
 def module_name(path: Path) -> str:
-    """``src/polyfeed/protocol/codec.py`` -> ``polyfeed.protocol.codec``."""
+    """``src/polyfeed/protocol/codec.py`` -> ``polyfeed.core.codec``."""
     parts = path.relative_to(SRC.parent).with_suffix("").parts
     if parts[-1] == "__init__":
         parts = parts[:-1]
@@ -134,9 +133,14 @@ def violations(path: Path) -> list[str]:
 def test_the_pure_core_is_where_the_rule_expects_it() -> None:
     names = {path.name for path in pure_files()}
     assert {"watchdog.py", "backoff.py", "subscriptions.py", "errors.py", "config.py"} <= names
-    assert SRC / "protocol" / "messages.py" in pure_files()
-    assert module_name(SRC / "protocol" / "codec.py") == "polyfeed.protocol.codec"
-    assert module_name(SRC / "protocol" / "__init__.py") == "polyfeed.protocol"
+    assert SRC / "core" / "messages.py" in pure_files()
+    assert SRC / "core" / "session.py" in pure_files()
+    assert module_name(SRC / "core" / "codec.py") == "polyfeed.core.codec"
+    assert module_name(SRC / "core" / "__init__.py") == "polyfeed.core"
+
+
+def test_nothing_under_aio_is_mistaken_for_the_core() -> None:
+    assert not any((SRC / "aio") in path.parents for path in pure_files())
 
 
 @pytest.mark.parametrize("path", pure_files(), ids=lambda p: str(p.relative_to(SRC)))
@@ -156,18 +160,18 @@ def test_pure_module_imports_only_pure_things(path: Path) -> None:
         ("import numpy", "numpy"),
         ("import polyfeed", "polyfeed"),
         ("from polyfeed import MarketStream", "polyfeed.MarketStream"),
-        ("from polyfeed import client", "polyfeed.client"),
-        ("from polyfeed.connection import transport", "polyfeed.connection"),
-        ("from polyfeed.clock import LoopClock", "polyfeed.clock"),
-        ("from .. import client", "polyfeed.client"),
+        ("from polyfeed import aio", "polyfeed.aio"),
+        ("from polyfeed.aio import transport", "polyfeed.aio"),
+        ("from polyfeed.aio.clock import LoopClock", "polyfeed.aio.clock"),
+        ("from .. import aio", "polyfeed.aio"),
         ("from ..metrics import ConnectionMetrics", "polyfeed.metrics"),
-        ("from ..connection.transport import connect", "polyfeed.connection.transport"),
+        ("from ..aio.transport import connect", "polyfeed.aio.transport"),
         ("def f():\n    import socket", "socket"),
         ("if TYPE_CHECKING:\n    import websockets", "websockets"),
     ],
 )
 def test_the_checker_catches_a_forbidden_import(source: str, culprit: str) -> None:
-    found = imported_modules(source, "polyfeed.protocol.fake")
+    found = imported_modules(source, "polyfeed.core.fake")
     assert [name for _, name in found if purity_violation(name)] == [culprit]
 
 
@@ -175,26 +179,26 @@ def test_the_checker_allows_what_the_pure_core_needs() -> None:
     source = (
         "from __future__ import annotations\nimport json\nimport msgspec\n"
         "from collections.abc import Iterable\nfrom decimal import Decimal\n"
-        "from polyfeed.errors import ConfigError\nfrom polyfeed import watchdog\n"
-        "from polyfeed.protocol.messages import Book\nfrom . import frames\n"
+        "from polyfeed.errors import ConfigError\nfrom polyfeed.core import watchdog\n"
+        "from polyfeed.core.messages import Book\nfrom . import frames\n"
         "from .codec import FrameDecoder\nfrom ..config import StreamConfig\n"
     )
-    found = [name for _, name in imported_modules(source, "polyfeed.protocol.fake")]
+    found = [name for _, name in imported_modules(source, "polyfeed.core.fake")]
     assert found == [
         "json",
         "msgspec",
         "collections.abc",
         "decimal",
         "polyfeed.errors",
-        "polyfeed.watchdog",
-        "polyfeed.protocol.messages",
-        "polyfeed.protocol",
-        "polyfeed.protocol.codec",
+        "polyfeed.core",
+        "polyfeed.core.messages",
+        "polyfeed.core",
+        "polyfeed.core.codec",
         "polyfeed.config",
     ]
     assert [name for name in found if purity_violation(name)] == []
-    package = imported_modules("from . import codec", "polyfeed.protocol", is_package=True)
-    assert package == [(1, "polyfeed.protocol")]
+    package = imported_modules("from . import codec", "polyfeed.core", is_package=True)
+    assert package == [(1, "polyfeed.core")]
 
 
 def all_modules() -> list[Path]:
@@ -213,9 +217,9 @@ def top_level_imports(path: Path) -> set[str]:
 
 
 def test_only_the_transport_rest_and_testing_import_a_websocket_library() -> None:
-    allowed = {SRC / "connection" / "transport.py", SRC / "rest.py"}
+    allowed = {SRC / "aio" / "transport.py", SRC / "aio" / "rest.py"}
     # The scan must see the one legitimate import, or it proves nothing.
-    assert top_level_imports(SRC / "connection" / "transport.py") & WEBSOCKET_LIBRARIES
+    assert top_level_imports(SRC / "aio" / "transport.py") & WEBSOCKET_LIBRARIES
     offenders = [
         str(path.relative_to(SRC))
         for path in all_modules()

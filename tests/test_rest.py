@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from polyfeed.aio.rest import RestClient, decimal_text, parse_gamma_markets
+from polyfeed.core.book_hash import book_hash
 from polyfeed.errors import RestError
-from polyfeed.protocol.book_hash import book_hash
-from polyfeed.rest import RestClient, decimal_text, parse_gamma_markets
 from polyfeed.testing import FakePolymarket
 
 

@@ -15,13 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polyfeed.config import HeartbeatConfig, StreamConfig, WatchdogConfig
+from polyfeed.core.codec import FrameDecoder
+from polyfeed.core.messages import Book, Malformed, Notice, Unknown
+from polyfeed.core.session import Channel, Session
+from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ConfigError, DataTimeoutError
 from polyfeed.events import Resubscribed, Stale
-from polyfeed.protocol.codec import FrameDecoder
-from polyfeed.protocol.messages import Book, Malformed, Notice, Unknown
-from polyfeed.protocol.session import Channel, Session
-from polyfeed.subscriptions import SubscriptionSet
 
 SECRET = "s3cr3t-value-that-must-not-leak"
 PASSPHRASE = "pass-phrase-that-must-not-leak"

@@ -13,8 +13,8 @@ from hypothesis.stateful import (
     rule,
 )
 
+from polyfeed.core.subscriptions import SubscriptionSet, SubscriptionStats, chunk
 from polyfeed.errors import ConfigError
-from polyfeed.subscriptions import SubscriptionSet, SubscriptionStats, chunk
 
 
 def test_initial_ids_are_deduplicated_and_kept_in_order() -> None:

@@ -33,7 +33,7 @@ from polyfeed import (
     UserStream,
     WatchdogConfig,
 )
-from polyfeed.connection.supervisor import reason_slug
+from polyfeed.aio.supervisor import reason_slug
 from polyfeed.errors import ConnectionClosedError, DataTimeoutError, HandshakeRejectedError
 from polyfeed.testing.memory import MemoryConnector, MemoryTransport
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from polyfeed.clock import Clock
+from polyfeed.aio.clock import Clock
 from polyfeed.errors import ConfigError
 from polyfeed.testing.clock import FakeClock
 

@@ -10,9 +10,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from polyfeed.errors import ConfigError
-from polyfeed.protocol.book_hash import HashScheme, book_hash
-from polyfeed.protocol.messages import (
+from polyfeed.core.book_hash import HashScheme, book_hash
+from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
@@ -21,6 +20,7 @@ from polyfeed.protocol.messages import (
     TickSizeChange,
     Trade,
 )
+from polyfeed.errors import ConfigError
 from polyfeed.testing.market_sim import (
     BookView,
     MarketSimulator,

@@ -12,9 +12,9 @@ import aiohttp
 import msgspec
 import pytest
 
+from polyfeed.core.book_hash import book_hash
+from polyfeed.core.messages import Book, Order, PriceChange, Trade
 from polyfeed.errors import ConfigError
-from polyfeed.protocol.book_hash import book_hash
-from polyfeed.protocol.messages import Book, Order, PriceChange, Trade
 from polyfeed.testing import BookView, FakePolymarket, LoggedEvent, pytest_plugin
 from polyfeed.testing.pytest_plugin import fake_polymarket  # noqa: F401
 from ws_client import assert_quiet, receive, receive_json, receive_text

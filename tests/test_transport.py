@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from polyfeed.connection.transport import AiohttpTransport, connect, parse_retry_after
+from polyfeed.aio.transport import AiohttpTransport, connect, parse_retry_after
 from polyfeed.errors import (
     AuthenticationError,
     ConfigError,

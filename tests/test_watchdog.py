@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from polyfeed.config import HeartbeatConfig, WatchdogConfig
+from polyfeed.core.watchdog import StaleVerdict, Watchdog
 from polyfeed.errors import DataTimeoutError
-from polyfeed.watchdog import StaleVerdict, Watchdog
 
 
 def make(

@@ -3,8 +3,8 @@
 The public API is what ``__all__`` lists; everything else is internal.
 """
 
-from polyfeed.book import BookOptions, BookRegistry, BookVerdict, OrderBook, ResyncLimiter
-from polyfeed.client import Health, MarketStream, UserStream
+from polyfeed.aio.rest import GammaMarket, MarketInfo, RestClient
+from polyfeed.aio.stream import Health, MarketStream, UserStream
 from polyfeed.config import (
     PROFILES,
     BackoffConfig,
@@ -14,6 +14,26 @@ from polyfeed.config import (
     StreamConfig,
     WatchdogConfig,
 )
+from polyfeed.core.book import BookOptions, BookRegistry, BookVerdict, OrderBook, ResyncLimiter
+from polyfeed.core.messages import (
+    BestBidAsk,
+    Book,
+    LastTradePrice,
+    Level,
+    MakerOrder,
+    Malformed,
+    MarketResolved,
+    NewMarket,
+    Notice,
+    Order,
+    Pong,
+    PriceChange,
+    PriceChangeEntry,
+    TickSizeChange,
+    Trade,
+    Unknown,
+)
+from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
 from polyfeed.errors import (
     AuthenticationError,
@@ -42,26 +62,6 @@ from polyfeed.events import (
     Stale,
 )
 from polyfeed.metrics import ConnectionMetrics
-from polyfeed.protocol.messages import (
-    BestBidAsk,
-    Book,
-    LastTradePrice,
-    Level,
-    MakerOrder,
-    Malformed,
-    MarketResolved,
-    NewMarket,
-    Notice,
-    Order,
-    Pong,
-    PriceChange,
-    PriceChangeEntry,
-    TickSizeChange,
-    Trade,
-    Unknown,
-)
-from polyfeed.rest import GammaMarket, MarketInfo, RestClient
-from polyfeed.subscriptions import SubscriptionSet
 
 # The seed design's vocabulary, kept as aliases so its users find their names.
 SubscriptionManager = SubscriptionSet

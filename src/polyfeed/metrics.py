@@ -11,7 +11,7 @@ import logging
 import math
 from collections import Counter
 
-from polyfeed.protocol.codec import DecodeStats
+from polyfeed.core.codec import DecodeStats
 
 logger = logging.getLogger("polyfeed.metrics")
 

@@ -23,13 +23,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from polyfeed.book import OrderBook
+from polyfeed.aio.stream import Health, MarketStream
 from polyfeed.cli._format import describe_event, short_id
 from polyfeed.cli._run import run_until_signal
-from polyfeed.client import Health, MarketStream
 from polyfeed.config import PROFILES, StreamConfig
+from polyfeed.core.book import OrderBook
+from polyfeed.core.messages import Level
 from polyfeed.errors import PolyfeedError
-from polyfeed.protocol.messages import Level
 
 __all__ = ["BookView", "book", "describe_event", "render_book", "sync_state"]
 

@@ -17,9 +17,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from polyfeed.aio.stream import MarketStream
 from polyfeed.cli._format import describe_event, short_id
 from polyfeed.cli._run import run_until_signal
-from polyfeed.client import MarketStream
 from polyfeed.config import BackoffConfig, HeartbeatConfig, StreamConfig, WatchdogConfig
 from polyfeed.errors import ConfigError
 from polyfeed.testing import DropMessage, DropTcp, FakePolymarket, Fault, StallData

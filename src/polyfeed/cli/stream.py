@@ -9,12 +9,12 @@ from typing import Any
 import click
 import msgspec
 
+from polyfeed.aio.stream import MarketStream, UserStream
 from polyfeed.cli._run import run_until_signal
-from polyfeed.client import MarketStream, UserStream
 from polyfeed.config import PROFILES, BackoffConfig, HeartbeatConfig, StreamConfig
+from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
 from polyfeed.credentials import Credentials
 from polyfeed.errors import PolyfeedError
-from polyfeed.protocol.messages import Malformed, Notice, Pong, Unknown
 
 _encoder = msgspec.json.Encoder()
 

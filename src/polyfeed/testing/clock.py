@@ -1,4 +1,4 @@
-"""FakeClock: a deterministic :class:`polyfeed.clock.Clock` that only moves when a test says so.
+"""FakeClock: a deterministic :class:`polyfeed.aio.clock.Clock` that only moves when a test says so.
 
 Sleepers park on futures keyed by deadline; :meth:`FakeClock.advance` moves time and wakes every
 sleeper whose deadline passed, :meth:`FakeClock.run_for` walks time forward deadline by deadline

@@ -12,7 +12,7 @@ Wire facts the simulator reproduces (see protocol.md §3):
 - The NO book mirrors the YES book: a YES bid at ``p`` is a NO ask at ``1 - p`` with the same
   size, so every ``price_change`` carries one entry per token of the market.
 - ``hash`` (in ``book``, in each ``price_change`` entry and in the REST summary) is
-  :func:`polyfeed.protocol.book_hash.book_hash` with scheme ``V2026`` over that asset's book
+  :func:`polyfeed.core.book_hash.book_hash` with scheme ``V2026`` over that asset's book
   *after* the change, stamped with the message's timestamp, ``min_order_size``, the asset's
   current ``tick_size``, ``neg_risk`` and ``last_trade_price`` — the asset's last trade price
   string, ``""`` until the first simulated trade.
@@ -35,8 +35,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from polyfeed.core.book_hash import HashScheme, book_hash
 from polyfeed.errors import ConfigError
-from polyfeed.protocol.book_hash import HashScheme, book_hash
 
 __all__ = [
     "BookView",

@@ -10,7 +10,7 @@ from polyfeed.errors import ConnectionClosedError
 
 
 class MemoryTransport:
-    """A ``polyfeed.connection.transport.Transport`` whose peer is the test.
+    """A ``polyfeed.aio.transport.Transport`` whose peer is the test.
 
     The test reads what the client sent with ``await sent()`` (or ``sent_frames``) and feeds
     frames with ``feed(text)``; ``peer_close(code)`` and ``peer_drop()`` end the connection the

@@ -34,7 +34,7 @@ from polyfeed import (
     UserStream,
     WatchdogConfig,
 )
-from polyfeed.protocol.messages import Unknown
+from polyfeed.core.messages import Unknown
 from polyfeed.testing import (
     CloseWith,
     DropTcp,

@@ -13,12 +13,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, Protocol
 
-from polyfeed.backoff import Backoff
-from polyfeed.clock import Clock
+from polyfeed.aio.clock import Clock
+from polyfeed.aio.connection import Connection
+from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.transport import Transport, connect
 from polyfeed.config import StreamConfig
-from polyfeed.connection.event_queue import EventQueue
-from polyfeed.connection.lifecycle import Connection
-from polyfeed.connection.transport import Transport, connect
+from polyfeed.core.backoff import Backoff
+from polyfeed.core.codec import FrameDecoder
+from polyfeed.core.session import Channel, Session
+from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
 from polyfeed.errors import (
     AuthenticationError,
@@ -29,9 +32,6 @@ from polyfeed.errors import (
 )
 from polyfeed.events import Connected, Disconnected, Gap, Reconnecting, Resubscribed
 from polyfeed.metrics import ConnectionMetrics
-from polyfeed.protocol.codec import FrameDecoder
-from polyfeed.protocol.session import Channel, Session
-from polyfeed.subscriptions import SubscriptionSet
 
 logger = logging.getLogger("polyfeed.supervisor")
 

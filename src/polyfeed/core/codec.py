@@ -20,8 +20,7 @@ from typing import Any, Final, Literal, get_args
 
 import msgspec
 
-from polyfeed.errors import ConfigError
-from polyfeed.protocol.messages import (
+from polyfeed.core.messages import (
     Malformed,
     MarketEvent,
     Notice,
@@ -32,6 +31,7 @@ from polyfeed.protocol.messages import (
     UserEvent,
     WireItem,
 )
+from polyfeed.errors import ConfigError
 
 __all__ = ["Channel", "DecodeStats", "FrameDecoder", "decode_frame"]
 

@@ -15,9 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from polyfeed.config import QueueConfig
-from polyfeed.errors import StreamClosedError
-from polyfeed.events import Gap, is_lifecycle
-from polyfeed.protocol.messages import (
+from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
@@ -26,6 +24,8 @@ from polyfeed.protocol.messages import (
     TickSizeChange,
     Trade,
 )
+from polyfeed.errors import StreamClosedError
+from polyfeed.events import Gap, is_lifecycle
 
 logger = logging.getLogger("polyfeed.queue")
 

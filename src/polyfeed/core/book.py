@@ -65,9 +65,8 @@ from typing import Literal, assert_never
 
 import msgspec
 
-from polyfeed.errors import ConfigError
-from polyfeed.protocol.book_hash import LEVEL_TEMPLATE, HashScheme, book_hash_preimage
-from polyfeed.protocol.messages import (
+from polyfeed.core.book_hash import LEVEL_TEMPLATE, HashScheme, book_hash_preimage
+from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
@@ -79,6 +78,7 @@ from polyfeed.protocol.messages import (
     PriceChangeEntry,
     TickSizeChange,
 )
+from polyfeed.errors import ConfigError
 
 __all__ = [
     "PRICE_SCALE",

@@ -13,8 +13,8 @@ from urllib.parse import quote
 import aiohttp
 import msgspec
 
+from polyfeed.core.messages import Book
 from polyfeed.errors import RestError
-from polyfeed.protocol.messages import Book
 
 _T = TypeVar("_T")
 

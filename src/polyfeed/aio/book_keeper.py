@@ -20,18 +20,18 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from polyfeed.book import BookRegistry, BookVerdict, ResyncLimiter
-from polyfeed.clock import Clock, TimerHandle
-from polyfeed.errors import RestError
-from polyfeed.events import BookInvalidated, BookResynced, Disconnected, Stale
-from polyfeed.protocol.messages import (
+from polyfeed.aio.clock import Clock, TimerHandle
+from polyfeed.aio.rest import RestClient
+from polyfeed.core.book import BookRegistry, BookVerdict, ResyncLimiter
+from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
     PriceChange,
     TickSizeChange,
 )
-from polyfeed.rest import RestClient
+from polyfeed.errors import RestError
+from polyfeed.events import BookInvalidated, BookResynced, Disconnected, Stale
 
 logger = logging.getLogger("polyfeed.books")
 

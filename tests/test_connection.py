@@ -6,15 +6,15 @@ import asyncio
 
 import pytest
 
-from polyfeed.clock import LoopClock
+from polyfeed.aio.clock import LoopClock
+from polyfeed.aio.connection import Connection
+from polyfeed.aio.event_queue import EventQueue
 from polyfeed.config import HeartbeatConfig, QueueConfig, StreamConfig, WatchdogConfig
-from polyfeed.connection.event_queue import EventQueue
-from polyfeed.connection.lifecycle import Connection
+from polyfeed.core.codec import FrameDecoder
+from polyfeed.core.session import Session
+from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.errors import ConnectionClosedError, DataTimeoutError, OverflowDisconnectError
 from polyfeed.metrics import ConnectionMetrics
-from polyfeed.protocol.codec import FrameDecoder
-from polyfeed.protocol.session import Session
-from polyfeed.subscriptions import SubscriptionSet
 from polyfeed.testing.memory import MemoryTransport
 
 CONFIG = StreamConfig(

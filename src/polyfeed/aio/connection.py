@@ -16,13 +16,13 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from polyfeed.clock import Clock, TimerHandle
-from polyfeed.connection.event_queue import EventQueue
-from polyfeed.connection.transport import Transport
+from polyfeed.aio.clock import Clock, TimerHandle
+from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.transport import Transport
+from polyfeed.core.session import Session
 from polyfeed.errors import ConnectionClosedError, OverflowDisconnectError, TransientError
 from polyfeed.events import Stale
 from polyfeed.metrics import ConnectionMetrics
-from polyfeed.protocol.session import Session
 
 logger = logging.getLogger("polyfeed.connection")
 

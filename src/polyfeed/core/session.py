@@ -20,12 +20,9 @@ from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from polyfeed.config import StreamConfig
-from polyfeed.credentials import Credentials
-from polyfeed.errors import ConfigError, DataTimeoutError, TransientError
-from polyfeed.events import LifecycleEvent, Resubscribed, Stale
-from polyfeed.protocol import frames
-from polyfeed.protocol.codec import FrameDecoder
-from polyfeed.protocol.messages import (
+from polyfeed.core import frames
+from polyfeed.core.codec import FrameDecoder
+from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
@@ -41,8 +38,11 @@ from polyfeed.protocol.messages import (
     Unknown,
     WireItem,
 )
-from polyfeed.subscriptions import SubscriptionSet
-from polyfeed.watchdog import Watchdog
+from polyfeed.core.subscriptions import SubscriptionSet
+from polyfeed.core.watchdog import Watchdog
+from polyfeed.credentials import Credentials
+from polyfeed.errors import ConfigError, DataTimeoutError, TransientError
+from polyfeed.events import LifecycleEvent, Resubscribed, Stale
 
 Channel = Literal["market", "user"]
 

@@ -21,19 +21,19 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from polyfeed.backoff import Backoff
-from polyfeed.book import BookOptions, BookRegistry, BookVerdict, ResyncLimiter
-from polyfeed.book_keeper import BookKeeper
-from polyfeed.clock import Clock, LoopClock
+from polyfeed.aio.book_keeper import BookKeeper
+from polyfeed.aio.clock import Clock, LoopClock
+from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.rest import RestClient
+from polyfeed.aio.supervisor import Connector, Supervisor
+from polyfeed.aio.transport import connect
 from polyfeed.config import StreamConfig
-from polyfeed.connection.event_queue import EventQueue
-from polyfeed.connection.supervisor import Connector, Supervisor
-from polyfeed.connection.transport import connect
+from polyfeed.core.backoff import Backoff
+from polyfeed.core.book import BookOptions, BookRegistry, BookVerdict, ResyncLimiter
+from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ConfigError, PolyfeedError, StreamClosedError
 from polyfeed.metrics import ConnectionMetrics
-from polyfeed.rest import RestClient
-from polyfeed.subscriptions import SubscriptionSet
 
 logger = logging.getLogger("polyfeed")
 

@@ -1,0 +1,1 @@
+"""The asyncio layer: transport seam, connections, supervisor, queue, REST, the public streams."""
