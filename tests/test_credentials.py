@@ -138,3 +138,50 @@ def test_error_context_does_not_carry_values() -> None:
 def test_pickle_round_trip_keeps_values() -> None:
     creds = Credentials(API_KEY, SECRET, PASSPHRASE)
     assert pickle.loads(pickle.dumps(creds)) == creds
+
+
+def test_l2_headers_sign_timestamp_method_path_and_body_with_the_decoded_secret() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    secret = base64.urlsafe_b64encode(b"k" * 32).decode()
+    creds = Credentials(api_key="key-0123456789", secret=secret, passphrase="pp", address="0xabc")
+    headers = creds.l2_headers(1700000000, "get", "/auth/api-keys")
+    expected = base64.urlsafe_b64encode(
+        hmac.new(b"k" * 32, b"1700000000GET/auth/api-keys", hashlib.sha256).digest()
+    ).decode()
+    assert headers == {
+        "POLY_ADDRESS": "0xabc",
+        "POLY_SIGNATURE": expected,
+        "POLY_TIMESTAMP": "1700000000",
+        "POLY_API_KEY": "key-0123456789",
+        "POLY_PASSPHRASE": "pp",
+    }
+    assert creds.can_sign
+
+
+def test_credentials_without_address_or_with_a_non_base64_secret_cannot_sign() -> None:
+    from polyfeed.errors import ConfigError
+
+    unsigned = Credentials(api_key="key-0123456789", secret="s3cr3t!!~", passphrase="pp")
+    assert not unsigned.can_sign
+    bad_secret = Credentials(
+        api_key="key-0123456789", secret="s3cr3t!!~", passphrase="pp", address="0x1"
+    )
+    assert not bad_secret.can_sign
+    with pytest.raises(ConfigError) as info:
+        bad_secret.l2_headers(1, "GET", "/auth/api-keys")
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_from_env_reads_the_optional_address() -> None:
+    env = {
+        "POLYMARKET_API_KEY": "k",
+        "POLYMARKET_API_SECRET": "s",
+        "POLYMARKET_API_PASSPHRASE": "p",
+        "POLYMARKET_ADDRESS": "0xdef",
+    }
+    assert Credentials.from_env(env).address == "0xdef"
+    del env["POLYMARKET_ADDRESS"]
+    assert Credentials.from_env(env).address is None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -9,11 +13,21 @@ from typing import Final
 
 from polyfeed.errors import ConfigError
 
-__all__ = ["ENV_API_KEY", "ENV_API_PASSPHRASE", "ENV_API_SECRET", "Credentials"]
+__all__ = [
+    "ENV_ADDRESS",
+    "ENV_API_KEY",
+    "ENV_API_PASSPHRASE",
+    "ENV_API_SECRET",
+    "Credentials",
+    "l2_signature",
+]
 
 ENV_API_KEY: Final = "POLYMARKET_API_KEY"
 ENV_API_SECRET: Final = "POLYMARKET_API_SECRET"
 ENV_API_PASSPHRASE: Final = "POLYMARKET_API_PASSPHRASE"
+# Optional: the wallet address the key belongs to. With it, an authenticated REST call (CLOB L2
+# headers) can confirm a suspected credential rejection; without it only the socket can tell.
+ENV_ADDRESS: Final = "POLYMARKET_ADDRESS"
 
 # Showing a few leading characters of the key lets an operator tell keys apart; short values are
 # not shown at all, because a 4-character prefix of a 6-character value is most of it.
@@ -32,6 +46,7 @@ class Credentials:
     api_key: str
     secret: str
     passphrase: str
+    address: str | None = None
 
     def __post_init__(self) -> None:
         for field_name in ("api_key", "secret", "passphrase"):
@@ -42,6 +57,37 @@ class Credentials:
                 )
             if not value.strip():
                 raise ConfigError(f"Credentials.{field_name} is empty")
+        if self.address is not None and (
+            not isinstance(self.address, str) or not self.address.strip()
+        ):
+            raise ConfigError("Credentials.address must be a non-empty string or None")
+
+    @property
+    def can_sign(self) -> bool:
+        """Whether these credentials can make an authenticated CLOB REST call (L2 headers)."""
+        if self.address is None:
+            return False
+        try:
+            _decode_secret(self.secret)
+        except ConfigError:
+            return False
+        return True
+
+    def l2_headers(self, timestamp: int, method: str, path: str, body: str = "") -> dict[str, str]:
+        """CLOB L2 authentication headers for one request (``timestamp`` in wall seconds).
+
+        Raises :class:`~polyfeed.errors.ConfigError` when there is no address or the secret is
+        not base64 (such credentials cannot sign; see :attr:`can_sign`).
+        """
+        if self.address is None:
+            raise ConfigError("Credentials.address is needed to sign a REST request")
+        return {
+            "POLY_ADDRESS": self.address,
+            "POLY_SIGNATURE": l2_signature(self.secret, timestamp, method, path, body),
+            "POLY_TIMESTAMP": str(timestamp),
+            "POLY_API_KEY": self.api_key,
+            "POLY_PASSPHRASE": self.passphrase,
+        }
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:
@@ -60,8 +106,12 @@ class Credentials:
             problems.append(f"empty environment variable(s): {', '.join(empty)}")
         if problems:
             raise ConfigError("; ".join(problems))
+        address = env.get(ENV_ADDRESS, "").strip() or None
         return cls(
-            api_key=env[ENV_API_KEY], secret=env[ENV_API_SECRET], passphrase=env[ENV_API_PASSPHRASE]
+            api_key=env[ENV_API_KEY],
+            secret=env[ENV_API_SECRET],
+            passphrase=env[ENV_API_PASSPHRASE],
+            address=address,
         )
 
     def __repr__(self) -> str:
@@ -72,3 +122,22 @@ class Credentials:
         return f"Credentials(api_key={shown}, secret=<redacted>, passphrase=<redacted>)"
 
     __str__ = __repr__
+
+
+def _decode_secret(secret: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(secret.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        # The value is never echoed: it is a secret, even when malformed.
+        raise ConfigError("Credentials.secret is not URL-safe base64; it cannot sign") from None
+
+
+def l2_signature(secret: str, timestamp: int, method: str, path: str, body: str = "") -> str:
+    """Polymarket's CLOB L2 HMAC: SHA-256 over ``timestamp + method + path + body``.
+
+    The key is the URL-safe-base64-decoded secret; the digest is URL-safe base64. This is the
+    scheme of Polymarket's own clients (``build_hmac_signature``); the fake server checks with it.
+    """
+    key = _decode_secret(secret)
+    message = f"{timestamp}{method.upper()}{path}{body}".encode()
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
