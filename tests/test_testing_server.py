@@ -675,3 +675,12 @@ def test_fixture_options_come_from_the_marker() -> None:
     assert pytest_plugin._options(Request(None)) == pytest_plugin.DEFAULTS  # type: ignore[arg-type]
     with pytest.raises(pytest.UsageError):
         pytest_plugin._options(Request(Mark(3)))  # type: ignore[arg-type]
+
+
+async def test_endpoints_name_every_url_of_the_server(fake: FakePolymarket) -> None:
+    endpoints = fake.endpoints
+    assert endpoints.market_url == fake.market_url
+    assert endpoints.user_url == fake.user_url
+    assert endpoints.rest_url == fake.rest_url
+    assert endpoints.gamma_url == fake.gamma_url
+    assert endpoints.rest_url.startswith("http://127.0.0.1:")

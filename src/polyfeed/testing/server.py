@@ -55,6 +55,7 @@ from typing import Any, Literal, assert_never
 import msgspec
 from aiohttp import WSMsgType, web
 
+from polyfeed.config import Endpoints
 from polyfeed.errors import ConfigError
 from polyfeed.testing.faults import (
     CloseWith,
@@ -1130,6 +1131,16 @@ class FakePolymarket:
     def gamma_url(self) -> str:
         """``http://127.0.0.1:PORT/gamma`` (Gamma REST)."""
         return f"{self.rest_url}/gamma"
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Every URL of this server, ready for ``StreamConfig(endpoints=fake.endpoints)``."""
+        return Endpoints(
+            market_url=self.market_url,
+            user_url=self.user_url,
+            rest_url=self.rest_url,
+            gamma_url=self.gamma_url,
+        )
 
     @property
     def markets(self) -> tuple[SimMarket, ...]:
