@@ -13,12 +13,14 @@ import pytest
 
 from polyfeed.errors import ConfigError
 from polyfeed.testing import (
+    CloseInfo,
     CloseWith,
     DropMessage,
     DropTcp,
     Duplicate,
     FakePolymarket,
     Fault,
+    FaultPlan,
     ForgetSubscriptions,
     Hang,
     HugeFrame,
@@ -479,3 +481,55 @@ async def test_hang_injected_live_stops_everything_the_server_sends(
         await assert_quiet(ws, 0.25)  # past the ping grace: a hung server enforces nothing
         assert connection.is_open
         await ws.close()
+
+
+async def connect_user(
+    session: aiohttp.ClientSession, fake: FakePolymarket
+) -> aiohttp.ClientWebSocketResponse:
+    ws = await session.ws_connect(fake.user_url)
+    await ws.send_str(json.dumps({"type": "user", "auth": fake.credentials.auth()}))
+    return ws
+
+
+async def test_user_socket_closes_with_a_code_before_any_frame_then_serves(
+    session: aiohttp.ClientSession,
+) -> None:
+    # A rolling restart as Polymarket does it: close frames with a code, valid credentials.
+    codes = (1012, 1001, 1011)
+    plan = FaultPlan(user={i: [CloseWith(code, "restart")] for i, code in enumerate(codes)})
+    async with FakePolymarket(markets=1, faults=plan, **FAST) as fake:
+        for attempt, code in enumerate(codes):
+            ws = await connect_user(session, fake)
+            message = await receive(ws)  # the very first frame is the close
+            assert (message.type, message.data, message.extra) == (
+                aiohttp.WSMsgType.CLOSE,
+                code,
+                "restart",
+            )
+            assert ws.close_code == code
+            connection = fake.connections[attempt]
+            await connection.wait_closed()
+            assert connection.close == CloseInfo(initiator="server", code=code, reason="restart")
+            assert connection.frames_sent == 0
+        ws = await connect_user(session, fake)
+        await fake.wait_for_connection(len(codes) + 1, path="user")
+        [event] = fake.step_user(1)
+        assert (await receive_json(ws))["id"] == event.json()["id"]
+        await ws.close()
+
+
+async def test_user_socket_reset_without_close_frame_while_credentials_stay_valid(
+    session: aiohttp.ClientSession,
+) -> None:
+    # The wire shape of a credential rejection, with credentials the REST route confirms.
+    plan = FaultPlan(user={0: [DropTcp()]})
+    async with FakePolymarket(markets=1, faults=plan, **FAST) as fake:
+        ws = await connect_user(session, fake)
+        await assert_dropped_without_close_frame(ws)
+        connection = fake.connections[0]
+        await connection.wait_closed()
+        assert connection.close is not None and connection.close.code is None
+        assert connection.frames_sent == 0
+        headers = fake.credentials.client().l2_headers(1, "GET", "/auth/api-keys")
+        async with session.get(f"{fake.rest_url}/auth/api-keys", headers=headers) as response:
+            assert response.status == 200

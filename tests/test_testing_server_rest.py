@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
 from polyfeed.core.book_hash import book_hash
-from polyfeed.testing import FakePolymarket
-from ws_client import FAST, level_pairs
+from polyfeed.credentials import Credentials
+from polyfeed.testing import ApiCredentials, FakePolymarket
+from ws_client import FAST, level_pairs, receive
 
 
 @pytest.fixture
@@ -124,3 +127,64 @@ async def test_gamma_markets_encode_lists_as_json_strings(session: aiohttp.Clien
         assert (first["active"], first["closed"]) == (True, False)
         async with session.get(f"{fake.gamma_url}/markets", params={"closed": "true"}) as response:
             assert await response.json() == []
+
+
+async def get_api_keys(
+    session: aiohttp.ClientSession, fake: FakePolymarket, headers: dict[str, str]
+) -> tuple[int, Any]:
+    async with session.get(f"{fake.rest_url}/auth/api-keys", headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_api_keys_confirms_credentials_signed_with_the_accepted_secret(
+    fake: FakePolymarket, session: aiohttp.ClientSession
+) -> None:
+    client = fake.credentials.client()
+    headers = client.l2_headers(int(fake.wall()), "GET", "/auth/api-keys")
+    assert await get_api_keys(session, fake, headers) == (200, {"apiKeys": [client.api_key]})
+    [check] = fake.auth_checks
+    assert (check.method, check.path, check.accepted, check.reason) == (
+        "GET",
+        "/auth/api-keys",
+        True,
+        "",
+    )
+
+
+async def test_api_keys_rejects_other_or_missing_credentials_with_401(
+    fake: FakePolymarket, session: aiohttp.ClientSession
+) -> None:
+    accepted = fake.credentials
+    stranger = ApiCredentials.generate(random.Random(99)).client()
+    forged = Credentials(
+        api_key=accepted.api_key,
+        secret=stranger.secret,
+        passphrase=accepted.passphrase,
+        address=accepted.address,
+    )
+    attempts = {
+        "unknown api key": stranger.l2_headers(1, "GET", "/auth/api-keys"),
+        "bad signature": forged.l2_headers(1, "GET", "/auth/api-keys"),
+        "missing header POLY_ADDRESS": {},
+    }
+    for reason, headers in attempts.items():
+        status, body = await get_api_keys(session, fake, headers)
+        assert (status, body) == (401, {"error": "Unauthorized/Invalid api key"})
+        assert fake.auth_checks[-1].reason == reason
+        assert not fake.auth_checks[-1].accepted
+    for secret in (accepted.secret, accepted.passphrase, stranger.secret):
+        assert all(secret not in repr(check) for check in fake.auth_checks)
+
+
+async def test_revoked_credentials_are_refused_on_the_route_and_the_user_socket(
+    fake: FakePolymarket, session: aiohttp.ClientSession
+) -> None:
+    old = fake.credentials
+    fake.credentials = ApiCredentials.generate(random.Random(5))
+    headers = old.client().l2_headers(1, "GET", "/auth/api-keys")
+    assert (await get_api_keys(session, fake, headers))[0] == 401
+    ws = await session.ws_connect(fake.user_url)
+    await ws.send_str(json.dumps({"type": "user", "auth": old.auth()}))
+    message = await receive(ws)
+    assert message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    assert ws.close_code == 1006  # reset without a close frame, as Polymarket does

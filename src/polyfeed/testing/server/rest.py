@@ -4,6 +4,10 @@
 - ``GET /markets`` (cursor pages of 500, ``LTE=`` at the end), ``GET /markets/{condition_id}``;
 - ``GET /gamma/markets`` — Gamma-style discovery (``outcomes``, ``outcomePrices`` and
   ``clobTokenIds`` are JSON-encoded strings, protocol.md §7);
+- ``GET /auth/api-keys`` — CLOB L2 authentication (``POLY_ADDRESS``, ``POLY_SIGNATURE``,
+  ``POLY_TIMESTAMP``, ``POLY_API_KEY``, ``POLY_PASSPHRASE``) checked against the accepted
+  credentials: 200 ``{"apiKeys": [key]}`` or 401 ``{"error": "Unauthorized/Invalid api key"}``.
+  Every answer is recorded in ``FakePolymarket.auth_checks``.
 """
 
 from __future__ import annotations
@@ -17,11 +21,15 @@ import msgspec
 from aiohttp import web
 
 from polyfeed.testing.market_sim import BookView, SimMarket
+from polyfeed.testing.server.auth import AuthCheck, check_l2_headers
 
 if TYPE_CHECKING:
     from polyfeed.testing.server.app import FakePolymarket
 
 __all__ = ["RestApi"]
+
+_UNAUTHORIZED = {"error": "Unauthorized/Invalid api key"}
+
 
 class RestApi:
     """The REST and Gamma routes of one :class:`FakePolymarket`, answered from its simulator."""
@@ -38,10 +46,31 @@ class RestApi:
             web.get("/markets", self._rest_markets),
             web.get("/markets/{condition_id}", self._rest_market),
             web.get("/gamma/markets", self._gamma_markets),
+            web.get("/auth/api-keys", self._api_keys),
         ]
 
     def __repr__(self) -> str:
         return f"RestApi(url={self._server.rest_url}, markets={len(self._sim.markets)})"
+
+    async def _api_keys(self, request: web.Request) -> web.StreamResponse:
+        server = self._server
+        credentials = server.credentials
+        body = await request.text()
+        reason = check_l2_headers(
+            request.headers, credentials, request.method, request.rel_url.path, body
+        )
+        server.auth_checks.append(
+            AuthCheck(
+                at=server.wall(),
+                method=request.method,
+                path=request.rel_url.path,
+                accepted=not reason,
+                reason=reason,
+            )
+        )
+        if reason:
+            return web.json_response(_UNAUTHORIZED, status=401)
+        return _json({"apiKeys": [credentials.api_key]})
 
     async def _rest_book(self, request: web.Request) -> web.StreamResponse:
         token_id = request.query.get("token_id", "")
