@@ -95,6 +95,20 @@ async def test_background_rate_produces_price_changes(session: aiohttp.ClientSes
         await ws.close()
 
 
+async def test_background_user_rate_reaches_user_sockets(session: aiohttp.ClientSession) -> None:
+    async with FakePolymarket(markets=2, user_rate=100.0, **FAST) as fake:
+        ws = await session.ws_connect(fake.user_url)
+        await ws.send_str(json.dumps({"type": "user", "auth": fake.credentials.auth()}))
+        await fake.wait_for_connection(path="user")
+        await asyncio.sleep(0.3)
+        generated = [e for e in fake.log.events if e.origin == "user"]
+        # ~30 expected (100/s x 0.3 s); loose bounds for a loaded machine.
+        assert 5 <= len(generated) <= 60
+        first = await receive_json(ws)
+        assert first["id"] in {e.json()["id"] for e in generated}
+        await ws.close()
+
+
 async def test_burst_delivers_every_message_in_order(session: aiohttp.ClientSession) -> None:
     async with FakePolymarket(markets=4, trade_probability=0.0, **FAST) as fake:
         ws = await session.ws_connect(fake.market_url, max_msg_size=0)

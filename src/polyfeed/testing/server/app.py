@@ -26,10 +26,10 @@ from aiohttp import web
 from polyfeed.config import Endpoints
 from polyfeed.errors import ConfigError
 from polyfeed.testing.faults import Fault, FaultPlan, Hang, Path, RefuseHandshake
-from polyfeed.testing.market_sim import BookView, MarketSimulator, SimMarket, SimMessage
+from polyfeed.testing.market_sim import BookView, MarketSimulator, SimMarket
 from polyfeed.testing.server.auth import ApiCredentials, AuthCheck
 from polyfeed.testing.server.connection import ConnectionState, FakeConnection
-from polyfeed.testing.server.log import GroundTruthLog, LoggedEvent, Origin
+from polyfeed.testing.server.log import GroundTruthLog, LoggedEvent
 from polyfeed.testing.server.rest import RestApi
 
 __all__ = ["BurstResult", "FakePolymarket", "PreparedBurst"]
@@ -269,64 +269,44 @@ class FakePolymarket:
         self._runner = None
 
     async def _flows(self) -> None:
+        # Rates are read at every tick: a test may change ``rate`` while the server runs.
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._market_flow())
-            tg.create_task(self._user_flow())
+            tg.create_task(
+                self._paced(self.flow_interval, lambda: self.rate * len(self.markets), self.step)
+            )
+            tg.create_task(
+                self._paced(self.flow_interval * 10, lambda: self.user_rate, self.step_user)
+            )
 
-    async def _market_flow(self) -> None:
+    async def _paced(
+        self, interval: float, rate: Callable[[], float], step: Callable[[int], object]
+    ) -> None:
+        """Every ``interval`` s, ``step(n)`` with the n steps that ``rate()`` per second owes."""
         loop = asyncio.get_running_loop()
         last = loop.time()
         credit = 0.0
         while True:
-            await asyncio.sleep(self.flow_interval)
+            await asyncio.sleep(interval)
             now = loop.time()
-            credit += (now - last) * self.rate * len(self.sim.markets)
+            credit += (now - last) * rate()
             last = now
-            steps = int(credit)
-            credit -= steps
-            if steps > self.max_steps_per_tick:
-                # The simulator cannot keep up; drop the backlog rather than starve the loop.
-                steps, credit = self.max_steps_per_tick, 0.0
+            owed = int(credit)
+            credit -= owed
+            # The simulator cannot keep up: drop the backlog rather than starve the loop.
+            steps = min(owed, self.max_steps_per_tick)
             if steps:
-                self.step(steps)
-
-    async def _user_flow(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = loop.time()
-        credit = 0.0
-        while True:
-            await asyncio.sleep(self.flow_interval * 10)
-            now = loop.time()
-            credit += (now - last) * self.user_rate
-            last = now
-            steps = min(int(credit), self.max_steps_per_tick)
-            credit -= int(credit)
-            if steps:
-                self.step_user(steps)
+                step(steps)
 
     # ------------------------------------------------------------------ generating
 
-    def _log_message(
-        self, message: SimMessage, origin: Origin, target: int | None = None
-    ) -> LoggedEvent:
-        return self.log._append(
-            origin,
-            message.event_type,
-            message.market,
-            message.asset_ids,
-            message.timestamp,
-            message.raw,
-            target,
-        )
-
     def _snapshot(self, asset_id: str, connection_id: int) -> LoggedEvent:
-        return self._log_message(self.sim.snapshot(asset_id), "snapshot", connection_id)
+        return self.log._append_message(self.sim.snapshot(asset_id), "snapshot", connection_id)
 
     def _generate(self, n: int, market: str | None) -> list[LoggedEvent]:
         events = []
         for _ in range(n):
             for message in self.sim.step(market):
-                events.append(self._log_message(message, "market"))
+                events.append(self.log._append_message(message, "market"))
         return events
 
     def _broadcast(self, events: Iterable[LoggedEvent], path: Path = "market") -> None:
@@ -352,7 +332,7 @@ class FakePolymarket:
         events = []
         for _ in range(n):
             message = self.sim.user_step(self.credentials.api_key, market)
-            events.append(self._log_message(message, "user"))
+            events.append(self.log._append_message(message, "user"))
         self._broadcast(events, "user")
         return events
 

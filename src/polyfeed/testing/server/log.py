@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from polyfeed.testing.market_sim import SimMessage
+
 __all__ = ["Delivery", "GroundTruthLog", "LoggedEvent", "Origin", "Outcome"]
 
 Origin = Literal["market", "user", "snapshot", "fault", "raw"]
@@ -143,6 +145,19 @@ class GroundTruthLog:
         self._next_seq += 1
         self._events.append(event)
         return event
+
+    def _append_message(
+        self, message: SimMessage, origin: Origin, target: int | None = None
+    ) -> LoggedEvent:
+        return self._append(
+            origin,
+            message.event_type,
+            message.market,
+            message.asset_ids,
+            message.timestamp,
+            message.raw,
+            target,
+        )
 
     def _record_sent(self, connection_id: int, seqs: tuple[int, ...]) -> None:
         sent = self._sent.get(connection_id)
