@@ -240,3 +240,13 @@ async def test_user_channel_bad_credentials_drop_tcp_without_close_frame(
     assert (connection.close.initiator, connection.close.code) == ("server", None)
     assert fake.credentials.secret not in repr(fake.credentials)
     assert fake.credentials.passphrase not in repr(fake.credentials)
+
+
+async def test_channel_repr_names_its_connection(
+    fake: FakePolymarket, session: aiohttp.ClientSession
+) -> None:
+    ws = await subscribe(session, fake)
+    await receive_json(ws)
+    connection = fake.connections[0]
+    assert repr(connection._channel) == f"ChannelFrames(connection={connection.id}, path=market)"
+    await ws.close()

@@ -533,3 +533,16 @@ async def test_user_socket_reset_without_close_frame_while_credentials_stay_vali
         headers = fake.credentials.client().l2_headers(1, "GET", "/auth/api-keys")
         async with session.get(f"{fake.rest_url}/auth/api-keys", headers=headers) as response:
             assert response.status == 200
+
+
+async def test_fault_state_repr_shows_what_is_armed(session: aiohttp.ClientSession) -> None:
+    plan = FaultPlan({0: [CloseWith(after_messages=50), Duplicate(count=3), StopPong()]})
+    async with FakePolymarket(markets=1, faults=plan, **FAST) as fake:
+        ws = await subscribe(session, fake)
+        await receive_json(ws)
+        state = fake.connections[0]._fault_state
+        assert "pong=False" in repr(state) and "active=True" in repr(state)
+        assert "waiting=1" in repr(state)
+        assert "_Armed(CloseWith" in repr(state._message_triggers)
+        assert "remaining=1" in repr(state._duplicates)  # two snapshots used two
+        await ws.close()

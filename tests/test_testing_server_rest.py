@@ -13,6 +13,7 @@ import pytest
 from polyfeed.core.book_hash import book_hash
 from polyfeed.credentials import Credentials
 from polyfeed.testing import ApiCredentials, FakePolymarket
+from polyfeed.testing.server.rest import RestApi
 from ws_client import FAST, level_pairs, receive
 
 
@@ -188,3 +189,7 @@ async def test_revoked_credentials_are_refused_on_the_route_and_the_user_socket(
     message = await receive(ws)
     assert message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
     assert ws.close_code == 1006  # reset without a close frame, as Polymarket does
+
+
+async def test_rest_api_repr_names_the_server(fake: FakePolymarket) -> None:
+    assert repr(RestApi(fake)) == f"RestApi(url={fake.rest_url}, markets=2)"

@@ -22,10 +22,12 @@ As the live server does it (protocol.md §1-4, §8):
   gets the whole message (clients filter entries by ``asset_id``).
 - ``/ws/user``: wrong or missing credentials -> the TCP connection is dropped without a close
   frame (no close code: clients see 1006). ``markets`` absent or empty means every market.
+  Order/trade events are simulated (``user_rate`` per second, or ``FakePolymarket.step_user``).
 
-:class:`ChannelFrames` is a mixin of :class:`~polyfeed.testing.server.connection.FakeConnection`:
-it interprets inbound text frames (subscription, operations, ``PING``) and decides which
-snapshots to queue; the connection owns the socket, the queue and the state it changes.
+One :class:`ChannelFrames` belongs to each
+:class:`~polyfeed.testing.server.connection.FakeConnection`: it interprets inbound text frames
+(subscription, operations, ``PING``) and decides which snapshots to queue; the connection owns
+the socket and the queue. The grace periods are the connection's watches.
 """
 
 from __future__ import annotations

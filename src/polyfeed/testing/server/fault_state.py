@@ -56,6 +56,12 @@ class _Armed:
         # Messages already sent when armed: after_messages counts from here.
         self.base = base
 
+    def __repr__(self) -> str:
+        return (
+            f"_Armed({type(self.fault).__name__}, time_ready={self.time_ready}, "
+            f"base={self.base}, fired={self.fired})"
+        )
+
     def due(self, data_sent: int) -> bool:
         after_messages = getattr(self.fault, "after_messages", None)
         return self.time_ready and (
@@ -71,6 +77,9 @@ class _Countdown:
     def __init__(self, asset_id: str | None, remaining: int) -> None:
         self.asset_id = asset_id
         self.remaining = remaining
+
+    def __repr__(self) -> str:
+        return f"_Countdown(asset_id={self.asset_id!r}, remaining={self.remaining})"
 
 
 class FaultState:
