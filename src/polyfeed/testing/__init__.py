@@ -13,6 +13,12 @@ Driving it without timers: ``rate=0`` and ``fake.step(n)`` (order flow), ``fake.
 truth: ``fake.log`` (``sent_to``, ``withheld_from``, ``missed_by``, ``events_for``) and
 ``fake.books``.
 
+Credentials: ``fake.credentials`` are the ones ``/ws/user`` and ``GET /auth/api-keys`` (CLOB L2
+headers) accept; ``fake.credentials.client()`` is a signing-capable ``polyfeed.Credentials``.
+Assign other ``ApiCredentials`` to revoke them: the user socket then resets without a close frame
+and the route answers 401, as Polymarket does. ``fake.auth_checks`` records each route call. A
+server restart on the user socket is ``FaultPlan(user={0: [CloseWith(1012)]})``.
+
 Benchmarks: ``burst = fake.prepare_burst(n)`` generates and JSON-encodes n steps up front (about
 60-80 us a step); ``await fake.send_burst(burst)`` then queues them all to every subscribed socket
 and returns a ``BurstResult`` (frames, bytes, seconds) once all are on the wire — about 100k
@@ -51,6 +57,7 @@ from polyfeed.testing.faults import (
 from polyfeed.testing.market_sim import BookView, MarketSimulator, SimMarket, SimMessage
 from polyfeed.testing.server import (
     ApiCredentials,
+    AuthCheck,
     BurstResult,
     CloseInfo,
     Delivery,
@@ -63,6 +70,7 @@ from polyfeed.testing.server import (
 
 __all__ = [
     "ApiCredentials",
+    "AuthCheck",
     "BookView",
     "BurstResult",
     "CloseInfo",
