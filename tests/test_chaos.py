@@ -126,7 +126,7 @@ async def test_chaos_books_converge_and_nothing_is_lost_unreported(seed: int) ->
                 fake.step(1)
                 await asyncio.sleep(0.01)
 
-        async with MarketStream(assets, url=fake.market_url, config=CONFIG) as stream:
+        async with MarketStream(assets, endpoints=fake.endpoints, config=CONFIG) as stream:
             flow_task: asyncio.Task[None] | None = None
             async with asyncio.TaskGroup() as group:
                 flow_task = group.create_task(order_flow())
