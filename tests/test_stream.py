@@ -30,11 +30,13 @@ from polyfeed import (
     MarketStream,
     MarketStreamEvent,
     Order,
+    PolyfeedError,
     PriceChange,
     QueueConfig,
     Reconnecting,
     Resubscribed,
     Stale,
+    StreamClosedError,
     StreamConfig,
     StreamNotStartedError,
     Trade,
@@ -474,6 +476,8 @@ async def test_a_fatal_error_ends_the_background_work_and_the_state_is_failed() 
             # Fatal: the supervisor and the book maintenance are gone before the stream is left.
             assert stream_tasks() == []
             assert stream.health().state == "failed"
+            with pytest.raises(StreamClosedError):
+                await stream.resync()
         assert stream.health().state == "failed"
 
 
@@ -494,6 +498,20 @@ async def test_health_and_metrics_show_the_book_keepers_maintenance_restarts() -
         assert (health.maintenance_restarts, health.maintenance_error) == (2, "RuntimeError: boom")
         text = stream.metrics.render_prometheus(stream.clock.now())
         assert "polyfeed_maintenance_restarts_total 2\n" in text
+
+
+@pytest.mark.timeout(15)
+async def test_an_internal_error_reaches_the_consumer_as_one_error_not_a_group() -> None:
+    async def broken_connector(url: str, **options: Any) -> Any:
+        raise ValueError("a bug in a transport")
+
+    stream = MarketStream(["a"], url="ws://127.0.0.1:1/ws/market", connector=broken_connector)
+    async with stream:
+        with pytest.raises(PolyfeedError, match="internal error: ValueError") as info:
+            await anext(stream)
+    assert not isinstance(info.value, BaseExceptionGroup)
+    assert stream.health().state == "failed"
+    assert stream_tasks() == []
 
 
 # ---------------------------------------------------------------------- endpoints (issue 7, #6)

@@ -480,7 +480,7 @@ class MarketStream(_Stream[MarketStreamEvent]):
         return await keeper.reconcile(list(self.books if assets is None else assets))
 
     def _require_keeper(self) -> BookKeeper:
-        if self._keeper is None or self._closed:
+        if self._keeper is None or self._stopping:
             raise StreamClosedError("books are kept only while the stream runs (books=True)")
         return self._keeper
 
@@ -511,13 +511,20 @@ class MarketStream(_Stream[MarketStreamEvent]):
         if run is not None:
             self._spawn(run, "polyfeed-book-maintenance")
             return
-        self._spawn(lambda: keeper.guarded(keeper.run_timers()), "polyfeed-book-timers")
         every = self._reconcile_every
+
+        # One coroutine per task, creating the inner ones when it runs: a task cancelled before
+        # its first step then leaves no coroutine that was never awaited.
+        async def timers() -> None:
+            await keeper.guarded(keeper.run_timers())
+
+        async def reconciler() -> None:
+            assert every is not None
+            await keeper.guarded(keeper.reconcile_periodically(every))
+
+        self._spawn(timers, "polyfeed-book-timers")
         if every is not None:
-            self._spawn(
-                lambda: keeper.guarded(keeper.reconcile_periodically(every)),
-                "polyfeed-book-reconcile",
-            )
+            self._spawn(reconciler, "polyfeed-book-reconcile")
 
     async def _before_stop(self) -> None:
         keeper = self._keeper

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import queue
 import threading
 from types import TracebackType
-
-logger = logging.getLogger("polyfeed.cli")
 
 _STOP = b""
 """The sentinel that ends the thread (a real line is never empty)."""
