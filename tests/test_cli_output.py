@@ -58,9 +58,9 @@ async def test_a_reader_that_never_reads_makes_write_wait_without_blocking_the_l
                 writes.cancel()
                 started = loop.time()
             # Leaving gives up on a reader that does not read, after ``flush_timeout``.
-            assert loop.time() - started < 0.5
+            assert loop.time() - started < 1.0
             ticker.cancel()
-        assert ticks >= 15
+        assert ticks >= 5
     finally:
         os.close(write_end)
         os.close(read_end)

@@ -100,9 +100,9 @@ async def test_a_stdout_nobody_reads_does_not_stop_heartbeats_and_drops_are_a_ga
                 "--rest-url",
                 fake.rest_url,
                 "--heartbeat",
-                "0.05",
+                "0.1",
                 "--pong-timeout",
-                "0.5",
+                "1.0",
                 "--queue-size",
                 "200",
                 *fake.asset_ids,
@@ -127,9 +127,9 @@ async def test_a_stdout_nobody_reads_does_not_stop_heartbeats_and_drops_are_a_ga
                 await fake.burst(100)
                 await asyncio.sleep(0.01)
             pings = connection.pings
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.5)
             # Blocked output must not block the event loop: PINGs went on, on the same socket.
-            assert connection.pings - pings >= 10
+            assert connection.pings - pings >= 5
             assert connection.is_open
             assert len(fake.connections) == 1
             transport.resume_reading()
