@@ -430,6 +430,21 @@ async def test_breaking_out_of_iteration_ends_every_task_and_closes_the_socket()
 
 
 @pytest.mark.timeout(15)
+async def test_concurrent_acloses_both_return_once_the_stream_is_closed() -> None:
+    async with FakePolymarket(markets=1, seed=28) as fake:
+        stream = MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=FAST)
+        await stream.start()
+        await until(stream, Book)
+        fake.inject(Hang())
+        async with asyncio.TaskGroup() as group:
+            first = group.create_task(stream.aclose())
+            second = group.create_task(stream.aclose())
+            await asyncio.wait([second])
+            assert first.done()
+            assert stream_tasks() == []
+
+
+@pytest.mark.timeout(15)
 async def test_run_owns_a_stream_it_started() -> None:
     async with FakePolymarket(markets=1, seed=23) as fake:
         stream = MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=FAST)

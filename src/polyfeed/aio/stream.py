@@ -231,9 +231,12 @@ class _Stream(Generic[EventT]):
         """Stop the stream: close the socket politely (bounded by ``close_timeout``), end tasks.
 
         Returns within about ``close_timeout`` seconds whatever the server does. Never raises
-        the stream's errors (the iterator does); idempotent.
+        the stream's errors (the iterator does). Idempotent: a second call returns once the
+        first one has finished.
         """
         if self._closed:
+            if self._runner is not None and not self._runner.done():
+                await asyncio.wait([self._runner])
             return
         self._closed = True
         runner = self._runner
