@@ -275,7 +275,11 @@ async def _run_polyfeed(
 ) -> RunResult:
     config = polyfeed.StreamConfig(queue=polyfeed.QueueConfig(maxsize=n + 10_000))
     price_change = polyfeed.PriceChange
-    async with polyfeed.MarketStream(asset_ids, url=url, config=config, books=books) as stream:
+    # The benchmark's fake serves REST on the socket's host (a stream never guesses that).
+    rest_url = "http://" + url.removeprefix("ws://").split("/", 1)[0]
+    async with polyfeed.MarketStream(
+        asset_ids, url=url, rest_url=rest_url, config=config, books=books
+    ) as stream:
         snapshots = 0
         async for event in stream:
             if type(event) is polyfeed.Book:

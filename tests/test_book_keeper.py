@@ -66,7 +66,7 @@ async def settle(fake: FakePolymarket) -> None:
 async def test_books_follow_the_server_and_every_hash_verifies() -> None:
     async with (
         FakePolymarket(markets=3, seed=1) as fake,
-        MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream,
+        MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=CONFIG) as stream,
     ):
         await until(stream, Book)
         await asyncio.sleep(0.1)  # market metadata arrives over REST
@@ -91,7 +91,7 @@ async def test_books_follow_the_server_and_every_hash_verifies() -> None:
 async def test_a_dropped_price_change_is_caught_by_the_hash_and_resynced_from_rest() -> None:
     async with (
         FakePolymarket(markets=1, seed=2) as fake,
-        MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream,
+        MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=CONFIG) as stream,
     ):
         await until(stream, Book)
         await asyncio.sleep(0.1)
@@ -125,7 +125,7 @@ async def test_rest_failure_falls_back_to_a_fresh_snapshot_on_the_socket() -> No
     async with FakePolymarket(markets=1, seed=3) as fake:
         stream = MarketStream(
             fake.asset_ids,
-            url=fake.market_url,
+            endpoints=fake.endpoints,
             rest_url="http://127.0.0.1:9",  # nothing listens there: every REST call fails
             config=CONFIG,
             book_options=BookOptions(grace_messages=0),
@@ -150,7 +150,7 @@ async def test_rest_failure_falls_back_to_a_fresh_snapshot_on_the_socket() -> No
 async def test_a_reconnect_invalidates_every_book_and_the_replay_resyncs_them(fault: Any) -> None:
     async with (
         FakePolymarket(markets=2, seed=4, faults={0: [fault]}) as fake,
-        MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream,
+        MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=CONFIG) as stream,
     ):
         invalidated: set[str] = set()
         resynced: set[str] = set()
@@ -193,7 +193,7 @@ async def test_chaos_books_equal_the_server_and_every_invalidation_is_resynced()
                 await asyncio.sleep(0.005)
 
         async with (
-            MarketStream(fake.asset_ids, url=fake.market_url, config=cfg) as stream,
+            MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=cfg) as stream,
             asyncio.TaskGroup() as group,
         ):
             producer = group.create_task(flow())
@@ -228,7 +228,7 @@ async def test_chaos_books_equal_the_server_and_every_invalidation_is_resynced()
 async def test_reconcile_on_demand_and_periodically_compares_with_rest() -> None:
     async with FakePolymarket(markets=1, seed=6) as fake:
         stream = MarketStream(
-            fake.asset_ids, url=fake.market_url, config=CONFIG, reconcile_every=0.1
+            fake.asset_ids, endpoints=fake.endpoints, config=CONFIG, reconcile_every=0.1
         )
         async with stream:
             await until(stream, Book)
@@ -248,7 +248,7 @@ async def test_resyncs_respect_the_rate_limiter() -> None:
     async with FakePolymarket(markets=2, seed=7) as fake:
         limiter = ResyncLimiter(rate=1, per=0.3, burst=1)
         stream = MarketStream(
-            fake.asset_ids, url=fake.market_url, config=CONFIG, resync_limiter=limiter
+            fake.asset_ids, endpoints=fake.endpoints, config=CONFIG, resync_limiter=limiter
         )
         async with stream:
             for _ in fake.asset_ids:
@@ -280,7 +280,7 @@ async def test_legitimate_quirks_never_invalidate_a_book(options: dict[str, Any]
     # it belongs to (its hash only verifies with the later price) are not corruption.
     async with (
         FakePolymarket(markets=2, seed=8, **options) as fake,
-        MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream,
+        MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=CONFIG) as stream,
     ):
         for _ in fake.asset_ids:
             await until(stream, Book)
@@ -314,7 +314,7 @@ async def test_a_snapshot_that_never_comes_after_a_reconnect_is_fetched_over_res
         cfg = dataclasses.replace(
             CONFIG, watchdog=WatchdogConfig(data_timeout=5.0, confirm_timeout=0.3)
         )
-        async with MarketStream(fake.asset_ids, url=fake.market_url, config=cfg) as stream:
+        async with MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=cfg) as stream:
             invalidated = False
             async with asyncio.timeout(10):
                 async for event in stream:

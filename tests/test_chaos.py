@@ -7,7 +7,6 @@ ground-truth log was either delivered or lies inside a reported gap, and nothing
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 from decimal import Decimal
 from typing import Any
@@ -127,9 +126,7 @@ async def test_chaos_books_converge_and_nothing_is_lost_unreported(seed: int) ->
                 fake.step(1)
                 await asyncio.sleep(0.01)
 
-        # Every URL from the fake (REST resyncs included): nothing may reach a real host.
-        config = dataclasses.replace(CONFIG, endpoints=fake.endpoints)
-        async with MarketStream(assets, config=config) as stream:
+        async with MarketStream(assets, endpoints=fake.endpoints, config=CONFIG) as stream:
             flow_task: asyncio.Task[None] | None = None
             async with asyncio.TaskGroup() as group:
                 flow_task = group.create_task(order_flow())

@@ -240,7 +240,9 @@ async def run_book(*args: str) -> tuple[int, str, str]:
 async def test_once_prints_the_servers_book_and_exits_0() -> None:
     async with FakePolymarket(markets=1, rate=0.0, seed=11) as fake:
         asset = fake.asset_ids[0]
-        code, stdout, stderr = await run_book(asset, "--url", fake.market_url, "--once")
+        code, stdout, stderr = await run_book(
+            asset, "--url", fake.market_url, "--rest-url", fake.rest_url, "--once"
+        )
         server = fake.book(asset)
     assert code == 0, stderr
     assert "Traceback" not in stderr
@@ -264,7 +266,14 @@ async def test_once_prints_the_servers_book_and_exits_0() -> None:
 async def test_once_gives_up_when_the_book_never_syncs() -> None:
     async with FakePolymarket(markets=1, rate=0.0, seed=12) as fake:
         code, stdout, stderr = await run_book(
-            "no-such-asset", "--url", fake.market_url, "--once", "--timeout", "0.5"
+            "no-such-asset",
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--once",
+            "--timeout",
+            "0.5",
         )
     assert code == 1
     assert stdout == ""
@@ -275,7 +284,9 @@ async def test_once_gives_up_when_the_book_never_syncs() -> None:
 async def test_a_fatal_error_exits_1_with_a_one_line_reason() -> None:
     async with FakePolymarket(markets=1, rate=0.0, seed=13) as fake:
         url = fake.market_url.replace("/ws/market", "/ws/nowhere")
-        code, _, stderr = await run_book(fake.asset_ids[0], "--url", url, "--once")
+        code, _, stderr = await run_book(
+            fake.asset_ids[0], "--url", url, "--rest-url", fake.rest_url, "--once"
+        )
     assert code == 1
     lines = [line for line in stderr.splitlines() if line.startswith("polyfeed: error")]
     assert len(lines) == 1
@@ -287,7 +298,15 @@ async def test_a_fatal_error_exits_1_with_a_one_line_reason() -> None:
 async def test_duration_ends_a_live_run_with_the_final_ladder() -> None:
     async with FakePolymarket(markets=1, rate=30.0, seed=14) as fake:
         code, stdout, stderr = await run_book(
-            fake.asset_ids[0], "--url", fake.market_url, "--duration", "1.5", "--depth", "3"
+            fake.asset_ids[0],
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--duration",
+            "1.5",
+            "--depth",
+            "3",
         )
     assert code == 0, stderr
     assert "SYNCED" in stdout
@@ -308,6 +327,8 @@ async def test_sigterm_during_a_live_run_exits_0_within_2s() -> None:
             fake.asset_ids[0],
             "--url",
             fake.market_url,
+            "--rest-url",
+            fake.rest_url,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )

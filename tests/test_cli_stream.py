@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 
@@ -37,7 +38,15 @@ async def start(*args: str) -> asyncio.subprocess.Process:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_streams_ndjson_and_exits_0_within_2s_of_a_signal(sig: signal.Signals) -> None:
     async with FakePolymarket(markets=1, rate=20.0, seed=1) as fake:
-        process = await start("--url", fake.market_url, "--heartbeat", "0.2", *fake.asset_ids)
+        process = await start(
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--heartbeat",
+            "0.2",
+            *fake.asset_ids,
+        )
         assert process.stdout is not None
         assert process.stderr is not None
         kinds: list[str] = []
@@ -67,6 +76,80 @@ async def test_streams_ndjson_and_exits_0_within_2s_of_a_signal(sig: signal.Sign
         assert close.code == 1000
 
 
+async def read_lines_until(reader: asyncio.StreamReader, kind: str) -> list[dict[str, object]]:
+    lines: list[dict[str, object]] = []
+    while not lines or lines[-1]["event_type"] != kind:
+        line = await reader.readline()
+        assert line, f"stdout ended before a {kind} line"
+        lines.append(json.loads(line))
+    return lines
+
+
+@pytest.mark.timeout(40)
+async def test_a_stdout_nobody_reads_does_not_stop_heartbeats_and_drops_are_a_gap() -> None:
+    async with FakePolymarket(markets=1, rate=0.0, seed=5) as fake:
+        read_end, write_end = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                LAUNCH,
+                "stream",
+                "--url",
+                fake.market_url,
+                "--rest-url",
+                fake.rest_url,
+                "--heartbeat",
+                "0.1",
+                "--pong-timeout",
+                "1.0",
+                "--queue-size",
+                "200",
+                *fake.asset_ids,
+                stdout=write_end,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        finally:
+            os.close(write_end)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_end, "rb")
+        )
+        # Nothing is read yet: the pipe (64 KiB) fills at once.
+        transport.pause_reading()
+        try:
+            async with asyncio.timeout(15):
+                connection = await fake.wait_for_connection(1)
+            # Far more output than the pipe, the writer's queue and the stream's queue hold; in
+            # small bursts, so that generating them never keeps this (the server's) loop busy.
+            for _ in range(30):
+                await fake.burst(100)
+                await asyncio.sleep(0.01)
+            pings = connection.pings
+            await asyncio.sleep(1.5)
+            # Blocked output must not block the event loop: PINGs went on, on the same socket.
+            assert connection.pings - pings >= 5
+            assert connection.is_open
+            assert len(fake.connections) == 1
+            transport.resume_reading()
+            async with asyncio.timeout(15):
+                lines = await read_lines_until(reader, "gap")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                _, stderr = await process.communicate()
+            transport.close()
+        gap = lines[-1]
+        assert gap["reason"] == "consumer queue overflow"
+        assert isinstance(gap["dropped"], int)
+        assert gap["dropped"] > 0
+        assert not [line for line in lines if line["event_type"] == "stale"]
+        assert process.returncode == 0
+        assert "stale" not in stderr.decode()
+        assert len(fake.connections) == 1
+
+
 @pytest.mark.timeout(30)
 async def test_stale_and_gap_lines_have_event_types() -> None:
     async with FakePolymarket(
@@ -75,6 +158,8 @@ async def test_stale_and_gap_lines_have_event_types() -> None:
         process = await start(
             "--url",
             fake.market_url,
+            "--rest-url",
+            fake.rest_url,
             "--heartbeat",
             "0.1",
             "--data-timeout",
@@ -101,7 +186,7 @@ async def test_stale_and_gap_lines_have_event_types() -> None:
 async def test_fatal_error_exits_non_zero_with_a_one_line_reason() -> None:
     async with FakePolymarket(markets=1, seed=3) as fake:
         url = fake.market_url.replace("/ws/market", "/ws/nowhere")
-        process = await start("--url", url, "x")
+        process = await start("--url", url, "--rest-url", fake.rest_url, "x")
         async with asyncio.timeout(15):
             _, stderr = await process.communicate()
     assert process.returncode == 1
@@ -153,6 +238,11 @@ def test_usage_errors_are_reported_by_click() -> None:
     assert result.exit_code == 2
     result = runner.invoke(main, ["stream", "--heartbeat", "-1", "x"])
     assert result.exit_code == 2
+    result = runner.invoke(main, ["stream", "--rest-url", "ws://127.0.0.1:1", "x"])
+    assert result.exit_code == 2
+    assert "--rest-url must be an http://" in result.output
+    result = runner.invoke(main, ["stream", "--queue-size", "0", "x"])
+    assert result.exit_code == 2
 
 
 def test_missing_user_credentials_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,6 +260,7 @@ def test_build_config_overrides() -> None:
     assert config.heartbeat.pong_timeout == 30.0
     assert (config.backoff.base, config.backoff.max_delay) == (0.5, 4.0)
     assert build_config("dashboard", None, None, None, None, None).watchdog.data_timeout == 300.0
+    assert build_config("dashboard", None, None, None, None, None, 50).queue.maxsize == 50
     with pytest.raises(ConfigError):
         build_config("nope", None, None, None, None, None)
 

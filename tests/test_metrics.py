@@ -102,6 +102,7 @@ def test_snapshot_keys_and_values() -> None:
         "decode_errors_total",
         "unknown_events_total",
         "dropped_events_total",
+        "maintenance_restarts_total",
         "backoff_seconds",
         "pong_rtt_seconds",
         "seconds_since_last_message",
@@ -115,6 +116,24 @@ def test_snapshot_keys_and_values() -> None:
     assert snap["stale_detections_by_kind"] == {"data": 1}
     assert snap["uptime_ratio"] == 1.0
     assert snap["pong_rtt_seconds"] is None
+
+
+class Maintenance:
+    def __init__(self) -> None:
+        self.maintenance_restarts = 0
+
+
+def test_maintenance_restarts_are_read_live_from_the_maintainer() -> None:
+    metrics = ConnectionMetrics(0.0)
+    assert metrics.maintenance_restarts_total == 0
+    assert "polyfeed_maintenance_restarts_total 0\n" in metrics.render_prometheus(1.0)
+    keeper = Maintenance()
+    metrics.maintenance = keeper
+    keeper.maintenance_restarts = 3
+    assert metrics.snapshot(1.0)["maintenance_restarts_total"] == 3
+    text = metrics.render_prometheus(1.0)
+    assert "# TYPE polyfeed_maintenance_restarts_total counter\n" in text
+    assert "polyfeed_maintenance_restarts_total 3\n" in text
 
 
 def test_prometheus_text_parses_line_by_line() -> None:

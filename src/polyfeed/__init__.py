@@ -1,6 +1,8 @@
 """polyfeed: live Polymarket WebSocket data that keeps flowing.
 
-The public API is what ``__all__`` lists; everything else is internal.
+The public API is what ``__all__`` lists; everything else is internal (importable from its
+module, without a stability promise). ``MarketStreamEvent`` and ``UserStreamEvent`` are the
+unions of what the streams yield, for ``match`` + ``typing.assert_never``.
 """
 
 from polyfeed.aio.rest import GammaMarket, MarketInfo, RestClient
@@ -26,7 +28,6 @@ from polyfeed.core.messages import (
     NewMarket,
     Notice,
     Order,
-    Pong,
     PriceChange,
     PriceChangeEntry,
     TickSizeChange,
@@ -49,6 +50,7 @@ from polyfeed.errors import (
     RetriesExhaustedError,
     ServerUnavailableError,
     StreamClosedError,
+    StreamNotStartedError,
     TransientError,
 )
 from polyfeed.events import (
@@ -57,9 +59,12 @@ from polyfeed.events import (
     Connected,
     Disconnected,
     Gap,
+    MarketStreamEvent,
     Reconnecting,
     Resubscribed,
     Stale,
+    StreamLifecycleEvent,
+    UserStreamEvent,
 )
 from polyfeed.metrics import ConnectionMetrics
 
@@ -98,6 +103,7 @@ __all__ = [
     "MarketInfo",
     "MarketResolved",
     "MarketStream",
+    "MarketStreamEvent",
     "NewMarket",
     "Notice",
     "Order",
@@ -105,7 +111,6 @@ __all__ = [
     "OverflowDisconnectError",
     "PROFILES",
     "PolyfeedError",
-    "Pong",
     "PriceChange",
     "PriceChangeEntry",
     "QueueConfig",
@@ -119,12 +124,14 @@ __all__ = [
     "Stale",
     "StreamClosedError",
     "StreamConfig",
+    "StreamLifecycleEvent",
+    "StreamNotStartedError",
     "SubscriptionManager",
-    "SubscriptionSet",
     "TickSizeChange",
     "Trade",
     "TransientError",
     "Unknown",
     "UserStream",
+    "UserStreamEvent",
     "WatchdogConfig",
 ]

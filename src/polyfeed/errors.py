@@ -5,6 +5,7 @@
     PolyfeedError                     base; ``transient`` says whether a retry can help
     ├── ConfigError                   fatal: a bad setting, URL or argument
     ├── StreamClosedError             fatal: the stream was closed (aclose, shutdown)
+    ├── StreamNotStartedError         a stream was iterated outside ``async with`` (a usage error)
     ├── RestError                     a REST call failed (status, url); transient on 429/5xx
     ├── TransientError                the supervisor retries these with backoff
     │   ├── ConnectError              TCP/TLS connect refused, reset or timed out
@@ -36,6 +37,7 @@ __all__ = [
     "RetriesExhaustedError",
     "ServerUnavailableError",
     "StreamClosedError",
+    "StreamNotStartedError",
     "TransientError",
 ]
 
@@ -52,6 +54,11 @@ class ConfigError(PolyfeedError, ValueError):
 
 class StreamClosedError(PolyfeedError):
     """The stream was closed; no further events or operations."""
+
+
+class StreamNotStartedError(PolyfeedError, RuntimeError):
+    """A stream was iterated before it was started: use ``async with stream:`` (or ``start()``
+    and ``aclose()``), so that something owns its tasks and socket."""
 
 
 class RestError(PolyfeedError):

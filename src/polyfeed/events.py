@@ -11,6 +11,8 @@ from typing import Literal
 
 import msgspec
 
+from polyfeed.core.messages import Malformed, MarketEvent, Notice, Unknown, UserEvent
+
 StaleKind = Literal["data", "pong", "asset"]
 
 
@@ -97,3 +99,28 @@ LifecycleEvent = (
     | BookInvalidated
     | BookResynced
 )
+
+
+# --------------------------------------------------------------------------- what a stream yields
+# The unions a consumer matches on: every type ``async for`` over a stream can produce, so that
+# ``match`` + ``assert_never`` is checked for exhaustiveness. ``Pong`` is not in them: the session
+# consumes PONGs (heartbeat) and never queues one.
+
+StreamLifecycleEvent = Connected | Disconnected | Reconnecting | Stale | Resubscribed | Gap
+"""Lifecycle events of any stream (connection, staleness, replay, gaps)."""
+
+MarketStreamEvent = (
+    MarketEvent
+    | Notice
+    | Unknown
+    | Malformed
+    | StreamLifecycleEvent
+    | BookInvalidated
+    | BookResynced
+)
+"""Everything ``MarketStream`` yields: market events, server notices, undecodable or unknown
+frames, and lifecycle events including the local books' ``BookInvalidated``/``BookResynced``."""
+
+UserStreamEvent = UserEvent | Notice | Unknown | Malformed | StreamLifecycleEvent
+"""Everything ``UserStream`` yields: orders and trades, notices, undecodable or unknown frames,
+and lifecycle events."""

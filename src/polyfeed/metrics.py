@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
+from typing import Protocol
 
 from polyfeed.core.codec import DecodeStats
 
@@ -27,6 +28,15 @@ def _sample_value(value: float) -> str:
     return repr(value)
 
 
+class MaintenanceCounters(Protocol):
+    """Whatever runs a stream's background maintenance (the book keeper) and counts its crashes."""
+
+    @property
+    def maintenance_restarts(self) -> int:
+        """Maintenance loops restarted after a crash."""
+        ...
+
+
 class ConnectionMetrics:
     """Counters and gauges of one stream (all its connections)."""
 
@@ -38,6 +48,7 @@ class ConnectionMetrics:
         self.stale_by_kind: Counter[str] = Counter()
         self.messages_received_total = 0
         self.decode_stats: DecodeStats | None = None
+        self.maintenance: MaintenanceCounters | None = None
         self.dropped_events_total = 0
         self.backoff_seconds = 0.0
         self.pong_rtt_seconds: float | None = None
@@ -69,6 +80,11 @@ class ConnectionMetrics:
     def unknown_events_total(self) -> int:
         """Events with an ``event_type`` this version does not know (passed on as Unknown)."""
         return self.decode_stats.unknown if self.decode_stats is not None else 0
+
+    @property
+    def maintenance_restarts_total(self) -> int:
+        """Background maintenance loops (book timers, reconciliation) restarted after a crash."""
+        return self.maintenance.maintenance_restarts if self.maintenance is not None else 0
 
     def on_connected(self, now: float) -> None:
         """A connection opened."""
@@ -117,6 +133,7 @@ class ConnectionMetrics:
             "decode_errors_total": self.decode_errors_total,
             "unknown_events_total": self.unknown_events_total,
             "dropped_events_total": self.dropped_events_total,
+            "maintenance_restarts_total": self.maintenance_restarts_total,
             "backoff_seconds": self.backoff_seconds,
             "pong_rtt_seconds": self.pong_rtt_seconds,
             "seconds_since_last_message": self.seconds_since_last_message(now),
@@ -147,6 +164,7 @@ class ConnectionMetrics:
         emit("decode_errors_total", "counter", self.decode_errors_total)
         emit("unknown_events_total", "counter", self.unknown_events_total)
         emit("dropped_events_total", "counter", self.dropped_events_total)
+        emit("maintenance_restarts_total", "counter", self.maintenance_restarts_total)
         emit("backoff_seconds", "gauge", self.backoff_seconds)
         emit("pong_rtt_seconds", "gauge", self.pong_rtt_seconds)
         emit("seconds_since_last_message", "gauge", self.seconds_since_last_message(now))

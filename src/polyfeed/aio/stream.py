@@ -1,23 +1,30 @@
 """The public async API: ``MarketStream`` and ``UserStream``.
 
-Each stream owns one long-lived TaskGroup holding its supervisor. Events (Polymarket's typed
-events and lifecycle events) come out of one bounded queue, in wire order::
+A stream is used inside ``async with``, which owns everything it starts::
 
     async with polyfeed.MarketStream(["<token_id>"], profile="hft") as stream:
-        async for event in stream:
+        async for event in stream:          # polyfeed.MarketStreamEvent
             ...
+
+Ownership: ``start()`` creates ONE runner task that the stream owns; the runner holds the
+stream's TaskGroup in its own ``async with`` (supervisor, book maintenance, resyncs), and
+``aclose()`` cancels the runner and waits for it. Iterating a stream that was not started raises
+``StreamNotStartedError`` instead of starting one lazily: an ``async for`` cannot run cleanup at
+``break`` (an abandoned async iterator is finalized later, by the garbage collector, in a task
+nobody owns), so a lazily started stream would leave its tasks and socket running. Where no
+``async with`` is wanted, ``await stream.run(on_event)`` owns start and close itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Generic, Literal, Self, TypeVar, cast
 
 import msgspec
 
@@ -27,21 +34,30 @@ from polyfeed.aio.event_queue import EventQueue
 from polyfeed.aio.rest import RestClient
 from polyfeed.aio.supervisor import Connector, Supervisor
 from polyfeed.aio.transport import connect
-from polyfeed.config import StreamConfig
+from polyfeed.config import Endpoints, StreamConfig
 from polyfeed.core.backoff import Backoff
 from polyfeed.core.book import BookOptions, BookRegistry, BookVerdict, ResyncLimiter
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
-from polyfeed.errors import ConfigError, PolyfeedError, StreamClosedError
+from polyfeed.errors import ConfigError, PolyfeedError, StreamClosedError, StreamNotStartedError
+from polyfeed.events import MarketStreamEvent, UserStreamEvent
 from polyfeed.metrics import ConnectionMetrics
 
 logger = logging.getLogger("polyfeed")
 
 StreamState = Literal["idle", "connecting", "open", "backoff", "closed", "failed"]
 
+EventT = TypeVar("EventT")
+
+TaskFactory = Callable[[], Coroutine[Any, Any, None]]
+
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
-    """A point-in-time view of a stream, cheap to take."""
+    """A point-in-time view of a stream, cheap to take (counters read, nothing scanned).
+
+    ``maintenance_restarts`` counts crashes of the book keeper's maintenance loops (each restarted
+    with backoff); ``maintenance_error`` is the last such crash, None when there was none.
+    """
 
     state: StreamState
     connected: bool
@@ -55,9 +71,11 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     backoff_seconds: float
     pong_rtt_seconds: float | None
     error: str | None = None
+    maintenance_restarts: int = 0
+    maintenance_error: str | None = None
 
 
-class _Stream:
+class _Stream(Generic[EventT]):
     """Shared machinery of the market and user streams."""
 
     _channel: Literal["market", "user"]
@@ -74,29 +92,31 @@ class _Stream:
         connector: Connector = connect,
     ) -> None:
         self.config = config
+        self.url = url
         self.clock: Clock = clock or LoopClock()
         self._ids = list(dict.fromkeys(ids))
-        self._url = url
         self._credentials = credentials
         self._rng = rng or random.Random().random
         self._connector = connector
+        self._runner: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._queue: EventQueue | None = None
         self._supervisor: Supervisor | None = None
         self._metrics: ConnectionMetrics | None = None
         self._subscriptions = SubscriptionSet(
             self._ids, confirm_timeout=config.watchdog.confirm_timeout
         )
+        # The stream's own status; the supervisor's state is only read, never written.
+        self._stopping = False
         self._closed = False
         self._fatal: PolyfeedError | None = None
 
     def __repr__(self) -> str:
-        sup = self._supervisor
-        state = self._state()
         return (
-            f"<{type(self).__name__} {state} subscriptions={len(self._subscriptions.desired)} "
-            f"supervisor={sup!r} queue={self._queue!r}>"
+            f"<{type(self).__name__} {self._state()} "
+            f"subscriptions={len(self._subscriptions.desired)} tasks={len(self._tasks)} "
+            f"supervisor={self._supervisor!r} queue={self._queue!r}>"
         )
 
     def _state(self) -> StreamState:
@@ -110,7 +130,7 @@ class _Stream:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> _Stream:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -123,78 +143,117 @@ class _Stream:
         await self.aclose()
 
     async def start(self) -> None:
-        """Start connecting in the background (``async with`` does this)."""
+        """Start connecting in the background (``async with`` does this).
+
+        Whoever calls ``start()`` must call :meth:`aclose`; ``async with`` does both.
+        """
         if self._closed:
             raise StreamClosedError("stream is closed")
-        if self._group is not None:
+        if self._runner is not None:
             return
-        now = self.clock.now()
-        self._metrics = ConnectionMetrics(now)
-        self._queue = EventQueue(self.config.queue, self.clock.wall)
-        self._supervisor = Supervisor(
+        self._metrics = self.metrics
+        queue = self._queue = EventQueue(self.config.queue, self.clock.wall)
+        supervisor = self._supervisor = Supervisor(
             self._channel,
-            self._url,
+            self.url,
             self._subscriptions,
             self.config,
             self.clock,
             Backoff(self.config.backoff, self._rng),
-            self._queue,
+            queue,
             self._metrics,
             credentials=self._credentials,
             connector=self._connector,
         )
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        self._task = self._group.create_task(self._supervise(), name="polyfeed-supervisor")
-        self._started(self._group, self._supervisor)
-
-    def _started(self, group: asyncio.TaskGroup, supervisor: Supervisor) -> None:
-        """Hook for subclasses: more long-lived work in the stream's group."""
-
-    def _stopping(self) -> None:
-        """Hook for subclasses: cancel their tasks before the group is awaited."""
-
-    async def _stopped(self) -> None:
-        """Hook for subclasses: release resources after every task ended."""
-
-    async def _supervise(self) -> None:
-        assert self._supervisor is not None
-        assert self._queue is not None
+        ready = asyncio.Event()
+        # The one task the stream owns: aclose() cancels it and waits for it to end.
+        self._runner = asyncio.get_running_loop().create_task(
+            self._run(supervisor, queue, ready), name=f"polyfeed-{self._channel}-stream"
+        )
         try:
-            await self._supervisor.run()
+            # Once the runner holds its group, work can be spawned into it (resync() at once).
+            await ready.wait()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _run(self, supervisor: Supervisor, queue: EventQueue, ready: asyncio.Event) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                self._start_background(supervisor)
+                ready.set()
+                await self._supervise(supervisor)
+                # The supervisor gave up (a fatal error): nothing is left for the rest to serve.
+                self._stopping = True
+                for task in list(self._tasks):
+                    task.cancel()
+        except Exception as exc:
+            # Boundary: no exception group leaves the stream; the consumer gets one error.
+            logger.exception("%s stream crashed", self._channel)
+            self._fatal = PolyfeedError(f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            self._group = None
+            self._stopping = True
+            ready.set()
+            queue.close(self._fatal)
+            await self._release()
+
+    async def _supervise(self, supervisor: Supervisor) -> None:
+        try:
+            await supervisor.run()
         except PolyfeedError as exc:
             # Boundary: a fatal error ends the stream; the consumer gets it from the iterator.
             logger.error("%s stream stopped: %s", self._channel, exc)
             self._fatal = exc
-            self._supervisor.state = "closed"
-            self._queue.close(exc)
         except Exception as exc:
             logger.exception("%s stream crashed", self._channel)
             self._fatal = PolyfeedError(f"internal error: {type(exc).__name__}: {exc}")
-            self._queue.close(self._fatal)
+
+    def _spawn(self, factory: TaskFactory, name: str) -> asyncio.Task[None] | None:
+        """Run ``factory()`` as a task in the stream's group; None (factory not called) when
+        the stream is stopping, so no coroutine is created that nothing would await."""
+        group = self._group
+        if group is None or self._stopping:
+            return None
+        task = group.create_task(factory(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _start_background(self, supervisor: Supervisor) -> None:
+        """Hook for subclasses: more long-lived work, spawned with :meth:`_spawn`."""
+
+    async def _release(self) -> None:
+        """Hook for subclasses: release resources after every task ended."""
 
     async def aclose(self) -> None:
         """Stop the stream: close the socket politely (bounded by ``close_timeout``), end tasks.
 
-        Returns within about ``close_timeout`` seconds whatever the server does.
+        Returns within about ``close_timeout`` seconds whatever the server does. Never raises
+        the stream's errors (the iterator does). Idempotent: a second call returns once the
+        first one has finished.
         """
         if self._closed:
+            if self._runner is not None and not self._runner.done():
+                await asyncio.wait([self._runner])
             return
         self._closed = True
-        if self._supervisor is not None:
-            self._supervisor.request_stop()
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-        self._stopping()
-        if self._group is not None:
-            group, self._group = self._group, None
-            await group.__aexit__(None, None, None)
-        await self._stopped()
+        runner = self._runner
+        if runner is not None:
+            await self._before_stop()
+            self._stopping = True
+            if self._supervisor is not None:
+                self._supervisor.request_stop()
+            runner.cancel()
+            # wait() rather than await: the runner's cancellation is ours, not the caller's.
+            await asyncio.wait([runner])
         if self._queue is not None:
             self._queue.close(self._fatal)
-        if self._supervisor is not None:
-            self._supervisor.state = "closed"
         logger.info("%s stream closed", self._channel)
+
+    async def _before_stop(self) -> None:
+        """Hook for subclasses: the stream is about to stop."""
 
     async def stop(self) -> None:
         """The seed design's name for :meth:`aclose`."""
@@ -202,27 +261,42 @@ class _Stream:
 
     # ------------------------------------------------------------------ consuming
 
-    def __aiter__(self) -> _Stream:
+    def __aiter__(self) -> Self:
+        self._require_started()
         return self
 
-    def __anext__(self) -> Awaitable[Any]:
+    def __anext__(self) -> Awaitable[EventT]:
         queue = self._queue
         if queue is None:
-            return self._start_and_get()
+            self._require_started()
+        assert queue is not None
         # No coroutine of our own per event: the queue's awaitable is handed out as is.
-        return queue.get()
+        return cast(Awaitable[EventT], queue.get())
 
-    async def _start_and_get(self) -> Any:
-        await self.start()
-        assert self._queue is not None
-        return await self._queue.get()
+    def _require_started(self) -> None:
+        if self._queue is None:
+            if self._closed:
+                raise StreamClosedError("stream is closed")
+            raise StreamNotStartedError(
+                f"iterate a {type(self).__name__} inside `async with` (or between start() and "
+                "aclose()), or use `await stream.run(on_event)`: something must own its tasks "
+                "and socket"
+            )
 
-    async def run(self, on_event: Callable[[Any], Awaitable[None] | None]) -> None:
+    async def run(self, on_event: Callable[[EventT], Awaitable[None] | None]) -> None:
         """Call ``on_event`` for every event until the stream closes (callback form).
 
-        The callback runs on the consumer side of the queue, never on the reader, so a slow
-        callback cannot delay heartbeats.
+        On a stream that was not started, ``run`` owns it: it starts the stream and closes it
+        when it returns or raises. The callback runs on the consumer side of the queue, never on
+        the reader, so a slow callback cannot delay heartbeats.
         """
+        if self._runner is None and not self._closed:
+            async with self:
+                await self._consume(on_event)
+        else:
+            await self._consume(on_event)
+
+    async def _consume(self, on_event: Callable[[EventT], Awaitable[None] | None]) -> None:
         async for event in self:
             result = on_event(event)
             if inspect.isawaitable(result):
@@ -280,11 +354,16 @@ class _Stream:
             self._metrics = ConnectionMetrics(self.clock.now())
         return self._metrics
 
+    def _maintenance(self) -> tuple[int, str | None]:
+        """Restarts and last crash of background maintenance (the book keeper's)."""
+        return 0, None
+
     def health(self) -> Health:
         """State, freshness and counters right now."""
         metrics = self.metrics
         now = self.clock.now()
         queue = self._queue
+        restarts, maintenance_error = self._maintenance()
         return Health(
             state=self._state(),
             connected=metrics.connected_since is not None,
@@ -298,6 +377,8 @@ class _Stream:
             backoff_seconds=metrics.backoff_seconds,
             pong_rtt_seconds=metrics.pong_rtt_seconds,
             error=str(self._fatal) if self._fatal is not None else None,
+            maintenance_restarts=restarts,
+            maintenance_error=maintenance_error,
         )
 
 
@@ -311,18 +392,27 @@ def _validate_ids(ids: Iterable[str]) -> list[str]:
     return out
 
 
-def _resolve_config(profile: str, config: StreamConfig | None) -> StreamConfig:
-    return config if config is not None else StreamConfig.from_profile(profile)
+def _resolve_config(
+    profile: str, config: StreamConfig | None, endpoints: Endpoints | None
+) -> StreamConfig:
+    resolved = config if config is not None else StreamConfig.from_profile(profile)
+    if endpoints is not None:
+        resolved = dataclasses.replace(resolved, endpoints=endpoints)
+    return resolved
 
 
-class MarketStream(_Stream):
+class MarketStream(_Stream[MarketStreamEvent]):
     """The public market channel for a set of asset (token) ids.
 
-    With ``books=True`` (the default) the stream keeps a verified local order book per asset in
-    :attr:`books`, applied on the reader side (a slow consumer never delays them) and resynced
-    on any doubt; ``reconcile_every`` (seconds) adds a periodic REST ``/book`` comparison.
-    REST calls go to ``rest_url``; when only ``url`` is given, to the same host (the fake server
-    serves both), else to Polymarket's CLOB.
+    Iteration yields :data:`polyfeed.MarketStreamEvent`. With ``books=True`` (the default) the
+    stream keeps a verified local order book per asset in :attr:`books`, applied on the reader
+    side (a slow consumer never delays them) and resynced on any doubt; ``reconcile_every``
+    (seconds) adds a periodic REST ``/book`` comparison.
+
+    Where it connects: ``endpoints`` (default ``config.endpoints``, Polymarket's) gives every
+    URL; ``url`` overrides the WebSocket URL and ``rest_url`` the CLOB REST URL. The REST URL is
+    never derived from ``url``: ``MarketStream(ids, endpoints=fake.endpoints)`` points a stream at
+    ``polyfeed.testing.FakePolymarket`` with one argument.
     """
 
     _channel = "market"
@@ -332,6 +422,7 @@ class MarketStream(_Stream):
         assets: Iterable[str] = (),
         *,
         url: str | None = None,
+        endpoints: Endpoints | None = None,
         profile: str = "dashboard",
         config: StreamConfig | None = None,
         books: bool = True,
@@ -343,7 +434,7 @@ class MarketStream(_Stream):
         rng: Callable[[], float] | None = None,
         connector: Connector = connect,
     ) -> None:
-        cfg = _resolve_config(profile, config)
+        cfg = _resolve_config(profile, config, endpoints)
         super().__init__(
             _validate_ids(assets),
             url=url or cfg.endpoints.market_url,
@@ -352,9 +443,7 @@ class MarketStream(_Stream):
             rng=rng,
             connector=connector,
         )
-        if rest_url is None:
-            rest_url = _same_host_http(url) if url is not None else cfg.endpoints.rest_url
-        self.rest_url = rest_url
+        self.rest_url = rest_url or cfg.endpoints.rest_url
         self._books = BookRegistry(book_options) if books else None
         if self._books is not None:
             for asset in self._ids:
@@ -365,12 +454,6 @@ class MarketStream(_Stream):
         self._reconcile_every = reconcile_every
         self._rest: RestClient | None = None
         self._keeper: BookKeeper | None = None
-        self._timers: asyncio.Task[None] | None = None
-        self._reconciler: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> MarketStream:
-        await self.start()
-        return self
 
     @property
     def books(self) -> BookRegistry:
@@ -400,46 +483,71 @@ class MarketStream(_Stream):
         return await keeper.reconcile(list(self.books if assets is None else assets))
 
     def _require_keeper(self) -> BookKeeper:
-        if self._keeper is None:
+        if self._keeper is None or self._stopping:
             raise StreamClosedError("books are kept only while the stream runs (books=True)")
         return self._keeper
 
-    def _started(self, group: asyncio.TaskGroup, supervisor: Supervisor) -> None:
+    def _start_background(self, supervisor: Supervisor) -> None:
         if self._books is None:
             return
-        self._rest = RestClient(self.rest_url, request_timeout=self.config.connect_timeout)
-
-        def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-            return group.create_task(coro, name="polyfeed-book")
-
-        self._keeper = BookKeeper(
+        endpoints = self.config.endpoints
+        self._rest = RestClient(
+            self.rest_url, endpoints.gamma_url, request_timeout=self.config.connect_timeout
+        )
+        # until the keeper contract lands: today's keeper takes neither option.
+        contract: dict[str, Any] = {}
+        if "reconcile_every" in inspect.signature(BookKeeper).parameters:
+            contract["reconcile_every"] = self._reconcile_every
+        keeper = self._keeper = BookKeeper(
             self._books,
             clock=self.clock,
             rest=self._rest,
             limiter=self._limiter,
-            spawn=spawn,
+            spawn=cast(Any, _spawn_shim(self._spawn)),  # until the keeper contract lands
             emit=supervisor.queue.put_many,
             refresh=supervisor.refresh,
+            **contract,
         )
-        supervisor.observer = self._keeper
+        supervisor.observer = keeper
+        self.metrics.maintenance = cast(Any, keeper)  # until the keeper contract lands
+        run = getattr(keeper, "run", None)  # until the keeper contract lands
+        if run is not None:
+            self._spawn(run, "polyfeed-book-maintenance")
+            return
+        every = self._reconcile_every
+
+        # One coroutine per task, creating the inner ones when it runs: a task cancelled before
+        # its first step then leaves no coroutine that was never awaited.
+        async def timers() -> None:
+            await keeper.guarded(keeper.run_timers())
+
+        async def reconciler() -> None:
+            assert every is not None
+            await keeper.guarded(keeper.reconcile_periodically(every))
+
+        self._spawn(timers, "polyfeed-book-timers")
+        if every is not None:
+            self._spawn(reconciler, "polyfeed-book-reconcile")
+
+    async def _before_stop(self) -> None:
         keeper = self._keeper
-        self._timers = group.create_task(
-            keeper.guarded(keeper.run_timers()), name="polyfeed-book-timers"
-        )
-        if self._reconcile_every is not None:
-            self._reconciler = group.create_task(
-                keeper.guarded(keeper.reconcile_periodically(self._reconcile_every)),
-                name="polyfeed-book-reconcile",
-            )
+        cancel_tasks = getattr(keeper, "cancel_tasks", None)  # until the keeper contract lands
+        if cancel_tasks is not None:
+            # Today's keeper creates its coroutines before spawning them: let the tasks spawned
+            # this turn take their first step, so that cancelling them awaits those coroutines.
+            await asyncio.sleep(0)
+            cancel_tasks()
 
-    def _stopping(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel_tasks()
-        for task in (self._timers, self._reconciler):
-            if task is not None:
-                task.cancel()
+    def _maintenance(self) -> tuple[int, str | None]:
+        keeper = self._keeper
+        if keeper is None:
+            return 0, None
+        # until the keeper contract lands: getattr with defaults.
+        restarts: int = getattr(keeper, "maintenance_restarts", 0)
+        error: str | None = getattr(keeper, "maintenance_error", None)
+        return restarts, error
 
-    async def _stopped(self) -> None:
+    async def _release(self) -> None:
         if self._rest is not None:
             await self._rest.aclose()
 
@@ -454,17 +562,32 @@ class MarketStream(_Stream):
                 self._books.remove(asset)
 
 
-def _same_host_http(url: str) -> str:
-    parts = urlsplit(url)
-    scheme = "https" if parts.scheme == "wss" else "http"
-    return f"{scheme}://{parts.netloc}"
+def _spawn_shim(
+    spawn: Callable[[TaskFactory, str], asyncio.Task[None] | None],
+) -> Callable[..., asyncio.Task[None] | None]:
+    """until the keeper contract lands: today's keeper passes a coroutine, not a factory."""
+
+    def adapted(
+        factory: TaskFactory | Coroutine[Any, Any, None], name: str = "polyfeed-book"
+    ) -> asyncio.Task[None] | None:
+        if inspect.iscoroutine(factory):
+            coro = factory
+            task = spawn(lambda: coro, name)
+            if task is None:
+                coro.close()
+            return task
+        return spawn(cast(TaskFactory, factory), name)
+
+    return adapted
 
 
-class UserStream(_Stream):
+class UserStream(_Stream[UserStreamEvent]):
     """The authenticated user channel (orders and trades of the API key).
 
-    ``markets`` are condition ids (None: every market of the key). Credentials default to the
-    environment (``POLYMARKET_API_KEY``, ``POLYMARKET_API_SECRET``, ``POLYMARKET_API_PASSPHRASE``).
+    Iteration yields :data:`polyfeed.UserStreamEvent`. ``markets`` are condition ids (None: every
+    market of the key). Credentials default to the environment (``POLYMARKET_API_KEY``,
+    ``POLYMARKET_API_SECRET``, ``POLYMARKET_API_PASSPHRASE``). The WebSocket URL is ``url``, else
+    ``endpoints.user_url`` (default ``config.endpoints``, Polymarket's).
     """
 
     _channel = "user"
@@ -475,13 +598,14 @@ class UserStream(_Stream):
         *,
         credentials: Credentials | None = None,
         url: str | None = None,
+        endpoints: Endpoints | None = None,
         profile: str = "dashboard",
         config: StreamConfig | None = None,
         clock: Clock | None = None,
         rng: Callable[[], float] | None = None,
         connector: Connector = connect,
     ) -> None:
-        cfg = _resolve_config(profile, config)
+        cfg = _resolve_config(profile, config, endpoints)
         super().__init__(
             _validate_ids(markets or ()),
             url=url or cfg.endpoints.user_url,
@@ -491,7 +615,3 @@ class UserStream(_Stream):
             rng=rng,
             connector=connector,
         )
-
-    async def __aenter__(self) -> UserStream:
-        await self.start()
-        return self

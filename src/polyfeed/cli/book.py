@@ -283,9 +283,7 @@ async def _book_main(
 @click.command()
 @click.argument("asset")
 @click.option("--url", default=None, help="WebSocket URL (default: Polymarket's market channel).")
-@click.option(
-    "--rest-url", default=None, help="CLOB REST URL for resyncs (default: derived from --url)."
-)
+@click.option("--rest-url", default=None, help="CLOB REST URL for resyncs (default: Polymarket's).")
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default="dashboard")
 @click.option(
     "--depth", type=click.IntRange(1, 200), default=10, show_default=True, help="Levels a side."

@@ -86,7 +86,7 @@ async def _demo(duration: float, markets: int, rate: float) -> int:
         console.print(
             f"streaming {len(fake.asset_ids)} assets of {markets} markets for {duration:g}s"
         )
-        stream = MarketStream(fake.asset_ids, url=fake.market_url, config=demo_config())
+        stream = MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=demo_config())
         started = time.monotonic()
         async with stream, asyncio.TaskGroup() as group:
             faults = group.create_task(_inject_faults(fake, console, duration))

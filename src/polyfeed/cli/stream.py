@@ -1,4 +1,10 @@
-"""``polyfeed stream``: every event as one JSON object per line on stdout."""
+"""``polyfeed stream``: every event as one JSON object per line on stdout.
+
+Output never blocks the event loop: lines go to a ``LineWriter`` thread through a small bounded
+queue. A slow reader of stdout makes this command a slow consumer of the stream, like any other:
+heartbeats go on, the stream's bounded queue applies its overflow policy (``--queue-size``), and
+what was dropped is reported in the output as a ``gap`` line.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,13 @@ import click
 import msgspec
 
 from polyfeed.aio.stream import MarketStream, UserStream
+from polyfeed.cli._output import LineWriter, OutputClosedError
 from polyfeed.cli._run import run_until_signal
 from polyfeed.config import PROFILES, BackoffConfig, HeartbeatConfig, StreamConfig
 from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
 from polyfeed.credentials import Credentials
 from polyfeed.errors import PolyfeedError
+from polyfeed.events import Connected, Disconnected, Gap, Reconnecting, Stale
 
 _encoder = msgspec.json.Encoder()
 
@@ -43,9 +51,14 @@ def build_config(
     pong_timeout: float | None,
     backoff_base: float | None,
     backoff_max: float | None,
+    queue_size: int | None = None,
 ) -> StreamConfig:
     """A StreamConfig from a profile and command-line overrides (raises ConfigError)."""
     config = StreamConfig.from_profile(profile)
+    if queue_size is not None:
+        config = dataclasses.replace(
+            config, queue=dataclasses.replace(config.queue, maxsize=queue_size)
+        )
     if data_timeout is not None:
         config = dataclasses.replace(
             config, watchdog=dataclasses.replace(config.watchdog, data_timeout=data_timeout)
@@ -65,66 +78,98 @@ def build_config(
     return config
 
 
+def status_line(event: object) -> bytes | None:
+    """The stderr line for a lifecycle event worth a human's attention, else None."""
+    if isinstance(event, Connected | Disconnected | Reconnecting | Stale | Gap):
+        return f"polyfeed: {type(event).__name__.lower()}: {event}\n".encode()
+    return None
+
+
 async def _stream_main(
     channel: str,
     url: str | None,
+    rest_url: str | None,
     config: StreamConfig,
     ids: list[str],
     credentials: Credentials | None,
 ) -> int:
-    out = sys.stdout.buffer
-    err = sys.stderr
     stream: MarketStream | UserStream
     if channel == "market":
-        stream = MarketStream(ids, url=url, config=config)
+        stream = MarketStream(ids, url=url, rest_url=rest_url, config=config)
     else:
         stream = UserStream(ids or None, credentials=credentials, url=url, config=config)
-    try:
-        async with stream:
-            async for event in stream:
-                out.write(encode_event(event))
-                out.flush()
-                kind = type(event).__name__
-                if kind in ("Connected", "Disconnected", "Reconnecting", "Stale", "Gap"):
-                    print(f"polyfeed: {kind.lower()}: {event}", file=err)
-    except PolyfeedError as exc:
-        print(f"polyfeed: error: {exc}", file=err)
-        return 1
+    error: str | None = None
+    async with (
+        LineWriter(sys.stdout.fileno()) as out,
+        LineWriter(sys.stderr.fileno(), maxsize=64) as err,
+    ):
+        try:
+            async with stream:
+                async for event in stream:
+                    await out.write(encode_event(event))
+                    status = status_line(event)
+                    if status is not None:
+                        await err.write(status)
+        except OutputClosedError:
+            # The reader of stdout went away (``| head``): a normal way to stop.
+            return 0
+        except PolyfeedError as exc:
+            error = str(exc)
+        if error is not None:
+            await err.write(f"polyfeed: error: {error}\n".encode())
+            return 1
     return 0
 
 
 @click.command()
 @click.option("--channel", type=click.Choice(["market", "user"]), default="market")
 @click.option("--url", default=None, help="WebSocket URL (default: Polymarket's).")
+@click.option(
+    "--rest-url",
+    default=None,
+    help="CLOB REST URL for the market channel's book checks (default: Polymarket's).",
+)
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default="dashboard")
 @click.option("--data-timeout", type=float, default=None, help="Seconds without data = stale.")
 @click.option("--heartbeat", type=float, default=None, help="Seconds between text PINGs.")
 @click.option("--pong-timeout", type=float, default=None, help="Seconds without PONG = dead.")
 @click.option("--backoff-base", type=float, default=None)
 @click.option("--backoff-max", type=float, default=None)
+@click.option(
+    "--queue-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Events buffered for a slow stdout reader before the oldest are dropped (a gap line).",
+)
 @click.argument("ids", nargs=-1)
 def stream(
     channel: str,
     url: str | None,
+    rest_url: str | None,
     profile: str,
     data_timeout: float | None,
     heartbeat: float | None,
     pong_timeout: float | None,
     backoff_base: float | None,
     backoff_max: float | None,
+    queue_size: int | None,
     ids: tuple[str, ...],
 ) -> None:
     """Stream ASSET_OR_MARKET ids as NDJSON on stdout (status on stderr); Ctrl-C stops cleanly."""
     try:
         config = build_config(
-            profile, data_timeout, heartbeat, pong_timeout, backoff_base, backoff_max
+            profile, data_timeout, heartbeat, pong_timeout, backoff_base, backoff_max, queue_size
         )
         if channel == "market" and not ids:
             raise click.UsageError("give at least one asset id")
         if url is not None and not url.startswith(("ws://", "wss://")):
             raise click.UsageError(f"--url must be a ws:// or wss:// URL, got {url!r}")
+        if rest_url is not None and not rest_url.startswith(("http://", "https://")):
+            raise click.UsageError(
+                f"--rest-url must be an http:// or https:// URL, got {rest_url!r}"
+            )
         credentials = Credentials.from_env() if channel == "user" else None
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
-    code = run_until_signal(_stream_main(channel, url, config, list(ids), credentials))
+    code = run_until_signal(_stream_main(channel, url, rest_url, config, list(ids), credentials))
     sys.exit(code)
