@@ -1,12 +1,21 @@
-"""The one seam to the WebSocket library (aiohttp). Maps its errors onto ``polyfeed.errors``."""
+"""The one seam to the WebSocket library (aiohttp). Maps its errors onto ``polyfeed.errors``.
+
+Every difference between the aiohttp versions that pyproject.toml allows is handled here, and
+only here: ``ws_connect_options`` adapts to the ``ws_connect`` keywords a version has, and
+``abort_websocket`` is the one place that touches aiohttp's private objects. ``make test-floor``
+runs the stream tests on the lowest versions allowed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import email.utils
+import inspect
 import math
 import re
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
@@ -82,6 +91,49 @@ _TEXT = aiohttp.WSMsgType.TEXT
 _BINARY = aiohttp.WSMsgType.BINARY
 
 
+def ws_connect_options(close_timeout: float, *, decode_text: bool | None = None) -> dict[str, Any]:
+    """The ``ws_connect`` keywords: no receive timeout (the watchdog owns liveness),
+    ``close_timeout`` for the close handshake, and, where aiohttp can, text frames left as bytes:
+    the msgspec decoder reads bytes and ``str`` alike, and bytes save a decode and a copy.
+
+    ``decode_text`` came with aiohttp 3.14; the floor (3.11) hands over text frames as ``str``.
+    None asks the installed ``ClientSession.ws_connect`` whether it takes that keyword.
+    """
+    if decode_text is None:
+        parameters = inspect.signature(aiohttp.ClientSession.ws_connect).parameters
+        decode_text = "decode_text" in parameters
+    options: dict[str, Any] = {
+        "timeout": aiohttp.ClientWSTimeout(ws_receive=None, ws_close=close_timeout),
+    }
+    if decode_text:
+        options["decode_text"] = False
+    return options
+
+
+def abort_websocket(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
+    """Drop ``ws``'s TCP connection at once, without a close frame.
+
+    aiohttp has no public abort for a client WebSocket, so this reaches the response behind it
+    (``ws._response``: its ``connection.transport.abort()``, then ``close()`` to release it).
+    Checked on aiohttp 3.11.0, 3.11.18, 3.12.15, 3.13.5 and 3.14.5. Where that private
+    layout is missing (a later aiohttp), the fallback shuts the socket down through the public
+    ``get_extra_info("socket")``: the peer sees the TCP connection end without a close frame,
+    the reader gets EOF, and ``ClientSession.close()`` later frees the rest.
+    """
+    response = getattr(ws, "_response", None)
+    if response is not None and hasattr(response, "connection") and hasattr(response, "close"):
+        connection = response.connection
+        if connection is not None and connection.transport is not None:
+            connection.transport.abort()
+        response.close()
+        return
+    sock = ws.get_extra_info("socket")
+    if sock is not None:
+        # OSError: the peer is already gone, so there is nothing left to drop.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 class AiohttpTransport:
     """``Transport`` over an aiohttp client WebSocket (it owns its ClientSession)."""
 
@@ -104,10 +156,11 @@ class AiohttpTransport:
             raise ConnectionClosedError(self._ws.close_code, f"send failed: {exc}") from exc
 
     async def receive_text(self) -> str | bytes:
-        """The next text or binary frame, as the raw UTF-8 bytes.
+        """The next text or binary frame, as the raw UTF-8 bytes where aiohttp can (3.14 on).
 
-        Text frames are not decoded to ``str``: the msgspec decoder reads bytes directly, which
-        saves a decode and a copy per frame on the hot path.
+        Text frames are not decoded to ``str`` there: the msgspec decoder reads bytes directly,
+        which saves a decode and a copy per frame on the hot path. Older aiohttp versions have no
+        such option and deliver ``str``, which the decoder reads as well.
         """
         ws = self._ws
         while True:
@@ -164,10 +217,7 @@ class AiohttpTransport:
 
     def abort(self) -> None:
         """Drop the TCP connection at once (used on stale detection)."""
-        conn = self._ws._response.connection
-        if conn is not None and conn.transport is not None:
-            conn.transport.abort()
-        self._ws._response.close()
+        abort_websocket(self._ws)
 
     async def close(self, grace: float) -> None:
         """Send a close frame and wait up to ``grace`` s for the peer; then release everything."""
@@ -209,8 +259,7 @@ async def connect(
                 autoping=True,
                 heartbeat=None,
                 max_msg_size=max_frame_bytes,
-                decode_text=False,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=connect_timeout),
+                **ws_connect_options(connect_timeout),
             )
     except aiohttp.WSServerHandshakeError as exc:
         await session.close()
