@@ -5,6 +5,7 @@
     PolyfeedError                     base; ``transient`` says whether a retry can help
     ├── ConfigError                   fatal: a bad setting, URL or argument
     ├── StreamClosedError             fatal: the stream was closed (aclose, shutdown)
+    ├── InvalidStateError             a bug: an input a state machine refuses in its state
     ├── RestError                     a REST call failed (status, url); transient on 429/5xx
     ├── TransientError                the supervisor retries these with backoff
     │   ├── ConnectError              TCP/TLS connect refused, reset or timed out
@@ -30,6 +31,7 @@ __all__ = [
     "DataTimeoutError",
     "FatalError",
     "HandshakeRejectedError",
+    "InvalidStateError",
     "OverflowDisconnectError",
     "PolyfeedError",
     "RestError",
@@ -52,6 +54,19 @@ class ConfigError(PolyfeedError, ValueError):
 
 class StreamClosedError(PolyfeedError):
     """The stream was closed; no further events or operations."""
+
+
+class InvalidStateError(PolyfeedError, RuntimeError):
+    """A state machine got an input its current state does not accept (a caller's bug).
+
+    ``machine`` names the object, ``state`` its state and ``event`` the refused input.
+    """
+
+    def __init__(self, machine: str, state: str, event: str) -> None:
+        super().__init__(f"{machine}: {event!r} is not allowed in state {state}")
+        self.machine = machine
+        self.state = state
+        self.event = event
 
 
 class RestError(PolyfeedError):
