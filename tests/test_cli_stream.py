@@ -167,7 +167,7 @@ def test_build_config_overrides() -> None:
     config = build_config("hft", 5.0, 2.0, None, 0.5, 4.0)
     assert config.watchdog.data_timeout == 5.0
     assert config.heartbeat.interval == 2.0
-    assert config.heartbeat.pong_timeout == 30.0
+    assert config.heartbeat.pong_timeout == 15.0  # the hft profile's PONG deadline
     assert (config.backoff.base, config.backoff.max_delay) == (0.5, 4.0)
     assert build_config("dashboard", None, None, None, None, None).watchdog.data_timeout == 300.0
     with pytest.raises(ConfigError):

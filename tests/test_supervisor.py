@@ -210,7 +210,11 @@ async def test_flapping_server_delays_grow_to_the_cap() -> None:
 @pytest.mark.timeout(10)
 async def test_backoff_resets_only_after_a_stable_connection() -> None:
     connector = MemoryConnector()
-    cfg = config(backoff=BackoffConfig(base=0.01, max_delay=0.08, jitter=0.0, stable_for=0.15))
+    cfg = config(
+        backoff=BackoffConfig(
+            base=0.01, max_delay=0.08, jitter=0.0, stable_for=0.15, first_retry_max=0.004
+        )
+    )
     async with MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s:
         async with asyncio.TaskGroup() as tg:
             servers = []
@@ -229,7 +233,66 @@ async def test_backoff_resets_only_after_a_stable_connection() -> None:
                     delays.append(event.delay)
             for server in servers:
                 server.cancel()
-        assert delays == pytest.approx([0.01, 0.02, 0.01])
+        # The stable third connection delivered data: the counter reset, and its first retry
+        # is the fast one.
+        assert delays[:2] == pytest.approx([0.01, 0.02])
+        assert 0 <= delays[2] <= 0.004
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("ending", ["close_1012", "drop"])
+async def test_shipped_backoff_reconnects_fast_after_a_connection_that_delivered_data(
+    ending: str,
+) -> None:
+    """Issue 7, defect 11: with the shipped backoff, data flowed again only after 1.1-2.0 s."""
+    connector = MemoryConnector()
+    loop = asyncio.get_running_loop()
+    cfg = config(backoff=BackoffConfig())
+    async with (
+        MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s,
+        asyncio.TaskGroup() as tg,
+    ):
+        first = await connector.wait_for(1)
+        servers = [tg.create_task(serve(first))]
+        await next_of(s, Book)
+        if ending == "drop":
+            first.peer_drop()
+        else:
+            first.peer_close(1012, "service restart")
+        await next_of(s, Disconnected)
+        ended = loop.time()
+        reconnecting = await next_of(s, Reconnecting)
+        assert reconnecting.delay <= 0.25
+        second = await connector.wait_for(2)
+        servers.append(tg.create_task(serve(second)))
+        await next_of(s, Book)
+        assert loop.time() - ended < 0.25 + 0.1, "data flows again within 0.35 s"
+        for server in servers:
+            server.cancel()
+
+
+@pytest.mark.timeout(10)
+async def test_server_closing_every_connection_after_its_snapshot_gets_few_connections() -> None:
+    # One fast retry, then the exponential steps: the stable gate is not fooled by data.
+    connector = MemoryConnector()
+    cfg = config(
+        backoff=BackoffConfig(
+            base=0.01, max_delay=0.04, jitter=0.0, stable_for=1.0, first_retry_max=0.002
+        )
+    )
+    async with MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s:
+        delays: list[float] = []
+        while len(delays) < 6:
+            event = await anext(s)
+            if isinstance(event, Connected):
+                transport = connector.transports[-1]
+                await transport.sent()
+                transport.feed(book("a1"))
+                transport.peer_close(1011)
+            elif isinstance(event, Reconnecting):
+                delays.append(event.delay)
+        assert delays[0] <= 0.002
+        assert delays[1:] == pytest.approx([0.01, 0.02, 0.04, 0.04, 0.04])
 
 
 @pytest.mark.timeout(10)

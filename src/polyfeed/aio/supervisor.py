@@ -274,7 +274,9 @@ class Supervisor:
         last_data = session.last_data_at if session.last_data_at is not None else session.opened_at
         self._gap_start = self._wall_of(last_data if last_data is not None else self.clock.now())
         now = self.clock.now()
-        self.backoff.disconnected(now)
+        # Any frame after the subscription (a PONG too) shows the link worked: if this was the
+        # first failure since the last reset, the next attempt gets the fast retry.
+        self.backoff.disconnected(now, delivered=session.frames_received > 0)
         slug = reason_slug(error)
         self.metrics.on_disconnected(now, slug)
         code = error.code if isinstance(error, ConnectionClosedError) else None
