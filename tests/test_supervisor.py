@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -293,6 +294,35 @@ async def test_server_closing_every_connection_after_its_snapshot_gets_few_conne
                 delays.append(event.delay)
         assert delays[0] <= 0.002
         assert delays[1:] == pytest.approx([0.01, 0.02, 0.04, 0.04, 0.04])
+
+
+@pytest.mark.timeout(10)
+async def test_refused_first_handshake_reports_no_gap_and_a_later_outage_exactly_one() -> None:
+    """Issue 7, defect 7: a refused first handshake yielded Gap(started=0.0, ...)."""
+
+    async def refuse_first(index: int) -> None:
+        if index == 0:
+            raise ServerUnavailableError(503)
+
+    connector = MemoryConnector(refuse_first)
+    async with (
+        MarketStream(["a1"], url=URL, config=config(), connector=connector, books=False) as s,
+        asyncio.TaskGroup() as tg,
+    ):
+        seen: list[object] = []
+        servers = [tg.create_task(serve(await connector.wait_for(1)))]
+        while not isinstance(event := await anext(s), Book):
+            seen.append(event)
+        assert not [e for e in seen if isinstance(e, Gap)], "nothing was missed yet"
+        live_at = time.time()
+        connector.transports[0].peer_close(1012)
+        await next_of(s, Disconnected)
+        servers.append(tg.create_task(serve(await connector.wait_for(2))))
+        gap = await next_of(s, Gap)
+        assert gap.reason == "closed_1012"
+        assert live_at - 1.0 <= gap.started <= gap.ended <= time.time()
+        for server in servers:
+            server.cancel()
 
 
 @pytest.mark.timeout(10)

@@ -20,6 +20,7 @@ from polyfeed.aio.transport import Transport, connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.backoff import Backoff
 from polyfeed.core.codec import FrameDecoder
+from polyfeed.core.gaps import GapTracker
 from polyfeed.core.session import Channel, Session
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
@@ -103,10 +104,7 @@ class Supervisor:
         self._auth_failures = 0
         self.observer = observer
         self.stopping = False
-        # An open gap: (wall time of the last data before it, reason); closed by the first
-        # frame of a later connection, when the ``Gap`` event is emitted.
-        self._open_gap: tuple[float, str] | None = None
-        self._gap_start = 0.0
+        self.gaps = GapTracker()
 
     def refresh(self, ids: list[str]) -> None:
         """Request fresh snapshots of these assets on the live socket (no-op when offline)."""
@@ -187,8 +185,6 @@ class Supervisor:
             else:
                 error, session = await self._run_connection(transport)
                 self._check_user_auth(session, error)
-            if self._open_gap is None:
-                self._open_gap = (self._gap_start, reason_slug(error))
             self.state = "backoff"
             delay = self.backoff.next_delay(at_least=retry_after, last_error=error)
             self.metrics.backoff_seconds = delay
@@ -204,20 +200,19 @@ class Supervisor:
             self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
             await self.clock.sleep_until(self.clock.now() + delay)
 
-    def _close_gap(self) -> None:
+    def _first_frame(self) -> None:
         # The first frame on a new socket (a PONG or data) proves the server has processed the
         # subscription sent before it: events from then on reach us, earlier ones may not have.
-        if self._open_gap is None:
+        outage = self.gaps.first_frame(self.clock.wall())
+        if outage is None:
             return
-        started, reason = self._open_gap
-        self._open_gap = None
         self.emit(
             [
                 Gap(
-                    started=started,
-                    ended=self.clock.wall(),
+                    started=outage.started,
+                    ended=outage.ended,
                     assets=sorted(self.subscriptions.desired),
-                    reason=reason,
+                    reason=outage.reason,
                 )
             ]
         )
@@ -240,7 +235,7 @@ class Supervisor:
             self.queue,
             self.metrics,
             emit=self.emit,
-            on_first_frame=self._close_gap if self._open_gap is not None else None,
+            on_first_frame=self._first_frame,
         )
         now = self.clock.now()
         self.backoff.connected(now)
@@ -271,13 +266,15 @@ class Supervisor:
             raise
         self.connection = None
         await transport.release()
-        last_data = session.last_data_at if session.last_data_at is not None else session.opened_at
-        self._gap_start = self._wall_of(last_data if last_data is not None else self.clock.now())
+        last_data = session.last_data_at
+        slug = reason_slug(error)
+        self.gaps.lost(
+            slug, None if last_data is None else self._wall_of(last_data), self.clock.wall()
+        )
         now = self.clock.now()
         # Any frame after the subscription (a PONG too) shows the link worked: if this was the
         # first failure since the last reset, the next attempt gets the fast retry.
         self.backoff.disconnected(now, delivered=session.frames_received > 0)
-        slug = reason_slug(error)
         self.metrics.on_disconnected(now, slug)
         code = error.code if isinstance(error, ConnectionClosedError) else None
         logger.warning("%s: connection #%d ended: %s", self.channel, connection_id, error)
