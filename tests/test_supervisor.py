@@ -6,13 +6,16 @@ Intervals are scaled down to tens of milliseconds; every test has a hard timeout
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from polyfeed import (
     AuthenticationError,
@@ -34,8 +37,16 @@ from polyfeed import (
     UserStream,
     WatchdogConfig,
 )
-from polyfeed.aio.supervisor import reason_slug
+from polyfeed.aio.clock import LoopClock
+from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.supervisor import Supervisor, reason_slug
+from polyfeed.config import Endpoints
+from polyfeed.core.backoff import Backoff
+from polyfeed.core.messages import Order
+from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.errors import ConnectionClosedError, DataTimeoutError, HandshakeRejectedError
+from polyfeed.metrics import ConnectionMetrics
+from polyfeed.testing import CloseWith, FakePolymarket, FaultPlan
 from polyfeed.testing.memory import MemoryConnector, MemoryTransport
 
 HB = HeartbeatConfig(interval=0.05, pong_timeout=0.2)
@@ -379,6 +390,147 @@ async def test_user_socket_dropped_after_subscribe_counts_as_auth_failure() -> N
         first = json.loads(connector.transports[0].sent_frames[0])
         assert first["type"] == "user" and first["markets"] == ["0xc1"]
         assert first["auth"]["apiKey"] == "key-123456"
+
+
+@pytest.mark.timeout(15)
+async def test_rolling_server_restart_does_not_kill_the_user_stream() -> None:
+    """Issue 7, defect 3: closes *with a close frame* before the first frame are no rejection.
+
+    Four restarts in a row (more than ``auth_retries``) used to end the stream with a fatal
+    AuthenticationError.
+    """
+    restarts = {
+        0: [CloseWith(1012, "service restart")],
+        1: [CloseWith(1001, "going away")],
+        2: [CloseWith(1011, "internal error")],
+        3: [CloseWith(1012, "service restart")],
+    }
+    async with FakePolymarket(markets=1, seed=21, faults=FaultPlan(user=restarts)) as fake:
+        creds = Credentials(
+            api_key=fake.credentials.api_key,
+            secret=fake.credentials.secret,
+            passphrase=fake.credentials.passphrase,
+        )
+        market = fake.markets[0].condition_id
+        async with UserStream([market], credentials=creds, url=fake.user_url, config=config()) as s:
+            codes = [(await next_of(s, Disconnected)).code for _ in range(4)]
+            assert codes == [1012, 1001, 1011, 1012]
+            await fake.wait_for_connection(5, path="user")
+            await next_of(s, Connected)
+            fake.step_user(2, market=market)
+            assert isinstance(await next_of(s, Order), Order)
+
+
+class ScriptedCheck:
+    """A credentials check answering from a script (the last answer repeats); counts calls."""
+
+    def __init__(self, *answers: bool | None) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def __call__(self) -> bool | None:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+def user_supervisor(connector: MemoryConnector, check: ScriptedCheck | None) -> Supervisor:
+    cfg = config()
+    clock = LoopClock()
+    return Supervisor(
+        "user",
+        URL,
+        SubscriptionSet(["0xc1"]),
+        cfg,
+        clock,
+        Backoff(cfg.backoff, random.Random(7).random),
+        EventQueue(cfg.queue, clock.wall),
+        ConnectionMetrics(clock.now()),
+        credentials=Credentials(api_key="key-123456", secret="s3cret", passphrase="pass"),
+        connector=connector,
+        credentials_check=check,
+    )
+
+
+async def reset_after_subscribe(connector: MemoryConnector, count: int) -> None:
+    """Play Polymarket rejecting credentials: reset (no close frame) right after the subscribe."""
+    for n in range(1, count + 1):
+        transport = await connector.wait_for(n)
+        await transport.sent()
+        transport.peer_drop()
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("check", "fatal_after"),
+    [(ScriptedCheck(False), 1), (ScriptedCheck(None), 3), (None, 3)],
+    ids=["check_says_invalid", "check_inconclusive", "no_check"],
+)
+async def test_resets_before_the_first_frame_are_confirmed_by_the_credentials_check(
+    check: ScriptedCheck | None, fatal_after: int
+) -> None:
+    connector = MemoryConnector()
+    supervisor = user_supervisor(connector, check)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(reset_after_subscribe(connector, fatal_after))
+        with pytest.raises(AuthenticationError) as info:
+            await supervisor.run()
+    assert connector.attempts == fatal_after
+    assert info.value.attempts == fatal_after
+    assert info.value.status is None
+    if check is not None:
+        assert check.calls == fatal_after, "one REST call per suspected rejection"
+
+
+@pytest.mark.timeout(10)
+async def test_resets_are_transient_when_the_check_says_the_credentials_are_valid() -> None:
+    connector = MemoryConnector()
+    # Valid twice, then inconclusive: the count restarted, so three more resets are needed.
+    check = ScriptedCheck(True, True, True, True, None)
+    supervisor = user_supervisor(connector, check)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(reset_after_subscribe(connector, 4 + 3))
+        with pytest.raises(AuthenticationError) as info:
+            await supervisor.run()
+    assert connector.attempts == 7
+    assert info.value.attempts == 3
+    assert check.calls == 7
+
+
+@pytest.mark.timeout(10)
+async def test_user_stream_asks_the_clob_before_failing_on_a_reset() -> None:
+    """The stream wires the check: a signing key rejected by REST ends the stream at once."""
+    seen: list[str] = []
+
+    async def api_keys(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("POLY_API_KEY", ""))
+        return web.json_response({"error": "Unauthorized/Invalid api key"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/auth/api-keys", api_keys)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        rest_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        cfg = config(endpoints=Endpoints(user_url=URL, rest_url=rest_url, gamma_url=rest_url))
+        creds = Credentials(
+            api_key="key-123456",
+            secret=base64.urlsafe_b64encode(b"0123456789abcdef").decode(),
+            passphrase="pass-phrase",
+            address="0x0000000000000000000000000000000000000001",
+        )
+        connector = MemoryConnector()
+        stream = UserStream(["0xc1"], credentials=creds, url=URL, config=cfg, connector=connector)
+        async with stream, asyncio.TaskGroup() as tg:
+            tg.create_task(reset_after_subscribe(connector, 1))
+            with pytest.raises(AuthenticationError):
+                async for _ in stream:
+                    pass
+    finally:
+        await runner.cleanup()
+    assert connector.attempts == 1
+    assert seen == ["key-123456"]
 
 
 @pytest.mark.timeout(10)

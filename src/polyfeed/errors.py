@@ -138,7 +138,12 @@ class FatalError(PolyfeedError):
 
 
 class AuthenticationError(FatalError):
-    """Credentials were rejected (HTTP 401/403, or the server dropped the user socket at once)."""
+    """Credentials were rejected: HTTP 401/403 on the handshake, or the user socket was reset.
+
+    Polymarket rejects credentials by resetting the user socket (no close frame) before its
+    first frame; that is fatal once the CLOB REST check confirms it, or after ``auth_retries``
+    retries when no check can be made. ``status`` is None for a reset.
+    """
 
     def __init__(self, status: int | None, attempts: int) -> None:
         what = f"HTTP {status}" if status is not None else "socket dropped after auth"

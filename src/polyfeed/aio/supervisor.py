@@ -2,8 +2,14 @@
 
 Transient endings (closes, drops, stale links, 429/5xx, refused connections) are retried for ever
 by default with capped exponential backoff and jitter; the backoff resets only once a connection
-stayed healthy for ``stable_for``. Fatal endings (a rejected handshake, bad config, credentials
-rejected more than ``auth_retries`` times, ``max_attempts`` reached) stop the loop and raise.
+stayed healthy for ``stable_for``. Fatal endings (a rejected handshake, bad config, rejected
+credentials, ``max_attempts`` reached) stop the loop and raise.
+
+Rejected credentials on the user channel look like a reset without a close frame before the
+first frame; a close frame (a server restart: 1001, 1011, 1012) never counts. A suspected
+rejection is confirmed with the optional ``credentials_check`` (one authenticated REST call:
+valid -> transient, invalid -> fatal at once); without one, or when it is inconclusive, more
+than ``auth_retries`` consecutive suspected rejections are fatal.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Literal, Protocol
 from polyfeed.aio.clock import Clock
 from polyfeed.aio.connection import Connection
 from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.rest import CredentialsCheck
 from polyfeed.aio.transport import Transport, connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.backoff import Backoff
@@ -84,6 +91,7 @@ class Supervisor:
         credentials: Credentials | None = None,
         connector: Connector = connect,
         observer: EventObserver | None = None,
+        credentials_check: CredentialsCheck | None = None,
     ) -> None:
         self.channel: Channel = channel
         self.url = url
@@ -101,6 +109,7 @@ class Supervisor:
         self.attempts = 0
         self._credentials = credentials
         self._connector = connector
+        self._credentials_check = credentials_check
         self._auth_failures = 0
         self.observer = observer
         self.stopping = False
@@ -184,7 +193,7 @@ class Supervisor:
                 self.metrics.on_attempt_failed(reason_slug(exc))
             else:
                 error, session = await self._run_connection(transport)
-                self._check_user_auth(session, error)
+                await self._check_user_auth(session, error)
             self.state = "backoff"
             delay = self.backoff.next_delay(at_least=retry_after, last_error=error)
             self.metrics.backoff_seconds = delay
@@ -281,16 +290,34 @@ class Supervisor:
         self.emit([Disconnected(reason=str(error), code=code, connection_id=connection_id)])
         return error, session
 
-    def _check_user_auth(self, session: Session, error: TransientError) -> None:
+    async def _check_user_auth(self, session: Session, error: TransientError) -> None:
+        """Classify how a user socket ended: a credential rejection is fatal, anything else not.
+
+        Polymarket rejects bad credentials by resetting the socket right after the subscribe:
+        no close frame, and nothing received before it (the first PING goes out with the
+        subscription, so a healthy socket answers PONG within a round trip). Only that counts
+        as a suspected rejection; a close frame (1001, 1011, 1012 on a server restart) is a
+        server speaking normally, and clears the count like any frame received.
+
+        A suspected rejection is confirmed with the credentials check when there is one (one
+        authenticated REST call): valid -> transient, invalid -> AuthenticationError at once.
+        Without a check, or when it is inconclusive, more than ``auth_retries`` consecutive
+        suspected rejections are fatal.
+        """
         if self.channel != "user":
             return
-        # Polymarket answers bad credentials by dropping the socket right after the subscribe,
-        # without a close frame and before anything else arrives. The first PING goes out with
-        # the subscription, so a healthy socket answers PONG within a round trip: a drop before
-        # any frame at all is not a network blip but a rejection. Only consecutive ones count.
-        if session.frames_received == 0 and isinstance(error, ConnectionClosedError):
-            self._auth_failures += 1
-            if self._auth_failures > self.config.backoff.auth_retries:
-                raise AuthenticationError(None, self._auth_failures)
-        elif session.frames_received:
+        suspected = (
+            session.frames_received == 0
+            and isinstance(error, ConnectionClosedError)
+            and error.code is None
+        )
+        if not suspected:
             self._auth_failures = 0
+            return
+        self._auth_failures += 1
+        verdict = None if self._credentials_check is None else await self._credentials_check()
+        if verdict is True:
+            logger.info("%s: socket reset before its first frame; credentials valid", self.channel)
+            self._auth_failures = 0
+        elif verdict is False or self._auth_failures > self.config.backoff.auth_retries:
+            raise AuthenticationError(None, self._auth_failures)
