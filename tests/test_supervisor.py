@@ -9,6 +9,7 @@ import asyncio
 import base64
 import dataclasses
 import json
+import logging
 import random
 import time
 from collections.abc import AsyncIterator
@@ -43,8 +44,14 @@ from polyfeed.aio.supervisor import Supervisor, reason_slug
 from polyfeed.config import Endpoints
 from polyfeed.core.backoff import Backoff
 from polyfeed.core.messages import Order
+from polyfeed.core.session import Channel
 from polyfeed.core.subscriptions import SubscriptionSet
-from polyfeed.errors import ConnectionClosedError, DataTimeoutError, HandshakeRejectedError
+from polyfeed.errors import (
+    ConnectionClosedError,
+    DataTimeoutError,
+    HandshakeRejectedError,
+    InvalidStateError,
+)
 from polyfeed.metrics import ConnectionMetrics
 from polyfeed.testing import CloseWith, FakePolymarket, FaultPlan
 from polyfeed.testing.memory import MemoryConnector, MemoryTransport
@@ -433,11 +440,13 @@ class ScriptedCheck:
         return self.answers[min(self.calls, len(self.answers)) - 1]
 
 
-def user_supervisor(connector: MemoryConnector, check: ScriptedCheck | None) -> Supervisor:
+def user_supervisor(
+    connector: MemoryConnector, check: ScriptedCheck | None, *, channel: Channel = "user"
+) -> Supervisor:
     cfg = config()
     clock = LoopClock()
     return Supervisor(
-        "user",
+        channel,
         URL,
         SubscriptionSet(["0xc1"]),
         cfg,
@@ -658,3 +667,59 @@ def test_reason_slugs() -> None:
     assert reason_slug(ConnectionClosedError(None)) == "dropped"
     assert reason_slug(ConnectionClosedError(1011)) == "closed_1011"
     assert reason_slug(ServerUnavailableError(429, 1.0)) == "http_429"
+
+
+def state_of(supervisor: Supervisor) -> str:
+    # Read through a call, so mypy does not narrow the property across awaits that change it.
+    return supervisor.state
+
+
+@pytest.mark.timeout(10)
+async def test_supervisor_state_is_one_value_with_transitions_logged_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connector = MemoryConnector()
+    supervisor = user_supervisor(connector, None, channel="market")
+    assert supervisor.state == "idle"
+    with caplog.at_level(logging.DEBUG, logger="polyfeed.supervisor"):
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(supervisor.run())
+            first = await connector.wait_for(1)
+            await first.sent()
+            assert state_of(supervisor) == "open"
+            first.peer_close(1011)
+            second = await connector.wait_for(2)
+            await second.sent()
+            supervisor.request_stop()
+            task.cancel()
+    assert state_of(supervisor) == "closed"
+    transitions = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("market supervisor:")
+    ]
+    assert transitions == [
+        "market supervisor: idle -> connecting",
+        "market supervisor: connecting -> open",
+        "market supervisor: open -> backoff",
+        "market supervisor: backoff -> connecting",
+        "market supervisor: connecting -> open",
+        "market supervisor: open -> closed",
+    ]
+    # It runs once, and nobody outside moves it (writing "closed" is the transitional no-op).
+    with pytest.raises(InvalidStateError):
+        await supervisor.run()
+    with pytest.raises(InvalidStateError):
+        supervisor.state = "open"
+    supervisor.state = "closed"
+    assert supervisor.state == "closed"
+
+
+@pytest.mark.timeout(10)
+async def test_supervisor_is_closed_after_a_fatal_error() -> None:
+    async def not_found(index: int) -> None:
+        raise HandshakeRejectedError(404, "ws://x")
+
+    supervisor = user_supervisor(MemoryConnector(not_found), None, channel="market")
+    with pytest.raises(HandshakeRejectedError):
+        await supervisor.run()
+    assert supervisor.state == "closed"
+    assert "closed" in repr(supervisor)

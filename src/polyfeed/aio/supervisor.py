@@ -35,6 +35,7 @@ from polyfeed.errors import (
     AuthenticationError,
     ConnectionClosedError,
     DataTimeoutError,
+    InvalidStateError,
     ServerUnavailableError,
     TransientError,
 )
@@ -59,6 +60,16 @@ class EventObserver(Protocol):
 
 
 State = Literal["idle", "connecting", "open", "backoff", "closed"]
+
+# The supervisor's life: idle -> connecting -> open | backoff -> ... -> closed (final), and
+# closed from anywhere (a fatal error, or shutdown). Anything else is a bug and raises.
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    "idle": frozenset({"connecting", "closed"}),
+    "connecting": frozenset({"open", "backoff", "closed"}),
+    "open": frozenset({"backoff", "closed"}),
+    "backoff": frozenset({"connecting", "closed"}),
+    "closed": frozenset(),
+}
 
 
 def reason_slug(error: BaseException) -> str:
@@ -104,7 +115,7 @@ class Supervisor:
         self.decoder = FrameDecoder(channel)
         metrics.decode_stats = self.decoder.stats
         self.connection: Connection | None = None
-        self.state: State = "idle"
+        self._state: State = "idle"
         self.connections_opened = 0
         self.attempts = 0
         self._credentials = credentials
@@ -114,6 +125,29 @@ class Supervisor:
         self.observer = observer
         self.stopping = False
         self.gaps = GapTracker()
+
+    @property
+    def state(self) -> State:
+        """Where the reconnect loop stands; only the supervisor's own loop changes it."""
+        return self._state
+
+    @state.setter
+    def state(self, value: State) -> None:
+        # Transitional: the stream still writes "closed" after the loop ended; the loop now
+        # gets there by itself, so this accepts only that (a no-op once closed) and goes once
+        # the stream stops writing it.
+        if value != "closed":
+            raise InvalidStateError("Supervisor", self._state, f"state = {value!r}")
+        self._set_state("closed")
+
+    def _set_state(self, state: State) -> None:
+        old = self._state
+        if state == old:
+            return
+        if state not in _TRANSITIONS[old]:
+            raise InvalidStateError("Supervisor", old, state)
+        logger.debug("%s supervisor: %s -> %s", self.channel, old, state)
+        self._state = state
 
     def refresh(self, ids: list[str]) -> None:
         """Request fresh snapshots of these assets on the live socket (no-op when offline)."""
@@ -136,7 +170,7 @@ class Supervisor:
 
     def __repr__(self) -> str:
         return (
-            f"<Supervisor {self.channel} {self.state} url={self.url} "
+            f"<Supervisor {self.channel} {self._state} url={self.url} "
             f"connections={self.connections_opened} backoff_attempt={self.backoff.attempt}>"
         )
 
@@ -162,11 +196,23 @@ class Supervisor:
         return removed
 
     async def run(self) -> None:
-        """Connect and reconnect until cancelled; raises only fatal errors."""
+        """Connect and reconnect until cancelled; raises only fatal errors.
+
+        The supervisor is ``closed`` once this returns or raises; it runs once (a second
+        ``run`` raises :class:`~polyfeed.errors.InvalidStateError`).
+        """
+        if self._state != "idle":
+            raise InvalidStateError("Supervisor", self._state, "run")
+        try:
+            await self._reconnect_loop()
+        finally:
+            self._set_state("closed")
+
+    async def _reconnect_loop(self) -> None:
         while True:
             if self.stopping:
                 raise asyncio.CancelledError
-            self.state = "connecting"
+            self._set_state("connecting")
             self.attempts += 1
             error: TransientError | AuthenticationError
             retry_after = 0.0
@@ -194,7 +240,7 @@ class Supervisor:
             else:
                 error, session = await self._run_connection(transport)
                 await self._check_user_auth(session, error)
-            self.state = "backoff"
+            self._set_state("backoff")
             delay = self.backoff.next_delay(at_least=retry_after, last_error=error)
             self.metrics.backoff_seconds = delay
             level = logging.WARNING if self.backoff.attempt > 5 else logging.INFO
@@ -249,7 +295,7 @@ class Supervisor:
         now = self.clock.now()
         self.backoff.connected(now)
         self.metrics.on_connected(now)
-        self.state = "open"
+        self._set_state("open")
         replay = sorted(self.subscriptions.desired)
         logger.info(
             "%s: connected to %s (connection #%d, %d subscriptions)",
