@@ -53,7 +53,7 @@ from polyfeed.errors import (
     InvalidStateError,
 )
 from polyfeed.metrics import ConnectionMetrics
-from polyfeed.testing import CloseWith, FakePolymarket, FaultPlan
+from polyfeed.testing import CloseWith, DropTcp, FakePolymarket, FaultPlan
 from polyfeed.testing.memory import MemoryConnector, MemoryTransport
 
 HB = HeartbeatConfig(interval=0.05, pong_timeout=0.2)
@@ -426,6 +426,30 @@ async def test_rolling_server_restart_does_not_kill_the_user_stream() -> None:
             await next_of(s, Connected)
             fake.step_user(2, market=market)
             assert isinstance(await next_of(s, Order), Order)
+
+
+@pytest.mark.timeout(15)
+async def test_resets_without_a_close_frame_count_only_while_consecutive() -> None:
+    # Two resets (auth_retries=2 allows them), a healthy socket, two more: still alive. The
+    # fake resets exactly as Polymarket does for bad credentials (DropTcp: no close frame).
+    drops = {0: [DropTcp()], 1: [DropTcp()], 3: [DropTcp()], 4: [DropTcp()]}
+    async with FakePolymarket(markets=1, seed=22, faults=FaultPlan(user=drops)) as fake:
+        creds = Credentials(
+            api_key=fake.credentials.api_key,
+            secret=fake.credentials.secret,
+            passphrase=fake.credentials.passphrase,
+        )
+        market = fake.markets[0].condition_id
+        async with UserStream([market], credentials=creds, url=fake.user_url, config=config()) as s:
+            assert [(await next_of(s, Disconnected)).code for _ in range(2)] == [None, None]
+            healthy = await fake.wait_for_connection(3, path="user")
+            fake.step_user(1, market=market)
+            await next_of(s, Order)
+            fake.inject(CloseWith(1012), healthy)
+            assert [(await next_of(s, Disconnected)).code for _ in range(3)] == [1012, None, None]
+            await fake.wait_for_connection(6, path="user")
+            fake.step_user(1, market=market)
+            await next_of(s, Order)
 
 
 class ScriptedCheck:
