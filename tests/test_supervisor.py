@@ -285,7 +285,8 @@ async def test_shipped_backoff_reconnects_fast_after_a_connection_that_delivered
         second = await connector.wait_for(2)
         servers.append(tg.create_task(serve(second)))
         await next_of(s, Book)
-        assert loop.time() - ended < 0.25 + 0.1, "data flows again within 0.35 s"
+        # Generous for a loaded machine, and still under the old minimum of 1 s.
+        assert loop.time() - ended < 0.9, "data flows again well within a second"
         for server in servers:
             server.cancel()
 
