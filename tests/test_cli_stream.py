@@ -257,12 +257,27 @@ def test_build_config_overrides() -> None:
     config = build_config("hft", 5.0, 2.0, None, 0.5, 4.0)
     assert config.watchdog.data_timeout == 5.0
     assert config.heartbeat.interval == 2.0
-    assert config.heartbeat.pong_timeout == 30.0
+    assert config.heartbeat.pong_timeout == 15.0  # the hft profile's PONG deadline
     assert (config.backoff.base, config.backoff.max_delay) == (0.5, 4.0)
     assert build_config("dashboard", None, None, None, None, None).watchdog.data_timeout == 300.0
     assert build_config("dashboard", None, None, None, None, None, 50).queue.maxsize == 50
     with pytest.raises(ConfigError):
         build_config("nope", None, None, None, None, None)
+
+
+def test_backoff_flags_keep_the_profiles_other_backoff_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from polyfeed.config import BackoffConfig, StreamConfig
+
+    custom = BackoffConfig(first_retry_max=None, stable_for=7.0, auth_retries=5, max_attempts=9)
+    profile = StreamConfig(backoff=custom)
+    monkeypatch.setattr(StreamConfig, "from_profile", classmethod(lambda cls, name: profile))
+    config = build_config("hft", None, None, None, 0.5, 4.0)
+    assert (config.backoff.base, config.backoff.max_delay) == (0.5, 4.0)
+    assert config.backoff.first_retry_max is None
+    assert (config.backoff.stable_for, config.backoff.auth_retries) == (7.0, 5)
+    assert config.backoff.max_attempts == 9
 
 
 def test_every_line_has_an_event_type() -> None:

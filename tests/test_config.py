@@ -28,9 +28,10 @@ def test_defaults_follow_the_protocol_notes() -> None:
     assert (backoff.base, backoff.max_delay, backoff.jitter, backoff.stable_for) == (
         1.0,
         60.0,
-        1.0,
+        0.5,
         30.0,
     )
+    assert backoff.first_retry_max == 0.25
     assert backoff.max_attempts is None
     assert config.watchdog.data_timeout == 300.0
     assert config.watchdog.confirm_timeout == 30.0
@@ -49,10 +50,20 @@ def test_defaults_follow_the_protocol_notes() -> None:
 def test_profiles_set_the_data_timeout(profile: str, data_timeout: float) -> None:
     config = StreamConfig.from_profile(profile)
     assert config.watchdog.data_timeout == data_timeout
-    # Everything else stays at the defaults.
-    assert config.heartbeat == HeartbeatConfig()
+    # Everything else stays at the defaults (hft's heartbeat aside).
+    if profile != "hft":
+        assert config.heartbeat == HeartbeatConfig()
     assert config.backoff == BackoffConfig()
     assert config.queue == QueueConfig()
+
+
+def test_hft_profile_finds_a_dead_link_within_15_seconds() -> None:
+    heartbeat = StreamConfig.from_profile("hft").heartbeat
+    assert heartbeat.pong_timeout <= 15.0
+    assert heartbeat == HeartbeatConfig(interval=5.0, pong_timeout=15.0)
+    # An explicit heartbeat still wins over the profile's.
+    slow = HeartbeatConfig(interval=10.0, pong_timeout=30.0)
+    assert StreamConfig.from_profile("hft", heartbeat=slow).heartbeat == slow
 
 
 def test_default_profile_is_dashboard() -> None:
@@ -117,6 +128,9 @@ def test_config_error_is_a_value_error() -> None:
         (lambda: BackoffConfig(base=10, max_delay=5), "max_delay"),
         (lambda: BackoffConfig(jitter=-0.1), "jitter"),
         (lambda: BackoffConfig(jitter=math.nan), "jitter"),
+        (lambda: BackoffConfig(jitter=1.5), "jitter"),
+        (lambda: BackoffConfig(first_retry_max=-0.1), "first_retry_max"),
+        (lambda: BackoffConfig(first_retry_max=math.nan), "first_retry_max"),
         (lambda: BackoffConfig(stable_for=-1), "stable_for"),
         (lambda: BackoffConfig(stable_for=math.nan), "stable_for"),
         (lambda: BackoffConfig(max_attempts=0), "max_attempts"),
@@ -140,6 +154,9 @@ def test_invalid_values_are_rejected_with_the_field_named(
 
 def test_valid_edge_values_are_accepted() -> None:
     assert BackoffConfig(jitter=0, stable_for=0).jitter == 0
+    assert BackoffConfig(jitter=1).jitter == 1
+    assert BackoffConfig(first_retry_max=None).first_retry_max is None
+    assert BackoffConfig(first_retry_max=0).first_retry_max == 0
     assert BackoffConfig(base=5, max_delay=5).max_delay == 5
     assert WatchdogConfig(asset_timeout=0.5).asset_timeout == 0.5
     assert QueueConfig(maxsize=1, alarm_at=1).alarm_at == 1

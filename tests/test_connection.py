@@ -11,7 +11,7 @@ from polyfeed.aio.connection import Connection
 from polyfeed.aio.event_queue import EventQueue
 from polyfeed.config import HeartbeatConfig, QueueConfig, StreamConfig, WatchdogConfig
 from polyfeed.core.codec import FrameDecoder
-from polyfeed.core.session import Session
+from polyfeed.core.session import Session, SessionState
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.errors import ConnectionClosedError, DataTimeoutError, OverflowDisconnectError
 from polyfeed.metrics import ConnectionMetrics
@@ -71,6 +71,9 @@ async def test_disconnect_policy_overflow_ends_the_connection() -> None:
             )
     assert isinstance(run.result(), OverflowDisconnectError)
     assert transport.aborted
+    # The connection asked the session to give up (abort), it did not write its fields.
+    assert connection.session.failure is run.result()
+    assert connection.session.state is SessionState.CLOSED
 
 
 @pytest.mark.timeout(5)
@@ -129,4 +132,6 @@ async def test_a_bug_while_processing_frames_drops_the_connection_instead_of_eat
     assert isinstance(reason, ConnectionClosedError)
     assert "internal error" in str(reason)
     assert transport.aborted
+    assert session.failure is reason
+    assert session.state is SessionState.CLOSED
     assert "processing received frames failed" in caplog.text

@@ -16,6 +16,7 @@ from polyfeed.errors import (
     DataTimeoutError,
     FatalError,
     HandshakeRejectedError,
+    InvalidStateError,
     OverflowDisconnectError,
     PolyfeedError,
     RestError,
@@ -79,6 +80,7 @@ def test_every_exported_error_is_in_the_tree() -> None:
         (RetriesExhaustedError(3, None), False),
         (ConfigError("bad"), False),
         (StreamClosedError("closed"), False),
+        (InvalidStateError("Session", "OPEN", "connected"), False),
         (RestError(None, "http://x/book"), True),
         (RestError(429, "http://x/book"), True),
         (RestError(503, "http://x/book"), True),
@@ -134,6 +136,13 @@ def test_error_data_attributes() -> None:
     rest = RestError(500, "https://clob/book", "oops")
     assert (rest.status, rest.url) == (500, "https://clob/book")
     assert "oops" in str(rest)
+
+
+def test_invalid_state_error_names_machine_state_and_input() -> None:
+    error = InvalidStateError("Session", "CLOSED", "receive")
+    assert (error.machine, error.state, error.event) == ("Session", "CLOSED", "receive")
+    assert str(error) == "Session: 'receive' is not allowed in state CLOSED"
+    assert isinstance(error, RuntimeError)
 
 
 def test_config_error_is_also_a_value_error() -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import dataclasses
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
-from polyfeed.aio.rest import RestClient, decimal_text, parse_gamma_markets
+from polyfeed.aio.rest import RestClient, credentials_check, decimal_text, parse_gamma_markets
 from polyfeed.core.book_hash import book_hash
+from polyfeed.credentials import Credentials, l2_signature
 from polyfeed.errors import RestError
 from polyfeed.testing import FakePolymarket
 
@@ -80,6 +86,108 @@ async def test_network_errors_are_transient_rest_errors() -> None:
         await client.aclose()
     assert info.value.status is None
     assert info.value.transient is True
+
+
+# ---------------------------------------------------------------- credential check
+
+SIGNING = Credentials(
+    api_key="key-0123456789abcdef",
+    secret=base64.urlsafe_b64encode(b"thirty-two bytes of hmac secret!").decode(),
+    passphrase="pass-phrase-that-must-not-leak",
+    address="0x0000000000000000000000000000000000000001",
+)
+
+
+@contextlib.asynccontextmanager
+async def api_keys_app(status: int | None = None) -> AsyncIterator[tuple[str, list[str]]]:
+    """A tiny CLOB on 127.0.0.1 answering ``/auth/api-keys`` as Polymarket does.
+
+    Valid L2 headers for SIGNING get 200 ``{"apiKeys": [key]}``, others 401; ``status`` forces
+    an answer. Yields the base URL and the list of paths requested.
+    """
+    seen: list[str] = []
+
+    async def api_keys(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        if status is not None:
+            return web.json_response({"error": "forced"}, status=status)
+        headers = request.headers
+        expected = l2_signature(
+            SIGNING.secret, int(headers.get("POLY_TIMESTAMP", "0")), "GET", request.path
+        )
+        if (
+            headers.get("POLY_API_KEY") == SIGNING.api_key
+            and headers.get("POLY_PASSPHRASE") == SIGNING.passphrase
+            and headers.get("POLY_ADDRESS") == SIGNING.address
+            and headers.get("POLY_SIGNATURE") == expected
+        ):
+            return web.json_response({"apiKeys": [SIGNING.api_key]})
+        return web.json_response({"error": "Unauthorized/Invalid api key"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/auth/api-keys", api_keys)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.timeout(10)
+async def test_check_credentials_true_for_valid_false_for_rejected() -> None:
+    wrong = dataclasses.replace(SIGNING, passphrase="another-passphrase")
+    async with api_keys_app() as (url, seen):
+        client = RestClient(url)
+        try:
+            assert await client.check_credentials(SIGNING) is True
+            assert await client.check_credentials(wrong) is False
+        finally:
+            await client.aclose()
+    assert seen == ["/auth/api-keys", "/auth/api-keys"]
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("status", "verdict"), [(401, False), (403, False), (429, None), (500, None), (503, None)]
+)
+async def test_check_credentials_statuses(status: int, verdict: bool | None) -> None:
+    async with api_keys_app(status) as (url, _):
+        client = RestClient(url)
+        try:
+            assert await client.check_credentials(SIGNING) is verdict
+        finally:
+            await client.aclose()
+    assert client.failures == 1
+
+
+@pytest.mark.timeout(10)
+async def test_check_credentials_is_inconclusive_on_network_errors_and_without_a_signer() -> None:
+    client = RestClient("http://127.0.0.1:9")
+    try:
+        assert await client.check_credentials(SIGNING) is None
+        unsigned = dataclasses.replace(SIGNING, address=None)
+        assert await client.check_credentials(unsigned) is None
+    finally:
+        await client.aclose()
+    assert client.requests == 1, "credentials that cannot sign make no request"
+
+
+@pytest.mark.timeout(10)
+async def test_credentials_check_factory_makes_one_request_per_call() -> None:
+    assert credentials_check("http://127.0.0.1:9", None) is None
+    assert (
+        credentials_check("http://127.0.0.1:9", dataclasses.replace(SIGNING, address=None)) is None
+    )
+    async with api_keys_app() as (url, seen):
+        check = credentials_check(url, SIGNING)
+        assert check is not None
+        assert await check() is True
+        assert await check() is True
+    assert len(seen) == 2
 
 
 def test_gamma_capture_decodes_json_encoded_lists(fixtures_dir: Path) -> None:

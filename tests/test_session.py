@@ -7,20 +7,22 @@ What is checked is what goes on the wire (frames, in order) and what the consume
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from polyfeed.config import HeartbeatConfig, StreamConfig, WatchdogConfig
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.core.messages import Book, Malformed, Notice, Unknown
-from polyfeed.core.session import Channel, Session
+from polyfeed.core.session import MAX_REQUESTS_PER_CONNECTION, Channel, Session, SessionState
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
-from polyfeed.errors import ConfigError, DataTimeoutError
+from polyfeed.errors import ConfigError, ConnectionClosedError, DataTimeoutError, InvalidStateError
 from polyfeed.events import Resubscribed, Stale
 
 SECRET = "s3cr3t-value-that-must-not-leak"
@@ -380,6 +382,42 @@ def test_asset_never_answered_is_left_alone_after_three_requests() -> None:
     session.closed()
     frames = open_session(session, 300.0)
     assert json.loads(frames[0])["assets_ids"] == ["a", "b"]
+
+
+def test_abandoned_asset_unsubscribed_and_subscribed_again_does_not_spin_the_ticker() -> None:
+    # Issue 7, defect 1: the re-subscribed asset stayed "abandoned", so it was overdue but never
+    # re-requested nor given up: next_deadline() stayed in the past and the ticker spun.
+    session = make(["a", "b"], confirm_timeout=30.0, data_timeout=3000.0)
+    open_session(session, 0.0)
+    now = 0.0
+    while "b" not in session.abandoned:
+        now += 5.0
+        session.receive_text("PONG", now)
+        session.receive_text(book("a"), now)
+        session.handle_timer(now)
+        session.frames_to_send()
+    session.unsubscribe(["b"])
+    session.subscribe(["b"], now)
+    assert data_frames(session.frames_to_send()) == [
+        {"operation": "unsubscribe", "assets_ids": ["b"]},
+        {"operation": "subscribe", "assets_ids": ["b"]},
+    ]
+    session.events()
+    stale_events = 0
+    for _ in range(100):
+        deadline = session.next_deadline()
+        assert deadline is not None
+        assert deadline > now, "the ticker would wake in the past and spin"
+        now = deadline
+        session.receive_text("PONG", now)
+        session.receive_text(book("a"), now)
+        session.handle_timer(now)
+        session.frames_to_send()
+        stale_events += sum(isinstance(e, Stale) for e in session.events())
+    # A fresh request gets its full budget again: the initial one plus two redrives.
+    assert session.subscriptions.attempts("b") == MAX_REQUESTS_PER_CONNECTION
+    assert stale_events == MAX_REQUESTS_PER_CONNECTION
+    assert session.abandoned == {"b"}
 
 
 @pytest.mark.parametrize(
@@ -832,3 +870,226 @@ def test_events_received_counts_this_connection_only() -> None:
     second.receive_text(last_trade("a"), 3.0)
     assert first.events_received == 1
     assert second.events_received == 2
+
+
+# ---------------------------------------------------------------- state machine (stateful test)
+
+
+def state_of(session: Session) -> SessionState:
+    # Read through a call, so mypy does not narrow the property across inputs that change it.
+    return session.state
+
+
+def test_state_transitions_and_illegal_inputs() -> None:
+    session = make(["a"])
+    assert session.state is SessionState.NEW
+    with pytest.raises(InvalidStateError):
+        session.receive_text("PONG", 0.0)
+    session.closed()  # documented no-op while NEW
+    session.abort(DataTimeoutError("data", 1.0))  # ... and so is abort
+    assert session.state is SessionState.NEW and session.failure is None
+    session.connected(0.0)
+    assert state_of(session) is SessionState.OPEN
+    with pytest.raises(InvalidStateError) as info:
+        session.connected(1.0)
+    assert info.value.state == "OPEN" and info.value.event == "connected"
+    first = ConnectionClosedError(None, "first")
+    session.abort(first)
+    session.abort(ConnectionClosedError(None, "second"))
+    assert state_of(session) is SessionState.FAILED
+    assert session.failure is first, "the first reason wins"
+    assert session.next_deadline() is None
+    session.receive_text(book("a"), 2.0)  # read just before the socket went: still data
+    assert Book in {type(e) for e in session.events()}
+    session.closed()
+    assert state_of(session) is SessionState.CLOSED
+    assert session.failure is first
+    session.connected(3.0)
+    assert state_of(session) is SessionState.OPEN and session.failure is None
+
+
+def test_state_transitions_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    session = make(["a"], data_timeout=10.0)
+    with caplog.at_level(logging.DEBUG, logger="polyfeed.session"):
+        open_session(session, 0.0)
+        session.handle_timer(10.0)
+        session.closed()
+    lines = [r.getMessage() for r in caplog.records if r.name == "polyfeed.session"]
+    assert lines == [
+        "session market #7: NEW -> OPEN",
+        "session market #7: OPEN -> FAILED",
+        "session market #7: FAILED -> CLOSED",
+    ]
+
+
+ASSETS = ("a", "b", "c")
+# Everything a socket can deliver: heartbeat answers, data, notices and garbage.
+FRAMES = st.one_of(
+    st.just("PONG"),
+    st.just("NO NEW ASSETS"),
+    st.just("INVALID OPERATION"),
+    st.just("{junk"),
+    st.just('{"event_type": "brand_new", "market": "0xm"}'),
+    st.sampled_from(ASSETS).map(book),
+    st.sampled_from(ASSETS).map(last_trade),
+    st.lists(st.sampled_from(ASSETS), min_size=1, max_size=3).map(lambda a: price_change(*a)),
+)
+# Per handle_timer: one watchdog Stale and its Resubscribed, one overdue Stale and its
+# Resubscribed; a PING and two unsubscribe/subscribe pairs.
+MAX_EVENTS_PER_TIMER = 4
+MAX_FRAMES_PER_TIMER = 5
+
+
+class SessionMachine(RuleBasedStateMachine):
+    """The whole ``Session`` input alphabet in any order, at non-decreasing times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session = make(["a"])
+        self.now = 0.0
+        self.socket_open = False
+        self.sent: list[str] = []
+
+    @initialize(
+        confirm_timeout=st.sampled_from([1.0, 5.0, 30.0]),
+        asset_timeout=st.sampled_from([None, 7.0]),
+        channel=st.sampled_from(["market", "market", "user"]),
+        initial=st.lists(st.sampled_from(ASSETS), max_size=3),
+    )
+    def configure(
+        self,
+        confirm_timeout: float,
+        asset_timeout: float | None,
+        channel: Channel,
+        initial: list[str],
+    ) -> None:
+        self.session = make(
+            initial,
+            channel=channel,
+            confirm_timeout=confirm_timeout,
+            asset_timeout=asset_timeout,
+            data_timeout=45.0,
+        )
+
+    def _flush(self) -> None:
+        frames = self.session.frames_to_send()
+        if not self.socket_open:
+            # Nothing queued while no socket is open may reach the next one.
+            assert frames == []
+            return
+        self.sent.extend(frames)
+
+    @rule()
+    def connected(self) -> None:
+        if self.session.opened:
+            with pytest.raises(InvalidStateError):
+                self.session.connected(self.now)
+            return
+        self.session.connected(self.now)
+        self.socket_open = True
+        self.sent = []
+
+    @rule(frames=st.lists(FRAMES, min_size=1, max_size=3))
+    def receive(self, frames: list[str]) -> None:
+        session = self.session
+        if not session.opened:
+            with pytest.raises(InvalidStateError):
+                session.receive_text(frames[0], self.now)
+        elif len(frames) == 1:
+            session.receive_text(frames[0], self.now)
+        else:
+            session.receive_frames([f.encode() for f in frames], self.now)
+
+    @rule(at_deadline=st.booleans(), dt=st.sampled_from([0.0, 0.5, 1.0, 5.0, 30.0]))
+    def handle_timer(self, at_deadline: bool, dt: float) -> None:
+        # The ticker wakes at the deadline it asked for, or later (a busy loop), or early (a
+        # live change woke it).
+        self.now += dt
+        deadline = self.session.next_deadline()
+        if at_deadline and deadline is not None:
+            self.now = max(self.now, deadline)
+        self._timer()
+
+    @rule(ticks=st.integers(1, 6))
+    def ticker_runs(self, ticks: int) -> None:
+        # A quiet spell: the ticker wakes at each deadline it asked for, nothing else happens.
+        for _ in range(ticks):
+            deadline = self.session.next_deadline()
+            if deadline is None:
+                return
+            self.now = max(self.now, deadline)
+            self._timer()
+
+    def _timer(self) -> None:
+        self._flush()
+        self.session.events()
+        self.session.handle_timer(self.now)
+        assert len(self.session.events()) <= MAX_EVENTS_PER_TIMER
+        frames = self.session.frames_to_send()
+        assert len(frames) <= MAX_FRAMES_PER_TIMER
+        self.sent.extend(frames)
+        after = self.session.next_deadline()
+        assert after is None or after > self.now, "the ticker would wake in the past and spin"
+
+    @rule(assets=st.lists(st.sampled_from(ASSETS), min_size=1, max_size=2))
+    def subscribe(self, assets: list[str]) -> None:
+        self.session.subscribe(assets, self.now)
+
+    @rule(assets=st.lists(st.sampled_from(ASSETS), min_size=1, max_size=2))
+    def unsubscribe(self, assets: list[str]) -> None:
+        self.session.unsubscribe(assets)
+
+    @rule(assets=st.lists(st.sampled_from(ASSETS), min_size=1, max_size=2))
+    def unsubscribe_then_subscribe(self, assets: list[str]) -> None:
+        # A user changing their mind at once: the asset's redrive budget starts again.
+        self.session.unsubscribe(assets)
+        self.session.subscribe(assets, self.now)
+
+    @rule(assets=st.lists(st.sampled_from(ASSETS), min_size=1, max_size=2))
+    def refresh(self, assets: list[str]) -> None:
+        self.session.refresh(assets, self.now)
+
+    @rule(how=st.sampled_from(["abort", "closed", "abort_then_closed"]))
+    def socket_ends(self, how: str) -> None:
+        session = self.session
+        if how != "closed":
+            was_open = session.state is SessionState.OPEN
+            before = session.failure
+            reason = ConnectionClosedError(None, "aborted by the I/O layer")
+            session.abort(reason)
+            assert session.failure is (reason if was_open else before), "first reason wins"
+        if how != "abort":
+            session.closed()
+            self.socket_open = False
+            self.sent = []
+
+    @rule()
+    def send(self) -> None:
+        # The writer runs when it gets to; a socket may die with frames still queued.
+        self._flush()
+
+    @invariant()
+    def state_is_consistent(self) -> None:
+        session = self.session
+        state = session.state
+        assert (state is SessionState.OPEN) == (session.opened and session.failure is None), (
+            "OPEN exactly when a socket is attached and nothing failed"
+        )
+        if state is SessionState.FAILED:
+            assert session.failure is not None
+        if state is not SessionState.OPEN:
+            assert session.next_deadline() is None
+        assert session.subscriptions.confirmed <= session.subscriptions.desired
+
+    @invariant()
+    def initial_frame_first_and_once(self) -> None:
+        if not self.sent:
+            return
+        assert self.sent[0] != "PING", "a PING before the initial frame gets 1008"
+        assert "type" in json.loads(self.sent[0])
+        later = [json.loads(f) for f in self.sent[1:] if f != "PING"]
+        assert all("type" not in frame for frame in later)
+
+
+SessionMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
+TestSessionMachine = SessionMachine.TestCase

@@ -148,7 +148,7 @@ async def test_server_close_codes_reconnect_with_backoff_and_replay(code: int) -
         disconnected = await until(stream, Disconnected)
         assert disconnected.code == code
         reconnecting = await until(stream, Reconnecting)
-        assert reconnecting.delay == pytest.approx(0.02)
+        assert reconnecting.delay <= 0.25  # the fast first retry: it delivered data
         await until(stream, Connected)
         second = await fake.wait_for_connection(2)
         assert sorted(second.subscribed) == sorted(fake.asset_ids[:3])

@@ -6,12 +6,17 @@ Intervals are scaled down to tens of milliseconds; every test has a hard timeout
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
+import logging
+import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from polyfeed import (
     AuthenticationError,
@@ -33,8 +38,22 @@ from polyfeed import (
     UserStream,
     WatchdogConfig,
 )
-from polyfeed.aio.supervisor import reason_slug
-from polyfeed.errors import ConnectionClosedError, DataTimeoutError, HandshakeRejectedError
+from polyfeed.aio.clock import LoopClock
+from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.supervisor import Supervisor, reason_slug
+from polyfeed.config import Endpoints
+from polyfeed.core.backoff import Backoff
+from polyfeed.core.messages import Order
+from polyfeed.core.session import Channel
+from polyfeed.core.subscriptions import SubscriptionSet
+from polyfeed.errors import (
+    ConnectionClosedError,
+    DataTimeoutError,
+    HandshakeRejectedError,
+    InvalidStateError,
+)
+from polyfeed.metrics import ConnectionMetrics
+from polyfeed.testing import CloseWith, DropTcp, FakePolymarket, FaultPlan
 from polyfeed.testing.memory import MemoryConnector, MemoryTransport
 
 HB = HeartbeatConfig(interval=0.05, pong_timeout=0.2)
@@ -210,7 +229,11 @@ async def test_flapping_server_delays_grow_to_the_cap() -> None:
 @pytest.mark.timeout(10)
 async def test_backoff_resets_only_after_a_stable_connection() -> None:
     connector = MemoryConnector()
-    cfg = config(backoff=BackoffConfig(base=0.01, max_delay=0.08, jitter=0.0, stable_for=0.15))
+    cfg = config(
+        backoff=BackoffConfig(
+            base=0.01, max_delay=0.08, jitter=0.0, stable_for=0.15, first_retry_max=0.004
+        )
+    )
     async with MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s:
         async with asyncio.TaskGroup() as tg:
             servers = []
@@ -229,7 +252,96 @@ async def test_backoff_resets_only_after_a_stable_connection() -> None:
                     delays.append(event.delay)
             for server in servers:
                 server.cancel()
-        assert delays == pytest.approx([0.01, 0.02, 0.01])
+        # The stable third connection delivered data: the counter reset, and its first retry
+        # is the fast one.
+        assert delays[:2] == pytest.approx([0.01, 0.02])
+        assert 0 <= delays[2] <= 0.004
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("ending", ["close_1012", "drop"])
+async def test_shipped_backoff_reconnects_fast_after_a_connection_that_delivered_data(
+    ending: str,
+) -> None:
+    """Issue 7, defect 11: with the shipped backoff, data flowed again only after 1.1-2.0 s."""
+    connector = MemoryConnector()
+    loop = asyncio.get_running_loop()
+    cfg = config(backoff=BackoffConfig())
+    async with (
+        MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s,
+        asyncio.TaskGroup() as tg,
+    ):
+        first = await connector.wait_for(1)
+        servers = [tg.create_task(serve(first))]
+        await next_of(s, Book)
+        if ending == "drop":
+            first.peer_drop()
+        else:
+            first.peer_close(1012, "service restart")
+        await next_of(s, Disconnected)
+        ended = loop.time()
+        reconnecting = await next_of(s, Reconnecting)
+        assert reconnecting.delay <= 0.25
+        second = await connector.wait_for(2)
+        servers.append(tg.create_task(serve(second)))
+        await next_of(s, Book)
+        # Generous for a loaded machine, and still under the old minimum of 1 s.
+        assert loop.time() - ended < 0.9, "data flows again well within a second"
+        for server in servers:
+            server.cancel()
+
+
+@pytest.mark.timeout(10)
+async def test_server_closing_every_connection_after_its_snapshot_gets_few_connections() -> None:
+    # One fast retry, then the exponential steps: the stable gate is not fooled by data.
+    connector = MemoryConnector()
+    cfg = config(
+        backoff=BackoffConfig(
+            base=0.01, max_delay=0.04, jitter=0.0, stable_for=1.0, first_retry_max=0.002
+        )
+    )
+    async with MarketStream(["a1"], url=URL, config=cfg, connector=connector, books=False) as s:
+        delays: list[float] = []
+        while len(delays) < 6:
+            event = await anext(s)
+            if isinstance(event, Connected):
+                transport = connector.transports[-1]
+                await transport.sent()
+                transport.feed(book("a1"))
+                transport.peer_close(1011)
+            elif isinstance(event, Reconnecting):
+                delays.append(event.delay)
+        assert delays[0] <= 0.002
+        assert delays[1:] == pytest.approx([0.01, 0.02, 0.04, 0.04, 0.04])
+
+
+@pytest.mark.timeout(10)
+async def test_refused_first_handshake_reports_no_gap_and_a_later_outage_exactly_one() -> None:
+    """Issue 7, defect 7: a refused first handshake yielded Gap(started=0.0, ...)."""
+
+    async def refuse_first(index: int) -> None:
+        if index == 0:
+            raise ServerUnavailableError(503)
+
+    connector = MemoryConnector(refuse_first)
+    async with (
+        MarketStream(["a1"], url=URL, config=config(), connector=connector, books=False) as s,
+        asyncio.TaskGroup() as tg,
+    ):
+        seen: list[object] = []
+        servers = [tg.create_task(serve(await connector.wait_for(1)))]
+        while not isinstance(event := await anext(s), Book):
+            seen.append(event)
+        assert not [e for e in seen if isinstance(e, Gap)], "nothing was missed yet"
+        live_at = time.time()
+        connector.transports[0].peer_close(1012)
+        await next_of(s, Disconnected)
+        servers.append(tg.create_task(serve(await connector.wait_for(2))))
+        gap = await next_of(s, Gap)
+        assert gap.reason == "closed_1012"
+        assert live_at - 1.0 <= gap.started <= gap.ended <= time.time()
+        for server in servers:
+            server.cancel()
 
 
 @pytest.mark.timeout(10)
@@ -286,6 +398,173 @@ async def test_user_socket_dropped_after_subscribe_counts_as_auth_failure() -> N
         first = json.loads(connector.transports[0].sent_frames[0])
         assert first["type"] == "user" and first["markets"] == ["0xc1"]
         assert first["auth"]["apiKey"] == "key-123456"
+
+
+@pytest.mark.timeout(15)
+async def test_rolling_server_restart_does_not_kill_the_user_stream() -> None:
+    """Issue 7, defect 3: closes *with a close frame* before the first frame are no rejection.
+
+    Four restarts in a row (more than ``auth_retries``) used to end the stream with a fatal
+    AuthenticationError.
+    """
+    restarts = {
+        0: [CloseWith(1012, "service restart")],
+        1: [CloseWith(1001, "going away")],
+        2: [CloseWith(1011, "internal error")],
+        3: [CloseWith(1012, "service restart")],
+    }
+    async with FakePolymarket(markets=1, seed=21, faults=FaultPlan(user=restarts)) as fake:
+        creds = Credentials(
+            api_key=fake.credentials.api_key,
+            secret=fake.credentials.secret,
+            passphrase=fake.credentials.passphrase,
+        )
+        market = fake.markets[0].condition_id
+        async with UserStream([market], credentials=creds, url=fake.user_url, config=config()) as s:
+            codes = [(await next_of(s, Disconnected)).code for _ in range(4)]
+            assert codes == [1012, 1001, 1011, 1012]
+            await fake.wait_for_connection(5, path="user")
+            await next_of(s, Connected)
+            fake.step_user(2, market=market)
+            assert isinstance(await next_of(s, Order), Order)
+
+
+@pytest.mark.timeout(15)
+async def test_resets_without_a_close_frame_count_only_while_consecutive() -> None:
+    # Two resets (auth_retries=2 allows them), a healthy socket, two more: still alive. The
+    # fake resets exactly as Polymarket does for bad credentials (DropTcp: no close frame).
+    drops = {0: [DropTcp()], 1: [DropTcp()], 3: [DropTcp()], 4: [DropTcp()]}
+    async with FakePolymarket(markets=1, seed=22, faults=FaultPlan(user=drops)) as fake:
+        creds = Credentials(
+            api_key=fake.credentials.api_key,
+            secret=fake.credentials.secret,
+            passphrase=fake.credentials.passphrase,
+        )
+        market = fake.markets[0].condition_id
+        async with UserStream([market], credentials=creds, url=fake.user_url, config=config()) as s:
+            assert [(await next_of(s, Disconnected)).code for _ in range(2)] == [None, None]
+            healthy = await fake.wait_for_connection(3, path="user")
+            fake.step_user(1, market=market)
+            await next_of(s, Order)
+            fake.inject(CloseWith(1012), healthy)
+            assert [(await next_of(s, Disconnected)).code for _ in range(3)] == [1012, None, None]
+            await fake.wait_for_connection(6, path="user")
+            fake.step_user(1, market=market)
+            await next_of(s, Order)
+
+
+class ScriptedCheck:
+    """A credentials check answering from a script (the last answer repeats); counts calls."""
+
+    def __init__(self, *answers: bool | None) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def __call__(self) -> bool | None:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+def user_supervisor(
+    connector: MemoryConnector, check: ScriptedCheck | None, *, channel: Channel = "user"
+) -> Supervisor:
+    cfg = config()
+    clock = LoopClock()
+    return Supervisor(
+        channel,
+        URL,
+        SubscriptionSet(["0xc1"]),
+        cfg,
+        clock,
+        Backoff(cfg.backoff, random.Random(7).random),
+        EventQueue(cfg.queue, clock.wall),
+        ConnectionMetrics(clock.now()),
+        credentials=Credentials(api_key="key-123456", secret="s3cret", passphrase="pass"),
+        connector=connector,
+        credentials_check=check,
+    )
+
+
+async def reset_after_subscribe(connector: MemoryConnector, count: int) -> None:
+    """Play Polymarket rejecting credentials: reset (no close frame) right after the subscribe."""
+    for n in range(1, count + 1):
+        transport = await connector.wait_for(n)
+        await transport.sent()
+        transport.peer_drop()
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("check", "fatal_after"),
+    [(ScriptedCheck(False), 1), (ScriptedCheck(None), 3), (None, 3)],
+    ids=["check_says_invalid", "check_inconclusive", "no_check"],
+)
+async def test_resets_before_the_first_frame_are_confirmed_by_the_credentials_check(
+    check: ScriptedCheck | None, fatal_after: int
+) -> None:
+    connector = MemoryConnector()
+    supervisor = user_supervisor(connector, check)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(reset_after_subscribe(connector, fatal_after))
+        with pytest.raises(AuthenticationError) as info:
+            await supervisor.run()
+    assert connector.attempts == fatal_after
+    assert info.value.attempts == fatal_after
+    assert info.value.status is None
+    if check is not None:
+        assert check.calls == fatal_after, "one REST call per suspected rejection"
+
+
+@pytest.mark.timeout(10)
+async def test_resets_are_transient_when_the_check_says_the_credentials_are_valid() -> None:
+    connector = MemoryConnector()
+    # Valid twice, then inconclusive: the count restarted, so three more resets are needed.
+    check = ScriptedCheck(True, True, True, True, None)
+    supervisor = user_supervisor(connector, check)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(reset_after_subscribe(connector, 4 + 3))
+        with pytest.raises(AuthenticationError) as info:
+            await supervisor.run()
+    assert connector.attempts == 7
+    assert info.value.attempts == 3
+    assert check.calls == 7
+
+
+@pytest.mark.timeout(10)
+async def test_user_stream_asks_the_clob_before_failing_on_a_reset() -> None:
+    """The stream wires the check: a signing key rejected by REST ends the stream at once."""
+    seen: list[str] = []
+
+    async def api_keys(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("POLY_API_KEY", ""))
+        return web.json_response({"error": "Unauthorized/Invalid api key"}, status=401)
+
+    app = web.Application()
+    app.router.add_get("/auth/api-keys", api_keys)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        rest_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        cfg = config(endpoints=Endpoints(user_url=URL, rest_url=rest_url, gamma_url=rest_url))
+        creds = Credentials(
+            api_key="key-123456",
+            secret=base64.urlsafe_b64encode(b"0123456789abcdef").decode(),
+            passphrase="pass-phrase",
+            address="0x0000000000000000000000000000000000000001",
+        )
+        connector = MemoryConnector()
+        stream = UserStream(["0xc1"], credentials=creds, url=URL, config=cfg, connector=connector)
+        async with stream, asyncio.TaskGroup() as tg:
+            tg.create_task(reset_after_subscribe(connector, 1))
+            with pytest.raises(AuthenticationError):
+                async for _ in stream:
+                    pass
+    finally:
+        await runner.cleanup()
+    assert connector.attempts == 1
+    assert seen == ["key-123456"]
 
 
 @pytest.mark.timeout(10)
@@ -413,3 +692,58 @@ def test_reason_slugs() -> None:
     assert reason_slug(ConnectionClosedError(None)) == "dropped"
     assert reason_slug(ConnectionClosedError(1011)) == "closed_1011"
     assert reason_slug(ServerUnavailableError(429, 1.0)) == "http_429"
+
+
+def state_of(supervisor: Supervisor) -> str:
+    # Read through a call, so mypy does not narrow the property across awaits that change it.
+    return supervisor.state
+
+
+@pytest.mark.timeout(10)
+async def test_supervisor_state_is_one_value_with_transitions_logged_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    connector = MemoryConnector()
+    supervisor = user_supervisor(connector, None, channel="market")
+    assert supervisor.state == "idle"
+    with caplog.at_level(logging.DEBUG, logger="polyfeed.supervisor"):
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(supervisor.run())
+            first = await connector.wait_for(1)
+            await first.sent()
+            assert state_of(supervisor) == "open"
+            first.peer_close(1011)
+            second = await connector.wait_for(2)
+            await second.sent()
+            supervisor.request_stop()
+            task.cancel()
+    assert state_of(supervisor) == "closed"
+    transitions = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("market supervisor:")
+    ]
+    assert transitions == [
+        "market supervisor: idle -> connecting",
+        "market supervisor: connecting -> open",
+        "market supervisor: open -> backoff",
+        "market supervisor: backoff -> connecting",
+        "market supervisor: connecting -> open",
+        "market supervisor: open -> closed",
+    ]
+    # It runs once, and nobody outside moves it: the state is a read-only property.
+    with pytest.raises(InvalidStateError):
+        await supervisor.run()
+    with pytest.raises(AttributeError):
+        setattr(supervisor, "state", "open")  # noqa: B010 (mypy rightly refuses the plain form)
+    assert state_of(supervisor) == "closed"
+
+
+@pytest.mark.timeout(10)
+async def test_supervisor_is_closed_after_a_fatal_error() -> None:
+    async def not_found(index: int) -> None:
+        raise HandshakeRejectedError(404, "ws://x")
+
+    supervisor = user_supervisor(MemoryConnector(not_found), None, channel="market")
+    with pytest.raises(HandshakeRejectedError):
+        await supervisor.run()
+    assert supervisor.state == "closed"
+    assert "closed" in repr(supervisor)

@@ -1,14 +1,15 @@
 """Configuration: frozen dataclasses with Polymarket-appropriate defaults, and named profiles.
 
-Profiles set the data-freshness timeout for the kind of consumer:
+Profiles set the data-freshness timeout for the kind of consumer, and ``hft`` a faster
+heartbeat (a dead link is found within 15 s instead of 30 s):
 
-============ ============ ==============================================
-profile      data_timeout for
-============ ============ ==============================================
-hft          60 s         busy markets, a trading bot that must not idle
-dashboard    300 s        the default: monitors and dashboards
-low-activity 900 s        thin markets that can be quiet for minutes
-============ ============ ==============================================
+============ ============ ================= ==============================================
+profile      data_timeout PING / PONG dead  for
+============ ============ ================= ==============================================
+hft          60 s         every 5 s / 15 s  busy markets, a trading bot that must not idle
+dashboard    300 s        every 10 s / 30 s the default: monitors and dashboards
+low-activity 900 s        every 10 s / 30 s thin markets that can be quiet for minutes
+============ ============ ================= ==============================================
 
 Every value can be overridden: ``StreamConfig.from_profile("hft", heartbeat=...)`` or
 ``dataclasses.replace``.
@@ -71,16 +72,21 @@ class WatchdogConfig:
 
 @dataclass(frozen=True, slots=True)
 class BackoffConfig:
-    """Capped exponential backoff with additive jitter.
+    """Reconnect delays (the policy in full: :mod:`polyfeed.core.backoff`).
 
-    Delay for attempt n (1-based) is ``min(max_delay, base * 2**(n-1)) + uniform(0, jitter)``.
-    The attempt counter resets only after a connection stayed healthy for ``stable_for`` s.
-    ``max_attempts`` None retries for ever.
+    After a connection that delivered data ends, the first retry waits
+    ``uniform(0, first_retry_max)`` (None: no fast retry). Every other failure waits
+    ``min(max_delay, base * 2**k) * uniform(1 - jitter, 1)``, ``k`` counting those exponential
+    retries from 0; ``jitter`` is a fraction of the delay in ``[0, 1]`` (0: none). The attempt
+    counter resets only after a connection stayed healthy for ``stable_for`` s.
+    ``max_attempts`` None retries for ever; ``auth_retries`` is how many apparent credential
+    rejections are retried before the stream fails.
     """
 
     base: float = 1.0
     max_delay: float = 60.0
-    jitter: float = 1.0
+    jitter: float = 0.5
+    first_retry_max: float | None = 0.25
     stable_for: float = 30.0
     max_attempts: int | None = None
     auth_retries: int = 2
@@ -90,9 +96,15 @@ class BackoffConfig:
         _positive("backoff max_delay", self.max_delay)
         if self.max_delay < self.base:
             raise ConfigError("backoff max_delay must be >= base")
-        # `not x >= 0` rather than `x < 0`: NaN fails every comparison and must not slip through.
-        if not self.jitter >= 0:
-            raise ConfigError(f"backoff jitter must be >= 0, got {self.jitter!r}")
+        # `not 0 <= x` rather than `x < 0`: NaN fails every comparison and must not slip through.
+        if not 0 <= self.jitter <= 1:
+            raise ConfigError(
+                f"backoff jitter is a fraction of the delay in [0, 1], got {self.jitter!r}"
+            )
+        if self.first_retry_max is not None and not self.first_retry_max >= 0:
+            raise ConfigError(
+                f"backoff first_retry_max must be >= 0 or None, got {self.first_retry_max!r}"
+            )
         if not self.stable_for >= 0:
             raise ConfigError(f"stable_for must be >= 0, got {self.stable_for!r}")
         if self.max_attempts is not None and self.max_attempts < 1:
@@ -170,7 +182,10 @@ class StreamConfig:
             raise ConfigError(
                 f"unknown profile {name!r}; choose one of {', '.join(sorted(PROFILES))}"
             ) from None
-        base = cls(watchdog=WatchdogConfig(data_timeout=data_timeout))
+        base = cls(
+            heartbeat=PROFILE_HEARTBEATS.get(name, HeartbeatConfig()),
+            watchdog=WatchdogConfig(data_timeout=data_timeout),
+        )
         try:
             return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
         except TypeError as exc:
@@ -178,3 +193,7 @@ class StreamConfig:
 
 
 PROFILES: dict[str, float] = {"hft": 60.0, "dashboard": 300.0, "low-activity": 900.0}
+PROFILE_HEARTBEATS: dict[str, HeartbeatConfig] = {
+    "hft": HeartbeatConfig(interval=5.0, pong_timeout=15.0),
+}
+"""Profiles whose heartbeat differs from the default (PING every 10 s, PONG deadline 30 s)."""

@@ -6,6 +6,7 @@
     ├── ConfigError                   fatal: a bad setting, URL or argument
     ├── StreamClosedError             fatal: the stream was closed (aclose, shutdown)
     ├── StreamNotStartedError         a stream was iterated outside ``async with`` (a usage error)
+    ├── InvalidStateError             a bug: an input a state machine refuses in its state
     ├── RestError                     a REST call failed (status, url); transient on 429/5xx
     ├── TransientError                the supervisor retries these with backoff
     │   ├── ConnectError              TCP/TLS connect refused, reset or timed out
@@ -31,6 +32,7 @@ __all__ = [
     "DataTimeoutError",
     "FatalError",
     "HandshakeRejectedError",
+    "InvalidStateError",
     "OverflowDisconnectError",
     "PolyfeedError",
     "RestError",
@@ -59,6 +61,19 @@ class StreamClosedError(PolyfeedError):
 class StreamNotStartedError(PolyfeedError, RuntimeError):
     """A stream was iterated before it was started: use ``async with stream:`` (or ``start()``
     and ``aclose()``), so that something owns its tasks and socket."""
+
+
+class InvalidStateError(PolyfeedError, RuntimeError):
+    """A state machine got an input its current state does not accept (a caller's bug).
+
+    ``machine`` names the object, ``state`` its state and ``event`` the refused input.
+    """
+
+    def __init__(self, machine: str, state: str, event: str) -> None:
+        super().__init__(f"{machine}: {event!r} is not allowed in state {state}")
+        self.machine = machine
+        self.state = state
+        self.event = event
 
 
 class RestError(PolyfeedError):
@@ -130,7 +145,12 @@ class FatalError(PolyfeedError):
 
 
 class AuthenticationError(FatalError):
-    """Credentials were rejected (HTTP 401/403, or the server dropped the user socket at once)."""
+    """Credentials were rejected: HTTP 401/403 on the handshake, or the user socket was reset.
+
+    Polymarket rejects credentials by resetting the user socket (no close frame) before its
+    first frame; that is fatal once the CLOB REST check confirms it, or after ``auth_retries``
+    retries when no check can be made. ``status`` is None for a reset.
+    """
 
     def __init__(self, status: int | None, attempts: int) -> None:
         what = f"HTTP {status}" if status is not None else "socket dropped after auth"

@@ -128,7 +128,7 @@ class Connection:
                     )
             if not self._emit(events) and session.failure is None:
                 # The ``disconnect`` policy: the ticker tears the connection down.
-                session.failure = OverflowDisconnectError(self.queue.config.maxsize)
+                session.abort(OverflowDisconnectError(self.queue.config.maxsize))
                 self._tick.set()
             self.metrics.dropped_events_total = self.queue.dropped
 
@@ -171,8 +171,7 @@ class Connection:
             # handling (an observer, say) must neither vanish into the loop's log nor replay
             # the same frames: drop the socket, and the reconnect reports the gap and resyncs.
             logger.exception("processing received frames failed; reconnecting")
-            if session.failure is None:
-                session.failure = ConnectionClosedError(None, "internal error processing frames")
+            session.abort(ConnectionClosedError(None, "internal error processing frames"))
             self._tick.set()
         finally:
             frames.clear()

@@ -1,4 +1,5 @@
-"""CLOB REST (``/book``, ``/books``, ``/markets/{condition_id}``) and Gamma market discovery.
+"""CLOB REST (``/book``, ``/books``, ``/markets/{condition_id}``), Gamma market discovery, and
+the authenticated credential check (``/auth/api-keys``).
 
 The only module that makes HTTP calls. Responses are decoded into the same typed ``Book`` as the
 WebSocket snapshot, so a REST book and a WS book compare field by field.
@@ -6,6 +7,9 @@ WebSocket snapshot, so a REST book and a WS book compare field by field.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TypeVar
 from urllib.parse import quote
@@ -14,9 +18,18 @@ import aiohttp
 import msgspec
 
 from polyfeed.core.messages import Book
+from polyfeed.credentials import Credentials
 from polyfeed.errors import RestError
 
+logger = logging.getLogger("polyfeed.rest")
+
 _T = TypeVar("_T")
+
+API_KEYS_PATH = "/auth/api-keys"
+"""The CLOB route that lists the caller's API keys; any valid L2-signed request gets 200."""
+
+CredentialsCheck = Callable[[], Awaitable[bool | None]]
+"""Confirms a suspected credential rejection: True valid, False rejected, None inconclusive."""
 
 
 class MarketToken(msgspec.Struct, frozen=True):
@@ -204,8 +217,61 @@ class RestClient:
             self.failures += 1
             raise RestError(200, url, f"unexpected response: {exc}") from None
 
+    async def check_credentials(
+        self, credentials: Credentials, *, timestamp: int | None = None
+    ) -> bool | None:
+        """Whether the CLOB accepts ``credentials``: ``GET /auth/api-keys`` with L2 headers.
+
+        True on 200, False on 401/403 (the key, secret or passphrase is rejected), None when
+        the answer proves nothing: a network error, a timeout, 429, 5xx or any other status,
+        or credentials that cannot sign (no address; see ``Credentials.can_sign``). Never
+        raises for those. ``timestamp`` (wall seconds) defaults to now.
+        """
+        if not credentials.can_sign:
+            return None
+        url = f"{self.rest_url}{API_KEYS_PATH}"
+        when = int(time.time()) if timestamp is None else timestamp
+        headers = credentials.l2_headers(when, "GET", API_KEYS_PATH)
+        self.requests += 1
+        try:
+            async with self._client().get(url, headers=headers) as resp:
+                await resp.read()
+                status = resp.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.failures += 1
+            logger.info("credential check inconclusive: %s", str(exc) or type(exc).__name__)
+            return None
+        if status == 200:
+            return True
+        self.failures += 1
+        if status in (401, 403):
+            return False
+        logger.info("credential check inconclusive: HTTP %d", status)
+        return None
+
     async def aclose(self) -> None:
         """Close the HTTP session."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def credentials_check(
+    rest_url: str, credentials: Credentials | None, *, request_timeout: float = 10.0
+) -> CredentialsCheck | None:
+    """A :data:`CredentialsCheck` against ``rest_url`` for the supervisor; None if they cannot sign.
+
+    Each call opens a short-lived client, makes one request and closes it: checks are rare (a
+    suspected rejection), so no session is kept open between them.
+    """
+    if credentials is None or not credentials.can_sign:
+        return None
+
+    async def check() -> bool | None:
+        client = RestClient(rest_url, request_timeout=request_timeout)
+        try:
+            return await client.check_credentials(credentials)
+        finally:
+            await client.aclose()
+
+    return check

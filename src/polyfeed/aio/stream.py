@@ -31,7 +31,7 @@ import msgspec
 from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.clock import Clock, LoopClock
 from polyfeed.aio.event_queue import EventQueue
-from polyfeed.aio.rest import RestClient
+from polyfeed.aio.rest import RestClient, credentials_check
 from polyfeed.aio.supervisor import Connector, Supervisor
 from polyfeed.aio.transport import connect
 from polyfeed.config import Endpoints, StreamConfig
@@ -164,6 +164,11 @@ class _Stream(Generic[EventT]):
             self._metrics,
             credentials=self._credentials,
             connector=self._connector,
+            credentials_check=credentials_check(
+                self.config.endpoints.rest_url,
+                self._credentials,
+                request_timeout=self.config.connect_timeout,
+            ),
         )
         ready = asyncio.Event()
         # The one task the stream owns: aclose() cancels it and waits for it to end.

@@ -2,8 +2,14 @@
 
 Transient endings (closes, drops, stale links, 429/5xx, refused connections) are retried for ever
 by default with capped exponential backoff and jitter; the backoff resets only once a connection
-stayed healthy for ``stable_for``. Fatal endings (a rejected handshake, bad config, credentials
-rejected more than ``auth_retries`` times, ``max_attempts`` reached) stop the loop and raise.
+stayed healthy for ``stable_for``. Fatal endings (a rejected handshake, bad config, rejected
+credentials, ``max_attempts`` reached) stop the loop and raise.
+
+Rejected credentials on the user channel look like a reset without a close frame before the
+first frame; a close frame (a server restart: 1001, 1011, 1012) never counts. A suspected
+rejection is confirmed with the optional ``credentials_check`` (one authenticated REST call:
+valid -> transient, invalid -> fatal at once); without one, or when it is inconclusive, more
+than ``auth_retries`` consecutive suspected rejections are fatal.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from typing import Literal, Protocol
 from polyfeed.aio.clock import Clock
 from polyfeed.aio.connection import Connection
 from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.rest import CredentialsCheck
 from polyfeed.aio.transport import Transport, connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.backoff import Backoff
 from polyfeed.core.codec import FrameDecoder
+from polyfeed.core.gaps import GapTracker
 from polyfeed.core.session import Channel, Session
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
@@ -27,6 +35,7 @@ from polyfeed.errors import (
     AuthenticationError,
     ConnectionClosedError,
     DataTimeoutError,
+    InvalidStateError,
     ServerUnavailableError,
     TransientError,
 )
@@ -51,6 +60,16 @@ class EventObserver(Protocol):
 
 
 State = Literal["idle", "connecting", "open", "backoff", "closed"]
+
+# The supervisor's life: idle -> connecting -> open | backoff -> ... -> closed (final), and
+# closed from anywhere (a fatal error, or shutdown). Anything else is a bug and raises.
+_TRANSITIONS: dict[State, frozenset[State]] = {
+    "idle": frozenset({"connecting", "closed"}),
+    "connecting": frozenset({"open", "backoff", "closed"}),
+    "open": frozenset({"backoff", "closed"}),
+    "backoff": frozenset({"connecting", "closed"}),
+    "closed": frozenset(),
+}
 
 
 def reason_slug(error: BaseException) -> str:
@@ -83,6 +102,7 @@ class Supervisor:
         credentials: Credentials | None = None,
         connector: Connector = connect,
         observer: EventObserver | None = None,
+        credentials_check: CredentialsCheck | None = None,
     ) -> None:
         self.channel: Channel = channel
         self.url = url
@@ -95,18 +115,30 @@ class Supervisor:
         self.decoder = FrameDecoder(channel)
         metrics.decode_stats = self.decoder.stats
         self.connection: Connection | None = None
-        self.state: State = "idle"
+        self._state: State = "idle"
         self.connections_opened = 0
         self.attempts = 0
         self._credentials = credentials
         self._connector = connector
+        self._credentials_check = credentials_check
         self._auth_failures = 0
         self.observer = observer
         self.stopping = False
-        # An open gap: (wall time of the last data before it, reason); closed by the first
-        # frame of a later connection, when the ``Gap`` event is emitted.
-        self._open_gap: tuple[float, str] | None = None
-        self._gap_start = 0.0
+        self.gaps = GapTracker()
+
+    @property
+    def state(self) -> State:
+        """Where the reconnect loop stands; only the supervisor's own loop changes it."""
+        return self._state
+
+    def _set_state(self, state: State) -> None:
+        old = self._state
+        if state == old:
+            return
+        if state not in _TRANSITIONS[old]:
+            raise InvalidStateError("Supervisor", old, state)
+        logger.debug("%s supervisor: %s -> %s", self.channel, old, state)
+        self._state = state
 
     def refresh(self, ids: list[str]) -> None:
         """Request fresh snapshots of these assets on the live socket (no-op when offline)."""
@@ -129,7 +161,7 @@ class Supervisor:
 
     def __repr__(self) -> str:
         return (
-            f"<Supervisor {self.channel} {self.state} url={self.url} "
+            f"<Supervisor {self.channel} {self._state} url={self.url} "
             f"connections={self.connections_opened} backoff_attempt={self.backoff.attempt}>"
         )
 
@@ -155,11 +187,23 @@ class Supervisor:
         return removed
 
     async def run(self) -> None:
-        """Connect and reconnect until cancelled; raises only fatal errors."""
+        """Connect and reconnect until cancelled; raises only fatal errors.
+
+        The supervisor is ``closed`` once this returns or raises; it runs once (a second
+        ``run`` raises :class:`~polyfeed.errors.InvalidStateError`).
+        """
+        if self._state != "idle":
+            raise InvalidStateError("Supervisor", self._state, "run")
+        try:
+            await self._reconnect_loop()
+        finally:
+            self._set_state("closed")
+
+    async def _reconnect_loop(self) -> None:
         while True:
             if self.stopping:
                 raise asyncio.CancelledError
-            self.state = "connecting"
+            self._set_state("connecting")
             self.attempts += 1
             error: TransientError | AuthenticationError
             retry_after = 0.0
@@ -186,10 +230,8 @@ class Supervisor:
                 self.metrics.on_attempt_failed(reason_slug(exc))
             else:
                 error, session = await self._run_connection(transport)
-                self._check_user_auth(session, error)
-            if self._open_gap is None:
-                self._open_gap = (self._gap_start, reason_slug(error))
-            self.state = "backoff"
+                await self._check_user_auth(session, error)
+            self._set_state("backoff")
             delay = self.backoff.next_delay(at_least=retry_after, last_error=error)
             self.metrics.backoff_seconds = delay
             level = logging.WARNING if self.backoff.attempt > 5 else logging.INFO
@@ -204,20 +246,19 @@ class Supervisor:
             self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
             await self.clock.sleep_until(self.clock.now() + delay)
 
-    def _close_gap(self) -> None:
+    def _first_frame(self) -> None:
         # The first frame on a new socket (a PONG or data) proves the server has processed the
         # subscription sent before it: events from then on reach us, earlier ones may not have.
-        if self._open_gap is None:
+        outage = self.gaps.first_frame(self.clock.wall())
+        if outage is None:
             return
-        started, reason = self._open_gap
-        self._open_gap = None
         self.emit(
             [
                 Gap(
-                    started=started,
-                    ended=self.clock.wall(),
+                    started=outage.started,
+                    ended=outage.ended,
                     assets=sorted(self.subscriptions.desired),
-                    reason=reason,
+                    reason=outage.reason,
                 )
             ]
         )
@@ -240,12 +281,12 @@ class Supervisor:
             self.queue,
             self.metrics,
             emit=self.emit,
-            on_first_frame=self._close_gap if self._open_gap is not None else None,
+            on_first_frame=self._first_frame,
         )
         now = self.clock.now()
         self.backoff.connected(now)
         self.metrics.on_connected(now)
-        self.state = "open"
+        self._set_state("open")
         replay = sorted(self.subscriptions.desired)
         logger.info(
             "%s: connected to %s (connection #%d, %d subscriptions)",
@@ -271,27 +312,49 @@ class Supervisor:
             raise
         self.connection = None
         await transport.release()
-        last_data = session.last_data_at if session.last_data_at is not None else session.opened_at
-        self._gap_start = self._wall_of(last_data if last_data is not None else self.clock.now())
-        now = self.clock.now()
-        self.backoff.disconnected(now)
+        last_data = session.last_data_at
         slug = reason_slug(error)
+        self.gaps.lost(
+            slug, None if last_data is None else self._wall_of(last_data), self.clock.wall()
+        )
+        now = self.clock.now()
+        # Any frame after the subscription (a PONG too) shows the link worked: if this was the
+        # first failure since the last reset, the next attempt gets the fast retry.
+        self.backoff.disconnected(now, delivered=session.frames_received > 0)
         self.metrics.on_disconnected(now, slug)
         code = error.code if isinstance(error, ConnectionClosedError) else None
         logger.warning("%s: connection #%d ended: %s", self.channel, connection_id, error)
         self.emit([Disconnected(reason=str(error), code=code, connection_id=connection_id)])
         return error, session
 
-    def _check_user_auth(self, session: Session, error: TransientError) -> None:
+    async def _check_user_auth(self, session: Session, error: TransientError) -> None:
+        """Classify how a user socket ended: a credential rejection is fatal, anything else not.
+
+        Polymarket rejects bad credentials by resetting the socket right after the subscribe:
+        no close frame, and nothing received before it (the first PING goes out with the
+        subscription, so a healthy socket answers PONG within a round trip). Only that counts
+        as a suspected rejection; a close frame (1001, 1011, 1012 on a server restart) is a
+        server speaking normally, and clears the count like any frame received.
+
+        A suspected rejection is confirmed with the credentials check when there is one (one
+        authenticated REST call): valid -> transient, invalid -> AuthenticationError at once.
+        Without a check, or when it is inconclusive, more than ``auth_retries`` consecutive
+        suspected rejections are fatal.
+        """
         if self.channel != "user":
             return
-        # Polymarket answers bad credentials by dropping the socket right after the subscribe,
-        # without a close frame and before anything else arrives. The first PING goes out with
-        # the subscription, so a healthy socket answers PONG within a round trip: a drop before
-        # any frame at all is not a network blip but a rejection. Only consecutive ones count.
-        if session.frames_received == 0 and isinstance(error, ConnectionClosedError):
-            self._auth_failures += 1
-            if self._auth_failures > self.config.backoff.auth_retries:
-                raise AuthenticationError(None, self._auth_failures)
-        elif session.frames_received:
+        suspected = (
+            session.frames_received == 0
+            and isinstance(error, ConnectionClosedError)
+            and error.code is None
+        )
+        if not suspected:
             self._auth_failures = 0
+            return
+        self._auth_failures += 1
+        verdict = None if self._credentials_check is None else await self._credentials_check()
+        if verdict is True:
+            logger.info("%s: socket reset before its first frame; credentials valid", self.channel)
+            self._auth_failures = 0
+        elif verdict is False or self._auth_failures > self.config.backoff.auth_retries:
+            raise AuthenticationError(None, self._auth_failures)

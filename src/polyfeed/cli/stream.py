@@ -18,7 +18,7 @@ import msgspec
 from polyfeed.aio.stream import MarketStream, UserStream
 from polyfeed.cli._output import LineWriter, OutputClosedError
 from polyfeed.cli._run import run_until_signal
-from polyfeed.config import PROFILES, BackoffConfig, HeartbeatConfig, StreamConfig
+from polyfeed.config import PROFILES, HeartbeatConfig, StreamConfig
 from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
 from polyfeed.credentials import Credentials
 from polyfeed.errors import PolyfeedError
@@ -72,8 +72,10 @@ def build_config(
         bo = config.backoff
         base = backoff_base if backoff_base is not None else bo.base
         cap = backoff_max if backoff_max is not None else max(bo.max_delay, base)
+        # replace, not a fresh BackoffConfig: the other settings (first retry, stable_for,
+        # max_attempts, auth_retries) keep the profile's values.
         config = dataclasses.replace(
-            config, backoff=BackoffConfig(base=base, max_delay=cap, jitter=bo.jitter)
+            config, backoff=dataclasses.replace(bo, base=base, max_delay=cap)
         )
     return config
 

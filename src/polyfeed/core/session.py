@@ -1,9 +1,25 @@
 """The per-connection protocol state machine, sans-I/O (aioquic style).
 
-The I/O layer feeds it what happened and when (``connected``, ``receive_text``, ``handle_timer``),
-then collects what to do: ``frames_to_send()`` (text frames, in order) and ``events()`` (typed
-wire events and lifecycle events for the consumer). ``failure`` is set when the connection must be
-abandoned (stale link); the I/O layer then aborts the socket at once.
+The I/O layer feeds it what happened and when (``connected``, ``receive_text``, ``handle_timer``,
+``abort``, ``closed``), then collects what to do: ``frames_to_send()`` (text frames, in order),
+``events()`` (typed wire events and lifecycle events for the consumer) and ``next_deadline()``.
+
+Its connection state is one value, :attr:`Session.state` (python-websockets style: every
+transition is logged at DEBUG on ``polyfeed.session``), changed only by its own inputs:
+
+=========  ==============================================================================
+NEW        made, no socket yet                          ``connected`` -> OPEN
+OPEN       socket open: frames, timers, live changes    ``abort``/stale link -> FAILED,
+                                                        ``closed`` -> CLOSED
+FAILED     must be abandoned (``failure`` says why);    ``closed`` -> CLOSED
+           the I/O layer aborts the socket at once;
+           frames read before the end are still taken
+CLOSED     socket gone; ``connected`` again -> OPEN (a session may serve the next socket)
+=========  ==============================================================================
+
+Illegal inputs: ``connected`` while OPEN or FAILED and ``receive_*`` while NEW or CLOSED raise
+:class:`~polyfeed.errors.InvalidStateError`. Documented no-ops: ``handle_timer`` and ``refresh``
+unless OPEN, ``abort`` unless OPEN (the first reason wins), ``closed`` while NEW or CLOSED.
 
 Ordering hazards it owns:
 
@@ -16,6 +32,8 @@ Ordering hazards it owns:
 
 from __future__ import annotations
 
+import enum
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -41,10 +59,22 @@ from polyfeed.core.messages import (
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.core.watchdog import Watchdog
 from polyfeed.credentials import Credentials
-from polyfeed.errors import ConfigError, DataTimeoutError, TransientError
+from polyfeed.errors import ConfigError, DataTimeoutError, InvalidStateError, TransientError
 from polyfeed.events import LifecycleEvent, Resubscribed, Stale
 
+logger = logging.getLogger("polyfeed.session")
+
 Channel = Literal["market", "user"]
+
+
+class SessionState(enum.Enum):
+    """Where one connection stands (see the module docstring for the transitions)."""
+
+    NEW = "new"
+    OPEN = "open"
+    FAILED = "failed"
+    CLOSED = "closed"
+
 
 # An asset unconfirmed after this many requests on one connection (the initial one plus
 # unsubscribe/subscribe redrives) is left alone until the next connection: the server answers
@@ -77,9 +107,9 @@ class Session:
         self._credentials = credentials
         self._frames: list[str] = []
         self._events: list[SessionEvent] = []
-        self.opened = False
+        self._state = SessionState.NEW
+        self._failure: TransientError | None = None
         self.opened_at: float | None = None
-        self.failure: TransientError | None = None
         self.frames_received = 0
         # The decoder (and its counters) outlive the connection: count from where it stood.
         self._events_before = decoder.stats.events
@@ -96,10 +126,35 @@ class Session:
             return self._events_final
         return self.decoder.stats.events - self._events_before
 
+    @property
+    def state(self) -> SessionState:
+        """The connection state; only the session's inputs change it."""
+        return self._state
+
+    def _set_state(self, state: SessionState) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "session %s #%d: %s -> %s",
+                self.channel,
+                self.connection_id,
+                self._state.name,
+                state.name,
+            )
+        self._state = state
+
+    @property
+    def failure(self) -> TransientError | None:
+        """Why the socket must be given up: set on entering FAILED, cleared by ``connected``."""
+        return self._failure
+
+    @property
+    def opened(self) -> bool:
+        """True while a socket is attached: OPEN or FAILED."""
+        return self._state is SessionState.OPEN or self._state is SessionState.FAILED
+
     def __repr__(self) -> str:
-        state = "failed" if self.failure else ("open" if self.opened else "new")
         return (
-            f"<Session {self.channel} #{self.connection_id} {state} "
+            f"<Session {self.channel} #{self.connection_id} {self._state.value} "
             f"frames={self.frames_received} events={self.events_received} "
             f"subscriptions={self.subscriptions!r}>"
         )
@@ -107,9 +162,14 @@ class Session:
     # ------------------------------------------------------------------ inputs
 
     def connected(self, now: float) -> None:
-        """The socket is open: queue the initial subscription and start the clocks."""
+        """The socket is open: queue the initial subscription and start the clocks.
+
+        NEW or CLOSED -> OPEN; raises :class:`InvalidStateError` while a socket is attached.
+        """
+        if self.opened:
+            raise InvalidStateError("Session", self._state.name, "connected")
         # A session may be reused for the next socket: the old one's verdict does not carry over.
-        self.failure = None
+        self._failure = None
         self.abandoned.clear()
         self._events_before = self.decoder.stats.events
         self._events_final = None
@@ -123,23 +183,30 @@ class Session:
         else:
             assert self._credentials is not None
             self._frames.append(frames.user_subscribe(self._credentials, ids or None))
-        self.opened = True
+        self._set_state(SessionState.OPEN)
         self.opened_at = now
         self.watchdog.start(now)
         if self.channel == "market":
             self.watchdog.track(ids, now)
 
     def receive_text(self, text: str | bytes, now: float) -> None:
-        """A text frame arrived at ``now``."""
+        """A text frame arrived at ``now`` (OPEN or FAILED; otherwise InvalidStateError)."""
+        self._check_receiving()
         self.frames_received += 1
         self.last_frame_at = now
         self._receive_items(self.decoder.decode(text), now)
 
     def receive_frames(self, frames: Sequence[str | bytes], now: float) -> None:
         """Several text frames read from the socket in one go, all at ``now`` (decoded at once)."""
+        self._check_receiving()
         self.frames_received += len(frames)
         self.last_frame_at = now
         self._receive_items(self.decoder.decode_many(frames), now)
+
+    def _check_receiving(self) -> None:
+        # FAILED still receives: frames read just before the socket was aborted are real data.
+        if not self.opened:
+            raise InvalidStateError("Session", self._state.name, "receive")
 
     def _receive_items(self, items: list[WireItem], now: float) -> None:
         watchdog = self.watchdog
@@ -211,8 +278,13 @@ class Session:
                 pass
 
     def handle_timer(self, now: float) -> None:
-        """Run whatever is due at ``now``: heartbeat, stale checks, overdue confirmations."""
-        if not self.opened or self.failure is not None:
+        """Run whatever is due at ``now``: heartbeat, stale checks, overdue confirmations.
+
+        A no-op unless OPEN. Afterwards :meth:`next_deadline` is None or later than ``now``:
+        every overdue asset is either re-requested (its clock restarts at ``now``) or given up
+        for this connection.
+        """
+        if self._state is not SessionState.OPEN:
             return
         verdict = self.watchdog.check(now)
         if verdict is not None:
@@ -226,7 +298,7 @@ class Session:
             if verdict.kind == "asset":
                 self._redrive(verdict.asset_ids, now)
             else:
-                self.failure = DataTimeoutError(verdict.kind, verdict.silent_for)
+                self._fail(DataTimeoutError(verdict.kind, verdict.silent_for))
                 return
         if self.watchdog.ping_due(now):
             self._frames.append(frames.PING)
@@ -242,16 +314,41 @@ class Session:
                         connection_id=self.connection_id,
                     )
                 )
+                # Every overdue asset leaves the overdue set here, re-requested (its clock
+                # restarts at `now`) or given up; one left in it would be due again at once
+                # and spin the ticker.
                 attempts = self.subscriptions.attempts
-                hopeless = [a for a in overdue if attempts(a) >= MAX_REQUESTS_PER_CONNECTION]
+                abandoned = self.abandoned
+                hopeless = [
+                    a
+                    for a in overdue
+                    if a in abandoned or attempts(a) >= MAX_REQUESTS_PER_CONNECTION
+                ]
                 if hopeless:
                     self.subscriptions.stop_waiting(hopeless)
-                    self.abandoned.update(hopeless)
-                self._redrive([a for a in overdue if a not in self.abandoned], now)
+                    abandoned.update(hopeless)
+                self._redrive([a for a in overdue if a not in abandoned], now)
+
+    def abort(self, reason: TransientError) -> None:
+        """The I/O layer must give the socket up (``reason``): OPEN -> FAILED.
+
+        The I/O layer then aborts the socket and calls :meth:`closed`. A no-op unless OPEN: a
+        session already FAILED keeps its first reason, and one without a socket has nothing to
+        abort.
+        """
+        if self._state is SessionState.OPEN:
+            self._fail(reason)
+
+    def _fail(self, reason: TransientError) -> None:
+        self._failure = reason
+        self._set_state(SessionState.FAILED)
 
     def refresh(self, asset_ids: Iterable[str], now: float) -> None:
-        """Ask the server for fresh snapshots of these assets (unsubscribe, then subscribe)."""
-        if self.opened and self.channel == "market":
+        """Ask the server for fresh snapshots of these assets (unsubscribe, then subscribe).
+
+        A no-op unless OPEN on the market channel.
+        """
+        if self._state is SessionState.OPEN and self.channel == "market":
             self._redrive(asset_ids, now)
 
     def _redrive(self, asset_ids: Iterable[str], now: float) -> None:
@@ -288,6 +385,8 @@ class Session:
     def unsubscribe(self, ids: Iterable[str]) -> list[str]:
         """Remove from the desired set; on an open connection, send a live ``operation`` frame."""
         removed = self.subscriptions.remove(ids)
+        # Given up on this connection, then dropped: subscribing again is a fresh request.
+        self.abandoned.difference_update(removed)
         if removed and self.opened:
             if self.channel == "market":
                 self._frames.append(frames.market_operation("unsubscribe", removed))
@@ -300,10 +399,13 @@ class Session:
         """The socket is gone (for whatever reason).
 
         Frames not yet sent are dropped: they belong to the dead socket, and a queued ``PING`` or
-        ``operation`` frame sent ahead of the next initial frame would get ``1008``.
+        ``operation`` frame sent ahead of the next initial frame would get ``1008``. OPEN or
+        FAILED -> CLOSED (``failure`` stays readable); a no-op while NEW or CLOSED.
         """
+        if not self.opened:
+            return
         self._events_final = self.decoder.stats.events - self._events_before
-        self.opened = False
+        self._set_state(SessionState.CLOSED)
         self._frames.clear()
         self.watchdog.stop()
         self.subscriptions.on_disconnected()
@@ -311,8 +413,8 @@ class Session:
     # ------------------------------------------------------------------ outputs
 
     def next_deadline(self) -> float | None:
-        """The earliest time at which ``handle_timer`` has work to do."""
-        if not self.opened or self.failure is not None:
+        """The earliest time at which ``handle_timer`` has work to do; None unless OPEN."""
+        if self._state is not SessionState.OPEN:
             return None
         deadline = self.watchdog.next_deadline()
         if self.channel == "market":
