@@ -409,8 +409,12 @@ class MarketStream(_Stream):
             return
         self._rest = RestClient(self.rest_url, request_timeout=self.config.connect_timeout)
 
-        def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-            return group.create_task(coro, name="polyfeed-book")
+        def spawn(  # keeper contract
+            factory: Callable[[], Coroutine[Any, Any, None]], name: str
+        ) -> asyncio.Task[None] | None:
+            if self._closed:
+                return None
+            return group.create_task(factory(), name=name)
 
         self._keeper = BookKeeper(
             self._books,
@@ -420,17 +424,11 @@ class MarketStream(_Stream):
             spawn=spawn,
             emit=supervisor.queue.put_many,
             refresh=supervisor.refresh,
+            reconcile_every=self._reconcile_every,  # keeper contract
         )
         supervisor.observer = self._keeper
-        keeper = self._keeper
-        self._timers = group.create_task(
-            keeper.guarded(keeper.run_timers()), name="polyfeed-book-timers"
-        )
-        if self._reconcile_every is not None:
-            self._reconciler = group.create_task(
-                keeper.guarded(keeper.reconcile_periodically(self._reconcile_every)),
-                name="polyfeed-book-reconcile",
-            )
+        # keeper contract: one task for all of the keeper's maintenance.
+        self._timers = group.create_task(self._keeper.run(), name="polyfeed-book-maintenance")
 
     def _stopping(self) -> None:
         if self._keeper is not None:
