@@ -31,6 +31,7 @@ from polyfeed.core.book import BookOptions, BookRegistry, BookVerdict, OrderBook
 from polyfeed.core.book_hash import HashScheme
 from polyfeed.core.messages import Level, PriceChange, PriceChangeEntry
 from polyfeed.errors import ConfigError, RestError
+from polyfeed.events import Disconnected
 from polyfeed.testing import (
     CloseWith,
     DropMessage,
@@ -117,7 +118,7 @@ async def test_a_dropped_price_change_is_caught_by_the_hash_and_resynced_from_re
         assert invalidated is not None
         assert invalidated.reason == "hash mismatch"
         resynced = await until(stream, BookResynced)
-        assert resynced.asset_id == invalidated.asset_id
+        assert resynced.asset_ids == invalidated.asset_ids
         assert resynced.source == "rest"
         fake.step(5)
         await settle(fake)
@@ -168,11 +169,13 @@ async def test_a_reconnect_invalidates_every_book_and_the_replay_resyncs_them(fa
             async for event in stream:
                 if isinstance(event, BookInvalidated):
                     assert event.reason == "reconnect"
-                    invalidated.add(event.asset_id)
+                    # One event for every book the reconnect invalidated.
+                    assert set(event.asset_ids) == set(fake.asset_ids)
+                    invalidated.update(event.asset_ids)
                 elif isinstance(event, BookResynced):
-                    assert event.asset_id in invalidated
+                    assert set(event.asset_ids) <= invalidated
                     assert event.source == "snapshot"
-                    resynced.add(event.asset_id)
+                    resynced.update(event.asset_ids)
                     if resynced == set(fake.asset_ids):
                         break
         assert invalidated == set(fake.asset_ids)
@@ -213,11 +216,11 @@ async def test_chaos_books_equal_the_server_and_every_invalidation_is_resynced()
                 async for event in stream:
                     if isinstance(event, BookInvalidated):
                         invalidations += 1
-                        open_invalidations[event.asset_id] = (
-                            open_invalidations.get(event.asset_id, 0) + 1
-                        )
+                        for asset in event.asset_ids:
+                            open_invalidations[asset] = open_invalidations.get(asset, 0) + 1
                     elif isinstance(event, BookResynced):
-                        open_invalidations.pop(event.asset_id, None)
+                        for asset in event.asset_ids:
+                            open_invalidations.pop(asset, None)
 
             consumer = group.create_task(consume())
             await fake.wait_for_connection(5)
@@ -270,7 +273,7 @@ async def test_resyncs_respect_the_rate_limiter() -> None:
             done: set[str] = set()
             while done != set(fake.asset_ids):
                 event = await until(stream, BookResynced)
-                done.add(event.asset_id)
+                done.update(event.asset_ids)
             # Four resyncs through a bucket of one token per 0.3 s: at least 0.9 s.
             assert loop.time() - started >= 0.85
             assert limiter.granted >= 4
@@ -328,11 +331,11 @@ async def test_a_snapshot_that_never_comes_after_a_reconnect_is_fetched_over_res
             invalidated = False
             async with asyncio.timeout(10):
                 async for event in stream:
-                    if isinstance(event, BookInvalidated) and event.asset_id == ignored:
+                    if isinstance(event, BookInvalidated) and ignored in event.asset_ids:
                         invalidated = True
                     if (
                         isinstance(event, BookResynced)
-                        and event.asset_id == ignored
+                        and ignored in event.asset_ids
                         and invalidated
                     ):
                         assert event.source == "rest"
@@ -413,15 +416,44 @@ def synced_registry(*assets: str, options: BookOptions = CROSSING_OPTIONS) -> Bo
     return registry
 
 
+def test_one_event_per_cause_placed_after_the_last_event_that_caused_it() -> None:
+    registry = synced_registry("a", "b", "c", options=BookOptions(hash_check_every=0))
+    harness = Harness(registry, FakeClock(), None)
+    keeper = harness.keeper
+    gone = Disconnected(reason="dropped")
+    assert keeper.observe([gone]) == [
+        gone,
+        BookInvalidated(asset_ids=["a", "b", "c"], reason="reconnect"),
+    ]
+    replay = [snapshot("a", 3000), crossing("z"), snapshot("b", 3000), snapshot("c", 3000)]
+    assert keeper.observe(replay) == [
+        *replay,
+        BookResynced(asset_ids=["a", "b", "c"], source="snapshot"),
+    ]
+    assert keeper.observe([crossing("z")]) == [crossing("z")]  # nothing to say: same list back
+
+
+def test_runs_of_different_causes_stay_in_order() -> None:
+    registry = synced_registry("a", "b", options=BookOptions(hash_check_every=0, grace_messages=0))
+    registry["a"].invalidate("resync requested")
+    keeper = Harness(registry, FakeClock(), None).keeper
+    events = [snapshot("a", 3000), crossing("b", 3001), snapshot("b", 3002)]
+    assert keeper.observe(events) == [
+        events[0],
+        BookResynced(asset_ids=["a"]),
+        events[1],
+        BookInvalidated(asset_ids=["b"], reason="crossed book"),
+        events[2],
+        BookResynced(asset_ids=["b"]),
+    ]
+
+
 async def test_a_stopping_stream_gets_no_coroutine_to_run() -> None:
     registry = synced_registry("a", "b")
     harness = Harness(registry, FakeClock(), None)  # spawn says: stopping
     harness.keeper.invalidate(["a", "b"], "resync requested")
     assert harness.spawned == ["polyfeed-book-resync", "polyfeed-book-resync"]
-    assert harness.emitted == [
-        BookInvalidated(asset_id="a", reason="resync requested"),
-        BookInvalidated(asset_id="b", reason="resync requested"),
-    ]
+    assert harness.emitted == [BookInvalidated(asset_ids=["a", "b"], reason="resync requested")]
     # filterwarnings=error: a coroutine created and never awaited would fail this test.
     gc.collect()
 
@@ -449,10 +481,10 @@ async def test_timers_sleep_until_the_next_deadline_and_wake_for_an_earlier_one(
         await clock.run_for(0.999)
         assert harness.emitted == []
         await clock.run_for(0.001)
-        assert harness.emitted == [BookInvalidated(asset_id="a", reason="crossed book")]
+        assert harness.emitted == [BookInvalidated(asset_ids=["a"], reason="crossed book")]
         assert clock.next_deadline() == 113.0
         await clock.run_for(1.0)
-        assert harness.emitted[1:] == [BookInvalidated(asset_id="b", reason="crossed book")]
+        assert harness.emitted[1:] == [BookInvalidated(asset_ids=["b"], reason="crossed book")]
         assert harness.refreshed == ["a", "b"]  # no REST: fresh snapshots on the socket
         assert harness.keeper.maintenance_restarts == 0
         runner.cancel()
@@ -495,7 +527,7 @@ async def test_a_crashed_timer_loop_restarts_with_capped_backoff_and_is_reported
         assert keeper.maintenance_error == "ArithmeticError: boom 12"
         assert "maintenance_restarts=12" in repr(keeper)
         # Restarted for good: the doubt expired and the book was invalidated.
-        assert harness.emitted == [BookInvalidated(asset_id="a", reason="crossed book")]
+        assert harness.emitted == [BookInvalidated(asset_ids=["a"], reason="crossed book")]
         warnings = [r for r in caplog.records if "book timers loop crashed" in r.getMessage()]
         assert len(warnings) == 12
         assert all(r.levelno == logging.WARNING and r.exc_info for r in warnings)

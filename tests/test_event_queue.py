@@ -1,18 +1,35 @@
-"""EventQueue: FIFO, never-blocking puts, overflow policies with exact Gap reports, close."""
+"""EventQueue: FIFO, never-blocking puts, overflow policies with exact Gap reports, close,
+lifecycle coalescing and the lifecycle cap."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
+import tracemalloc
+from collections.abc import Callable, Sequence
 
+import msgspec
 import pytest
 
+from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.event_queue import EventQueue, event_assets, event_time
 from polyfeed.config import OverflowPolicy, QueueConfig
-from polyfeed.core.messages import Book, LastTradePrice, PriceChange, PriceChangeEntry
-from polyfeed.errors import ConnectionClosedError, StreamClosedError
-from polyfeed.events import Connected, Disconnected, Gap
+from polyfeed.core.book import BookOptions, BookRegistry, ResyncLimiter
+from polyfeed.core.messages import Book, LastTradePrice, Level, PriceChange, PriceChangeEntry
+from polyfeed.errors import ConfigError, ConnectionClosedError, StreamClosedError
+from polyfeed.events import (
+    BookInvalidated,
+    BookResynced,
+    Connected,
+    Disconnected,
+    Gap,
+    Reconnecting,
+    Resubscribed,
+    Stale,
+)
+from polyfeed.testing import FakeClock
 
 WALL = 1_800_000_000.0
 
@@ -307,3 +324,229 @@ def test_event_helpers() -> None:
     trade = LastTradePrice(market="m", asset_id="a", price="0.5", timestamp=1_700_000_000)
     assert event_time(trade) is None
     assert event_time(Connected(url="u", attempt=1)) is None
+
+
+# --------------------------------------------------------------------------- lifecycle bound
+
+
+def invalidated(*assets: str, reason: str = "reconnect") -> BookInvalidated:
+    return BookInvalidated(asset_ids=list(assets), reason=reason)
+
+
+def resynced(*assets: str, source: str = "snapshot") -> BookResynced:
+    return BookResynced(asset_ids=list(assets), source=source)
+
+
+async def test_consecutive_reconnecting_merge_keeping_the_latest() -> None:
+    queue = make()
+    queue.put_many([Reconnecting(attempt=1, delay=0.1), Reconnecting(attempt=2, delay=0.2)])
+    queue.put_many([Reconnecting(attempt=3, delay=0.4)])
+    queue.put_many(["data", Reconnecting(attempt=4, delay=0.8)])
+    assert await drain(queue) == [
+        Reconnecting(attempt=3, delay=0.4),
+        "data",
+        Reconnecting(attempt=4, delay=0.8),
+    ]
+    assert queue.coalesced == 2
+
+
+async def test_consecutive_book_events_of_one_cause_merge_naming_each_asset_once() -> None:
+    queue = make()
+    queue.put_many([invalidated("a", "b"), invalidated("b", "c")])
+    queue.put_many([invalidated("d", reason="hash mismatch")])  # another cause
+    queue.put_many([resynced("a"), resynced("b"), resynced("c", source="rest")])
+    queue.put_many([resynced("d", source="rest"), "data", resynced("e", source="rest")])
+    assert await drain(queue) == [
+        invalidated("a", "b", "c"),
+        invalidated("d", reason="hash mismatch"),
+        resynced("a", "b"),
+        resynced("c", "d", source="rest"),
+        "data",
+        resynced("e", source="rest"),
+    ]
+    assert queue.coalesced == 3
+
+
+async def test_lifecycle_events_kept_from_a_dropped_stretch_merge_with_their_neighbour() -> None:
+    queue = make(maxsize=3)
+    queue.put_many([resynced("a"), book("a", 1_000_000_000_000), resynced("b")])
+    queue.put_many([book("b", 1_000_000_001_000), book("c", 1_000_000_002_000)])
+    queue.put_many([book("d", 1_000_000_003_000)])
+    # The books of a and b were dropped; the two notices they separated became neighbours.
+    assert queue.lifecycle_queued == 1
+    items = await drain(queue)
+    assert items[0] == resynced("a", "b")
+    assert isinstance(items[1], Gap)
+    assert (items[1].assets, items[1].dropped) == (["a", "b"], 2)
+    assert items[2:] == [book("c", 1_000_000_002_000), book("d", 1_000_000_003_000)]
+
+
+async def test_no_merge_across_a_pending_drop_gap() -> None:
+    queue = make(maxsize=1, overflow="disconnect")
+    queue.put_many([Reconnecting(attempt=1, delay=0.1)])
+    queue.put_many(["dropped"])
+    queue.put_many([Reconnecting(attempt=2, delay=0.2)])
+    items = await drain(queue)
+    assert items[0] == Reconnecting(attempt=1, delay=0.1)
+    assert isinstance(items[1], Gap)
+    assert items[2] == Reconnecting(attempt=2, delay=0.2)
+
+
+async def test_past_the_cap_queued_lifecycle_events_collapse_into_one_summary_gap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polyfeed.queue")
+    queue = EventQueue(QueueConfig(maxsize=100), lambda: WALL, lifecycle_cap=4)
+    queue.put_many(
+        [
+            Disconnected(reason="dropped"),
+            invalidated("a", "b"),
+            "x",
+            Gap(started=WALL - 5.0, ended=WALL - 1.0, assets=["a", "b"], reason="reconnect"),
+            "y",
+            Stale(kind="asset", silent_for=2.0, asset_ids=["c"]),
+        ]
+    )
+    assert queue.lifecycle_queued == 4
+    assert queue.collapses == 0
+    queue.put_many([Connected(url="ws://x", attempt=2), "z"])
+    assert queue.lifecycle_queued == 1
+    assert queue.collapses == 1
+    assert len(queue) == 4
+    items = await drain(queue)
+    assert items == [
+        Gap(
+            started=WALL - 5.0,
+            ended=WALL,
+            assets=["a", "b", "c"],
+            reason="lifecycle overflow",
+            collapsed=5,
+        ),
+        "x",
+        "y",
+        "z",
+    ]
+    assert "5 lifecycle events" in caplog.text
+
+
+async def test_a_later_collapse_folds_the_earlier_summary_and_the_pending_drops() -> None:
+    clock = [WALL]
+    queue = EventQueue(QueueConfig(maxsize=2), lambda: clock[0], lifecycle_cap=2)
+    queue.put_many([resynced("a"), Disconnected(reason="x"), Connected(url="u", attempt=1)])
+    assert (queue.collapses, queue.lifecycle_queued) == (1, 1)
+    clock[0] += 10.0
+    queue.put_many([book("b", 1_000_000_000_000), book("c", 1_000_000_001_000), "d"])
+    assert queue.dropped == 1
+    # Into a full queue, each lifecycle event takes the slot of the oldest market event.
+    queue.put_many([Disconnected(reason="y"), Connected(url="u", attempt=2)])
+    assert queue.dropped == 3
+    assert queue.collapses == 2
+    assert await drain(queue) == [
+        Gap(
+            started=1_000_000_000.0,  # the first dropped book is older than anything else
+            ended=WALL + 10.0,
+            assets=["a", "b", "c"],
+            reason="lifecycle overflow",
+            dropped=3,
+            collapsed=5,
+        )
+    ]
+
+
+def test_lifecycle_cap_is_validated_and_shown() -> None:
+    with pytest.raises(ConfigError):
+        EventQueue(QueueConfig(), lambda: WALL, lifecycle_cap=0)
+    queue = make()
+    queue.put_many([Reconnecting(attempt=1, delay=0.1), Reconnecting(attempt=2, delay=0.1)])
+    text = repr(queue)
+    assert "lifecycle=1/256" in text
+    assert "coalesced=1" in text
+    assert "collapses=0" in text
+
+
+def measured(make_one: Callable[[], object]) -> int:
+    """Bytes allocated by building one object (tracemalloc must be on)."""
+    before = tracemalloc.get_traced_memory()[0]
+    kept = make_one()
+    size = tracemalloc.get_traced_memory()[0] - before
+    del kept
+    return size
+
+
+@pytest.mark.timeout(60)
+async def test_a_stalled_consumer_2000_assets_and_50_reconnects_stay_within_the_bound() -> None:
+    assets = [f"{index:077d}" for index in range(2000)]  # token ids are 77 digits
+    clock = FakeClock(wall_start=WALL)
+    registry = BookRegistry(BookOptions(hash_check_every=0))
+    queue = EventQueue(QueueConfig(), clock.wall)  # the defaults: 10,000 and drop_oldest
+    keeper = BookKeeper(
+        registry,
+        clock=clock,
+        rest=None,
+        limiter=ResyncLimiter(),
+        spawn=lambda factory, name: None,
+        emit=queue.put_many,
+        refresh=lambda ids: None,
+    )
+    stamp = itertools.count(1_800_000_000_000)
+
+    def emit(events: Sequence[object]) -> None:
+        # What the supervisor does with what the reader decodes.
+        queue.put_many(keeper.observe(events))
+
+    levels = [Level("0.40", "100"), Level("0.45", "50")]
+    # Built once: the data side is bounded by maxsize anyway, the lifecycle side is measured.
+    snapshots = [
+        Book(market="0xm", asset_id=asset, timestamp=next(stamp), bids=levels, asks=[])
+        for asset in assets
+    ]
+    changes = [change(next(stamp), assets[0]) for _ in range(100)]
+
+    def connection(number: int) -> None:
+        emit([Connected(url="ws://127.0.0.1/ws/market", attempt=number, connection_id=number)])
+        emit([Resubscribed(assets=list(assets), connection_id=number)])
+        emit([Gap(started=clock.wall() - 1.0, ended=clock.wall(), assets=assets, reason="x")])
+        for start in range(0, len(assets), 100):  # the replay, in frames of 100 snapshots
+            emit(snapshots[start : start + 100])
+        emit(changes)
+
+    def reconnect(number: int) -> None:
+        emit([Disconnected(reason="dropped", connection_id=number - 1)])
+        for attempt in range(1, 4):  # two refused handshakes, then the connection
+            emit([Reconnecting(attempt=attempt, delay=0.1 * attempt)])
+        connection(number)
+        clock.advance(1.0)
+
+    connection(1)  # books, queue full: the steady state before the link starts flapping
+    bound_items = queue.config.maxsize + queue.lifecycle_cap
+    tracemalloc.start()
+    try:
+        data_bytes = measured(lambda: Book(**msgspec.structs.asdict(snapshots[0])))
+        lifecycle_bytes = measured(lambda: Resubscribed(assets=list(assets)))
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        lengths = []
+        for number in range(2, 52):
+            reconnect(number)
+            lengths.append(len(queue))
+            assert queue.lifecycle_queued <= queue.lifecycle_cap
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert max(lengths) <= bound_items
+    # What the bound allows: maxsize market events and lifecycle_cap events naming every asset
+    # (the pending drop record and the summary gap are within the slack).
+    bound_bytes = queue.config.maxsize * data_bytes + queue.lifecycle_cap * lifecycle_bytes
+    assert peak < bound_bytes + 2_000_000, (peak, bound_bytes)
+    assert queue.collapses >= 1
+    items = await drain(queue)
+    summary = items[0]
+    assert isinstance(summary, Gap)
+    assert summary.reason == "lifecycle overflow"
+    assert set(summary.assets) == set(assets)
+    assert summary.dropped > 0
+    # A consumer that follows the notices ends with every book trusted again.
+    last = max(i for i, item in enumerate(items) if isinstance(item, BookInvalidated))
+    assert items[last] == BookInvalidated(asset_ids=assets, reason="reconnect")
+    after = [item for item in items[last:] if isinstance(item, BookResynced)]
+    assert sorted(itertools.chain.from_iterable(e.asset_ids for e in after)) == assets

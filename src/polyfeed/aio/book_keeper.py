@@ -13,7 +13,10 @@ tick-size doubt, reconnect); this keeper does the I/O that follows:
   and the optional periodic REST reconcile; a crashed loop is restarted with backoff and reported
   (``maintenance_restarts``, ``maintenance_error``).
 
-``BookInvalidated`` / ``BookResynced`` go into the stream right after the event that caused them.
+``BookInvalidated`` / ``BookResynced`` go into the stream right after the event that caused them,
+one event per cause: consecutive verdicts of one kind and reason carry all their asset ids (a
+reconnect invalidates every book with one event; a replayed batch of snapshots resyncs them with
+one).
 """
 
 from __future__ import annotations
@@ -107,9 +110,13 @@ class BookKeeper:
     # ------------------------------------------------------------------ reader side (sync)
 
     def observe(self, events: Sequence[object]) -> Sequence[object]:
-        """Apply market events to the books; return the events with book verdicts inserted."""
+        """Apply market events to the books; return the events with book verdicts inserted.
+
+        Consecutive verdicts of one action and reason become one event, placed right after the
+        last event that caused it.
+        """
         registry = self.registry
-        out: list[object] | None = None
+        caused: list[tuple[int, list[BookVerdict]]] | None = None
         now = self.clock.now()
         earliest: float | None = None
         for index, event in enumerate(events):
@@ -140,18 +147,16 @@ class BookKeeper:
             else:
                 verdicts = []
             if verdicts:
-                if out is None:
-                    out = list(events[:index])
-                out.append(event)
-                out.extend(lifecycle_events(verdicts))
-            elif out is not None:
-                out.append(event)
+                if caused is None:
+                    caused = []
+                caused.append((index, verdicts))
         if earliest is not None and (self._timer_at is None or earliest < self._timer_at):
             self._timer_wake.set()
-        if out is None:
+        if caused is None:
             return events
-        self._schedule_resyncs()
-        return out
+        if any(v.action == "invalidated" for _, verdicts in caused for v in verdicts):
+            self._schedule_resyncs()
+        return _insert_after_causes(events, caused)
 
     def _earlier(self, earliest: float | None, asset: str) -> float | None:
         # Doubts start on the reader without a verdict: the timer loop must hear of deadlines.
@@ -372,13 +377,56 @@ class BookKeeper:
 
 
 def lifecycle_events(verdicts: Sequence[BookVerdict]) -> list[object]:
-    """``BookInvalidated``/``BookResynced`` for the verdicts that are not ``ok``."""
-    events: list[object] = []
-    for verdict in verdicts:
-        if verdict.action == "invalidated":
-            if verdict.reason != "reconnect":
-                logger.warning("book %s invalidated: %s", verdict.asset_id, verdict.reason)
-            events.append(BookInvalidated(asset_id=verdict.asset_id, reason=verdict.reason))
-        elif verdict.action == "resynced":
-            events.append(BookResynced(asset_id=verdict.asset_id, source=verdict.reason))
-    return events
+    """One ``BookInvalidated``/``BookResynced`` per run of consecutive verdicts of one action and
+    reason (``ok`` verdicts are skipped)."""
+    return [event for _, event in _runs([(0, list(verdicts))])]
+
+
+def _runs(caused: list[tuple[int, list[BookVerdict]]]) -> list[tuple[int, object]]:
+    """(index of the last causing event, merged lifecycle event) per run of verdicts."""
+    runs: list[tuple[int, object]] = []
+    key: tuple[str, str] | None = None
+    assets: dict[str, None] = {}
+    last = 0
+    for index, verdicts in caused:
+        for verdict in verdicts:
+            if verdict.action == "ok":
+                continue
+            if (verdict.action, verdict.reason) != key:
+                if key is not None:
+                    runs.append((last, _merged(key, list(assets))))
+                key = (verdict.action, verdict.reason)
+                assets = {}
+            assets[verdict.asset_id] = None
+            last = index
+    if key is not None:
+        runs.append((last, _merged(key, list(assets))))
+    return runs
+
+
+def _merged(key: tuple[str, str], assets: list[str]) -> object:
+    action, reason = key
+    if action == "invalidated":
+        if reason != "reconnect":
+            logger.warning("%d book(s) invalidated (%s): %s", len(assets), reason, _some(assets))
+        return BookInvalidated(asset_ids=assets, reason=reason)
+    return BookResynced(asset_ids=assets, source=reason)
+
+
+def _some(assets: list[str], shown: int = 5) -> str:
+    more = f" and {len(assets) - shown} more" if len(assets) > shown else ""
+    return ", ".join(assets[:shown]) + more
+
+
+def _insert_after_causes(
+    events: Sequence[object], caused: list[tuple[int, list[BookVerdict]]]
+) -> list[object]:
+    runs = _runs(caused)
+    out: list[object] = []
+    position = 0
+    for index, event in enumerate(events):
+        out.append(event)
+        while position < len(runs) and runs[position][0] == index:
+            out.append(runs[position][1])
+            position += 1
+    return out
