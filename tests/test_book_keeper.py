@@ -585,6 +585,34 @@ async def test_a_crashed_reconcile_loop_restarts_and_a_rest_failure_is_only_logg
         runner.cancel()
 
 
+async def test_a_crashed_resync_is_reported_and_leaves_the_book_ready_for_another(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polyfeed.books")
+    registry = synced_registry("a")
+    rest = FlakyRest(registry, [ValueError("bad book")])
+    async with asyncio.TaskGroup() as group:
+        harness = Harness(registry, FakeClock(), group, rest=rest)
+        harness.keeper.invalidate(["a"], "resync requested")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    assert rest.calls == 1
+    assert harness.keeper.maintenance_error == "ValueError: bad book"
+    (record,) = [r for r in caplog.records if "maintenance task failed" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info
+    book = registry["a"]
+    assert not book.synced
+    assert not book.resync_in_flight
+    assert book.needs_resync
+    # The next trigger resyncs it.
+    async with asyncio.TaskGroup() as group:
+        harness.group = group
+        harness.keeper.invalidate(["a"], "resync requested")
+    assert registry["a"].synced
+    assert harness.keeper.rest_resyncs == 1
+
+
 def test_reconcile_every_is_validated() -> None:
     with pytest.raises(ConfigError):
         Harness(BookRegistry(), FakeClock(), None, reconcile_every=0.0)

@@ -226,12 +226,15 @@ class BookKeeper:
 
         Boundary: the keeper's tasks share the stream's TaskGroup, where an unexpected error
         would take the whole stream down. A failed resync leaves the book unsynced, which is
-        safe and visible (``book.synced``).
+        safe and visible (``book.synced``); the error is kept in ``maintenance_error``.
         """
         try:
             await factory()
-        except Exception:
-            logger.exception("book maintenance task failed")
+        except Exception as exc:
+            self.maintenance_error = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "book maintenance task failed (%s)", self.maintenance_error, exc_info=exc
+            )
 
     async def _fetch_metadata(self, market: str) -> None:
         assert self.rest is not None
@@ -265,6 +268,10 @@ class BookKeeper:
                 logger.warning("REST resync of %s failed (%s); re-requesting it", asset, exc)
                 self._refresh_on_socket(asset)
                 return
+            except BaseException:
+                # Cancelled or crashed: no resync may stay "in flight" for ever.
+                book.abort_resync()
+                raise
             verdict = self.registry.complete_resync(snapshot, resync_id=resync_id, now=clock.now())
             self.rest_resyncs += 1
             self._timer_wake.set()
