@@ -8,10 +8,13 @@ import inspect
 import itertools
 import logging
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.event_queue import EventQueue, event_assets, event_time
@@ -28,6 +31,7 @@ from polyfeed.events import (
     Reconnecting,
     Resubscribed,
     Stale,
+    is_lifecycle,
 )
 from polyfeed.testing import FakeClock
 
@@ -550,3 +554,177 @@ async def test_a_stalled_consumer_2000_assets_and_50_reconnects_stay_within_the_
     assert items[last] == BookInvalidated(asset_ids=assets, reason="reconnect")
     after = [item for item in items[last:] if isinstance(item, BookResynced)]
     assert sorted(itertools.chain.from_iterable(e.asset_ids for e in after)) == assets
+
+
+# --------------------------------------------------------------------------- stateful
+
+
+ASSETS = ["a", "b", "c"]
+LIFECYCLE_EVENTS = st.one_of(
+    st.builds(Reconnecting, attempt=st.integers(1, 9), delay=st.sampled_from([0.1, 0.5])),
+    st.builds(
+        BookInvalidated,
+        asset_ids=st.lists(st.sampled_from(ASSETS), min_size=1, max_size=3, unique=True),
+        reason=st.sampled_from(["reconnect", "hash mismatch"]),
+    ),
+    st.builds(
+        BookResynced,
+        asset_ids=st.lists(st.sampled_from(ASSETS), min_size=1, max_size=3, unique=True),
+        source=st.sampled_from(["snapshot", "rest"]),
+    ),
+    st.builds(Disconnected, reason=st.just("dropped")),
+    st.builds(Connected, url=st.just("ws://x"), attempt=st.integers(1, 9)),
+    st.builds(
+        Gap,
+        started=st.just(WALL - 1.0),
+        ended=st.just(WALL),
+        assets=st.lists(st.sampled_from(ASSETS), max_size=3, unique=True),
+        reason=st.just("reconnect"),
+    ),
+)
+
+
+BookState = tuple[str, str] | None
+
+
+def book_states(events: Iterable[object]) -> dict[str, BookState]:
+    """Per asset, what a consumer following the notices knows: ("invalidated", reason),
+    ("resynced", source), or None after a summary gap named it (ask ``stream.books``)."""
+    state: dict[str, BookState] = {}
+    for event in events:
+        if isinstance(event, BookInvalidated):
+            state.update(dict.fromkeys(event.asset_ids, ("invalidated", event.reason)))
+        elif isinstance(event, BookResynced):
+            state.update(dict.fromkeys(event.asset_ids, ("resynced", event.source)))
+        elif isinstance(event, Gap) and event.reason == "lifecycle overflow":
+            state.update(dict.fromkeys(event.assets))
+    return state
+
+
+def canonical(events: Iterable[object]) -> list[object]:
+    """The lifecycle events as a consumer can tell them apart: drop gaps left out, runs of one
+    kind of book notice as one set of assets, runs of ``Reconnecting`` as the last one."""
+    out: list[object] = []
+    for event in events:
+        if not is_lifecycle(event) or (
+            isinstance(event, Gap) and event.reason == "consumer queue overflow"
+        ):
+            continue
+        previous = out[-1] if out else None
+        if isinstance(event, BookInvalidated | BookResynced):
+            key = (type(event), getattr(event, "reason", None) or getattr(event, "source", None))
+            ids = frozenset(event.asset_ids)
+            if isinstance(previous, tuple) and previous[0] == key:
+                out[-1] = (key, previous[1] | ids)
+            else:
+                out.append((key, ids))
+        elif isinstance(event, Reconnecting) and isinstance(previous, Reconnecting):
+            out[-1] = event
+        else:
+            out.append(event)
+    return out
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Any puts and gets: the bound holds, no market event is lost unreported, and (without a
+    collapse) the coalesced lifecycle stream means what the one put in meant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue = make()
+        self.put: list[object] = []
+        self.got: list[object] = []
+        self.sequence = itertools.count(1)
+
+    @initialize(
+        maxsize=st.integers(1, 6),
+        cap=st.sampled_from([1, 3, 64, 64, 64]),
+        overflow=st.sampled_from(["drop_oldest", "buffer", "disconnect"]),
+    )
+    def configure(self, maxsize: int, cap: int, overflow: OverflowPolicy) -> None:
+        self.queue = EventQueue(
+            QueueConfig(maxsize=maxsize, overflow=overflow), lambda: WALL, lifecycle_cap=cap
+        )
+
+    @rule(
+        batch=st.lists(
+            st.one_of(
+                st.sampled_from(ASSETS).map(lambda a: ("data", a)),
+                st.sampled_from(ASSETS).map(lambda a: ("data", a)),
+                LIFECYCLE_EVENTS,
+            ),
+            max_size=8,
+        )
+    )
+    def put_batch(self, batch: list[object]) -> None:
+        items: list[object] = []
+        for item in batch:
+            if isinstance(item, tuple):
+                seq = next(self.sequence)
+                _, asset = item
+                item = LastTradePrice(
+                    market="m", asset_id=asset, price=str(seq), timestamp=1_800_000_000_000 + seq
+                )
+            items.append(item)
+        self.put.extend(items)
+        self.queue.put_many(items)
+
+    @rule(count=st.integers(1, 8))
+    def take(self, count: int) -> None:
+        for _ in range(count):
+            try:
+                self.got.append(self.queue.get_nowait())
+            except StreamClosedError:
+                return
+
+    @invariant()
+    def within_the_bound(self) -> None:
+        queue = self.queue
+        assert len(queue) <= queue.config.maxsize + queue.lifecycle_cap
+        assert queue.lifecycle_queued <= queue.lifecycle_cap
+        # White box: the count the cap is checked against is the true count.
+        queued = [*queue._kept, *queue._items]
+        assert queue.lifecycle_queued == sum(1 for item in queued if is_lifecycle(item))
+
+    def teardown(self) -> None:
+        self.take(10**6)
+        queue, got, put = self.queue, self.got, self.put
+        data_put = [item for item in put if isinstance(item, LastTradePrice)]
+        data_got = [item for item in got if isinstance(item, LastTradePrice)]
+        # In order, and every missing one counted in a Gap.
+        assert [d.timestamp for d in data_got] == sorted(d.timestamp for d in data_got)
+        dropped = sum(item.dropped for item in got if isinstance(item, Gap))
+        assert len(data_got) + dropped == len(data_put)
+        assert queue.dropped == dropped
+        # Every notice reaches the consumer, merged or folded into a summary gap.
+        summarised = {
+            asset
+            for item in got
+            if isinstance(item, Gap) and item.reason == "lifecycle overflow"
+            for asset in item.assets
+        }
+        told = {(asset, state) for item in got for asset, state in book_states([item]).items()}
+        for item in put:
+            for asset, state in book_states([item]).items():
+                assert (asset, state) in told or asset in summarised, (asset, state)
+        # What the consumer knows is true, or marked unknown by a summary gap.
+        known, truth = book_states(got), book_states(put)
+        for asset in known.keys() | truth.keys():
+            assert asset in known, asset
+            assert known[asset] in (None, truth.get(asset)), asset
+        if queue.collapses:
+            assert any(isinstance(i, Gap) and i.reason == "lifecycle overflow" for i in got)
+            return
+        assert known == truth
+        assert canonical(got) == canonical(put)
+        for kind in (Connected, Disconnected):
+            assert [i for i in got if isinstance(i, kind)] == [
+                i for i in put if isinstance(i, kind)
+            ]
+        reconnecting_put = [i for i in put if isinstance(i, Reconnecting)]
+        reconnecting_got = [i for i in got if isinstance(i, Reconnecting)]
+        assert reconnecting_got[-1:] == reconnecting_put[-1:]
+
+
+TestQueueMachine = QueueMachine.TestCase
+TestQueueMachine.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
