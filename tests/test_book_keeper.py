@@ -546,6 +546,36 @@ async def test_a_crashed_timer_loop_restarts_with_capped_backoff_and_is_reported
         runner.cancel()
 
 
+class StuckTimers(BookRegistry):
+    """A registry whose timer handling leaves a due deadline due (a core bug)."""
+
+    def __init__(self) -> None:
+        super().__init__(CROSSING_OPTIONS)
+        self.calls = 0
+
+    def handle_timer(self, now: float) -> list[BookVerdict]:
+        self.calls += 1
+        return []
+
+
+async def test_a_deadline_still_due_after_handling_is_a_reported_crash_not_a_spin() -> None:
+    clock = FakeClock(start=10.0)
+    registry = StuckTimers()
+    registry.apply(snapshot("a"))
+    async with asyncio.TaskGroup() as group:
+        keeper = Harness(registry, clock, group).keeper
+        runner = group.create_task(keeper.run())
+        await clock.settle()
+        keeper.observe([crossing("a")])
+        await clock.run_for(3.0)  # due at 12.0: crashes at 12.0, 12.1, 12.3, 12.7 (next 13.5)
+        assert registry.calls == 4
+        assert keeper.maintenance_restarts == 4
+        assert keeper.maintenance_error == (
+            "RuntimeError: book deadline 12.0 still due after handle_timer"
+        )
+        runner.cancel()
+
+
 class FlakyRest(RestClient):
     """REST whose ``/book`` fails as scripted, then answers with the registry's own book."""
 
