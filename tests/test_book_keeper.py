@@ -1,10 +1,15 @@
-"""Local books kept by MarketStream against FakePolymarket: verified, invalidated, resynced."""
+"""BookKeeper: books kept by MarketStream against FakePolymarket (verified, invalidated,
+resynced), and the keeper alone on a FakeClock (merged events, deadline-driven timers,
+maintenance restarts)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+import gc
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,12 +25,18 @@ from polyfeed import (
     StreamConfig,
     WatchdogConfig,
 )
-from polyfeed.core.book import BookOptions, OrderBook, ResyncLimiter
+from polyfeed.aio.book_keeper import RESTART_BASE, RESTART_MAX, RESTART_STABLE_FOR, BookKeeper
+from polyfeed.aio.rest import RestClient
+from polyfeed.core.book import BookOptions, BookRegistry, BookVerdict, OrderBook, ResyncLimiter
 from polyfeed.core.book_hash import HashScheme
+from polyfeed.core.messages import Level, PriceChange, PriceChangeEntry
+from polyfeed.errors import ConfigError, RestError
+from polyfeed.events import Disconnected
 from polyfeed.testing import (
     CloseWith,
     DropMessage,
     DropTcp,
+    FakeClock,
     FakePolymarket,
     Fault,
     IgnoreSubscription,
@@ -107,7 +118,7 @@ async def test_a_dropped_price_change_is_caught_by_the_hash_and_resynced_from_re
         assert invalidated is not None
         assert invalidated.reason == "hash mismatch"
         resynced = await until(stream, BookResynced)
-        assert resynced.asset_id == invalidated.asset_id
+        assert resynced.asset_ids == invalidated.asset_ids
         assert resynced.source == "rest"
         fake.step(5)
         await settle(fake)
@@ -158,11 +169,13 @@ async def test_a_reconnect_invalidates_every_book_and_the_replay_resyncs_them(fa
             async for event in stream:
                 if isinstance(event, BookInvalidated):
                     assert event.reason == "reconnect"
-                    invalidated.add(event.asset_id)
+                    # One event for every book the reconnect invalidated.
+                    assert set(event.asset_ids) == set(fake.asset_ids)
+                    invalidated.update(event.asset_ids)
                 elif isinstance(event, BookResynced):
-                    assert event.asset_id in invalidated
+                    assert set(event.asset_ids) <= invalidated
                     assert event.source == "snapshot"
-                    resynced.add(event.asset_id)
+                    resynced.update(event.asset_ids)
                     if resynced == set(fake.asset_ids):
                         break
         assert invalidated == set(fake.asset_ids)
@@ -203,11 +216,11 @@ async def test_chaos_books_equal_the_server_and_every_invalidation_is_resynced()
                 async for event in stream:
                     if isinstance(event, BookInvalidated):
                         invalidations += 1
-                        open_invalidations[event.asset_id] = (
-                            open_invalidations.get(event.asset_id, 0) + 1
-                        )
+                        for asset in event.asset_ids:
+                            open_invalidations[asset] = open_invalidations.get(asset, 0) + 1
                     elif isinstance(event, BookResynced):
-                        open_invalidations.pop(event.asset_id, None)
+                        for asset in event.asset_ids:
+                            open_invalidations.pop(asset, None)
 
             consumer = group.create_task(consume())
             await fake.wait_for_connection(5)
@@ -260,7 +273,7 @@ async def test_resyncs_respect_the_rate_limiter() -> None:
             done: set[str] = set()
             while done != set(fake.asset_ids):
                 event = await until(stream, BookResynced)
-                done.add(event.asset_id)
+                done.update(event.asset_ids)
             # Four resyncs through a bucket of one token per 0.3 s: at least 0.9 s.
             assert loop.time() - started >= 0.85
             assert limiter.granted >= 4
@@ -318,13 +331,327 @@ async def test_a_snapshot_that_never_comes_after_a_reconnect_is_fetched_over_res
             invalidated = False
             async with asyncio.timeout(10):
                 async for event in stream:
-                    if isinstance(event, BookInvalidated) and event.asset_id == ignored:
+                    if isinstance(event, BookInvalidated) and ignored in event.asset_ids:
                         invalidated = True
                     if (
                         isinstance(event, BookResynced)
-                        and event.asset_id == ignored
+                        and ignored in event.asset_ids
                         and invalidated
                     ):
                         assert event.source == "rest"
                         break
             assert stream.books[ignored].synced
+
+
+# --------------------------------------------------------------------------- the keeper alone
+# Driven directly with a FakeClock: no server, no real sleeps.
+
+MARKET = "0xmarket"
+CROSSING_OPTIONS = BookOptions(hash_check_every=0, grace_messages=1_000, grace_seconds=2.0)
+
+
+def snapshot(asset: str, timestamp: int = 1000) -> Book:
+    return Book(
+        market=MARKET,
+        asset_id=asset,
+        timestamp=timestamp,
+        bids=[Level("0.40", "100"), Level("0.45", "50")],
+        asks=[Level("0.60", "10"), Level("0.55", "70")],
+    )
+
+
+def crossing(asset: str, timestamp: int = 2000) -> PriceChange:
+    # A taker sell at 0.44 before the bids it hits are removed: a crossed book, in doubt.
+    entry = PriceChangeEntry(
+        asset_id=asset, price="0.44", size="30", side="SELL", best_bid="0.40", best_ask="0.44"
+    )
+    return PriceChange(market=MARKET, timestamp=timestamp, price_changes=[entry])
+
+
+class Harness:
+    """A keeper on a FakeClock whose tasks run in the test's TaskGroup."""
+
+    def __init__(
+        self,
+        registry: BookRegistry,
+        clock: FakeClock,
+        group: asyncio.TaskGroup | None,
+        *,
+        rest: RestClient | None = None,
+        reconcile_every: float | None = None,
+    ) -> None:
+        self.emitted: list[object] = []
+        self.refreshed: list[str] = []
+        self.group = group
+        self.spawned: list[str] = []
+        self.keeper = BookKeeper(
+            registry,
+            clock=clock,
+            rest=rest,
+            limiter=ResyncLimiter(rate=1_000, per=1.0),
+            spawn=self.spawn,
+            emit=self.emit,
+            refresh=self.refreshed.extend,
+            reconcile_every=reconcile_every,
+        )
+
+    def spawn(
+        self, factory: Callable[[], Coroutine[Any, Any, None]], name: str
+    ) -> asyncio.Task[None] | None:
+        self.spawned.append(name)
+        if self.group is None:  # the stream is stopping
+            return None
+        return self.group.create_task(factory(), name=name)
+
+    def emit(self, events: Sequence[object]) -> bool:
+        self.emitted.extend(events)
+        return True
+
+
+def synced_registry(*assets: str, options: BookOptions = CROSSING_OPTIONS) -> BookRegistry:
+    registry = BookRegistry(options)
+    for asset in assets:
+        registry.apply(snapshot(asset))
+        assert registry[asset].synced
+    return registry
+
+
+def test_one_event_per_cause_placed_after_the_last_event_that_caused_it() -> None:
+    registry = synced_registry("a", "b", "c", options=BookOptions(hash_check_every=0))
+    harness = Harness(registry, FakeClock(), None)
+    keeper = harness.keeper
+    gone = Disconnected(reason="dropped")
+    assert keeper.observe([gone]) == [
+        gone,
+        BookInvalidated(asset_ids=["a", "b", "c"], reason="reconnect"),
+    ]
+    replay = [snapshot("a", 3000), crossing("z"), snapshot("b", 3000), snapshot("c", 3000)]
+    assert keeper.observe(replay) == [
+        *replay,
+        BookResynced(asset_ids=["a", "b", "c"], source="snapshot"),
+    ]
+    assert keeper.observe([crossing("z")]) == [crossing("z")]  # nothing to say: same list back
+
+
+def test_runs_of_different_causes_stay_in_order() -> None:
+    registry = synced_registry("a", "b", options=BookOptions(hash_check_every=0, grace_messages=0))
+    registry["a"].invalidate("resync requested")
+    keeper = Harness(registry, FakeClock(), None).keeper
+    events = [snapshot("a", 3000), crossing("b", 3001), snapshot("b", 3002)]
+    assert keeper.observe(events) == [
+        events[0],
+        BookResynced(asset_ids=["a"]),
+        events[1],
+        BookInvalidated(asset_ids=["b"], reason="crossed book"),
+        events[2],
+        BookResynced(asset_ids=["b"]),
+    ]
+
+
+async def test_a_stopping_stream_gets_no_coroutine_to_run() -> None:
+    registry = synced_registry("a", "b")
+    harness = Harness(registry, FakeClock(), None)  # spawn says: stopping
+    harness.keeper.invalidate(["a", "b"], "resync requested")
+    assert harness.spawned == ["polyfeed-book-resync", "polyfeed-book-resync"]
+    assert harness.emitted == [BookInvalidated(asset_ids=["a", "b"], reason="resync requested")]
+    # filterwarnings=error: a coroutine created and never awaited would fail this test.
+    gc.collect()
+
+
+async def test_timers_sleep_until_the_next_deadline_and_wake_for_an_earlier_one() -> None:
+    clock = FakeClock(start=10.0)
+    registry = synced_registry("a", "b")
+    async with asyncio.TaskGroup() as group:
+        harness = Harness(registry, clock, group)
+        runner = group.create_task(harness.keeper.run())
+        await clock.settle()
+        # No deadline: no timer and no poll, however long nothing happens.
+        assert (clock.timers, clock.sleepers) == (0, 0)
+        await clock.run_for(100.0)
+        assert (clock.timers, clock.sleepers) == (0, 0)
+        assert "timer_at=None" in repr(harness.keeper)
+        harness.keeper.observe([crossing("a")])  # a doubt with a deadline 2 s from now
+        await clock.settle()
+        assert clock.timers == 1
+        assert clock.next_deadline() == 112.0
+        await clock.run_for(1.0)
+        harness.keeper.observe([crossing("b")])  # later: the armed timer stays
+        await clock.settle()
+        assert clock.next_deadline() == 112.0
+        await clock.run_for(0.999)
+        assert harness.emitted == []
+        await clock.run_for(0.001)
+        assert harness.emitted == [BookInvalidated(asset_ids=["a"], reason="crossed book")]
+        assert clock.next_deadline() == 113.0
+        await clock.run_for(1.0)
+        assert harness.emitted[1:] == [BookInvalidated(asset_ids=["b"], reason="crossed book")]
+        assert harness.refreshed == ["a", "b"]  # no REST: fresh snapshots on the socket
+        assert harness.keeper.maintenance_restarts == 0
+        runner.cancel()
+
+
+class CrashingTimers(BookRegistry):
+    """A registry whose timer handling crashes the first ``crashes`` times."""
+
+    def __init__(self, clock: FakeClock, crashes: int) -> None:
+        super().__init__(CROSSING_OPTIONS)
+        self.clock = clock
+        self.crashes = crashes
+        self.calls: list[float] = []
+
+    def handle_timer(self, now: float) -> list[BookVerdict]:
+        self.calls.append(self.clock.now())
+        if len(self.calls) <= self.crashes:
+            raise ArithmeticError(f"boom {len(self.calls)}")
+        return super().handle_timer(now)
+
+
+async def test_a_crashed_timer_loop_restarts_with_capped_backoff_and_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polyfeed.books")
+    clock = FakeClock(start=10.0)
+    registry = CrashingTimers(clock, crashes=12)
+    registry.apply(snapshot("a"))
+    async with asyncio.TaskGroup() as group:
+        harness = Harness(registry, clock, group)
+        keeper = harness.keeper
+        runner = group.create_task(keeper.run())
+        await clock.settle()
+        keeper.observe([crossing("a")])
+        await clock.run_for(200.0)
+        delays = [round(b - a, 6) for a, b in itertools.pairwise(registry.calls)]
+        assert delays == [min(RESTART_MAX, RESTART_BASE * 2**k) for k in range(12)]
+        assert delays[-1] == RESTART_MAX
+        assert keeper.maintenance_restarts == 12
+        assert keeper.maintenance_error == "ArithmeticError: boom 12"
+        assert "maintenance_restarts=12" in repr(keeper)
+        # Restarted for good: the doubt expired and the book was invalidated.
+        assert harness.emitted == [BookInvalidated(asset_ids=["a"], reason="crossed book")]
+        warnings = [r for r in caplog.records if "book timers loop crashed" in r.getMessage()]
+        assert len(warnings) == 12
+        assert all(r.levelno == logging.WARNING and r.exc_info for r in warnings)
+        # A loop that ran long enough before crashing restarts after the first delay again.
+        await clock.run_for(RESTART_STABLE_FOR)
+        registry.crashes = 15
+        registry.apply(snapshot("a", 5000))
+        keeper.observe([crossing("a", 6000)])
+        await clock.run_for(100.0)
+        assert [round(b - a, 6) for a, b in itertools.pairwise(registry.calls[-3:])] == [
+            RESTART_BASE,
+            RESTART_BASE * 2,
+        ]
+        assert keeper.maintenance_restarts == 14
+        assert keeper.maintenance_error == "ArithmeticError: boom 15"
+        runner.cancel()
+
+
+class StuckTimers(BookRegistry):
+    """A registry whose timer handling leaves a due deadline due (a core bug)."""
+
+    def __init__(self) -> None:
+        super().__init__(CROSSING_OPTIONS)
+        self.calls = 0
+
+    def handle_timer(self, now: float) -> list[BookVerdict]:
+        self.calls += 1
+        return []
+
+
+async def test_a_deadline_still_due_after_handling_is_a_reported_crash_not_a_spin() -> None:
+    clock = FakeClock(start=10.0)
+    registry = StuckTimers()
+    registry.apply(snapshot("a"))
+    async with asyncio.TaskGroup() as group:
+        keeper = Harness(registry, clock, group).keeper
+        runner = group.create_task(keeper.run())
+        await clock.settle()
+        keeper.observe([crossing("a")])
+        await clock.run_for(3.0)  # due at 12.0: crashes at 12.0, 12.1, 12.3, 12.7 (next 13.5)
+        assert registry.calls == 4
+        assert keeper.maintenance_restarts == 4
+        assert keeper.maintenance_error == (
+            "RuntimeError: book deadline 12.0 still due after handle_timer"
+        )
+        runner.cancel()
+
+
+class FlakyRest(RestClient):
+    """REST whose ``/book`` fails as scripted, then answers with the registry's own book."""
+
+    def __init__(self, registry: BookRegistry, script: list[BaseException | None]) -> None:
+        super().__init__("http://127.0.0.1:9")
+        self.registry = registry
+        self.script = script
+        self.calls = 0
+
+    async def book(self, token_id: str) -> Book:
+        self.calls += 1
+        failure = self.script.pop(0) if self.script else None
+        if failure is not None:
+            raise failure
+        return self.registry[token_id].to_book()
+
+
+async def test_a_crashed_reconcile_loop_restarts_and_a_rest_failure_is_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polyfeed.books")
+    clock = FakeClock()
+    registry = synced_registry("a")
+    rest = FlakyRest(registry, [RestError(503, "/book", "unavailable"), ValueError("bad"), None])
+    async with asyncio.TaskGroup() as group:
+        harness = Harness(registry, clock, group, rest=rest, reconcile_every=5.0)
+        keeper = harness.keeper
+        runner = group.create_task(keeper.run())
+        await clock.run_for(10.0)  # at 5 s: REST failed, a warning; at 10 s: a crash
+        assert rest.calls == 2
+        assert (keeper.maintenance_restarts, keeper.maintenance_error) == (1, "ValueError: bad")
+        assert "periodic REST reconciliation failed" in caplog.text
+        await clock.run_for(5.1)  # restarted after 0.1 s, the next round 5 s later
+        assert rest.calls == 3
+        assert registry["a"].counters.reconcile_checks == 1
+        assert keeper.maintenance_restarts == 1
+        runner.cancel()
+
+
+async def test_a_crashed_resync_is_reported_and_leaves_the_book_ready_for_another(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polyfeed.books")
+    registry = synced_registry("a")
+    rest = FlakyRest(registry, [ValueError("bad book")])
+    async with asyncio.TaskGroup() as group:
+        harness = Harness(registry, FakeClock(), group, rest=rest)
+        harness.keeper.invalidate(["a"], "resync requested")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    assert rest.calls == 1
+    assert harness.keeper.maintenance_error == "ValueError: bad book"
+    (record,) = [r for r in caplog.records if "maintenance task failed" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert record.exc_info
+    book = registry["a"]
+    assert not book.synced
+    assert not book.resync_in_flight
+    assert book.needs_resync
+    # The next trigger resyncs it.
+    async with asyncio.TaskGroup() as group:
+        harness.group = group
+        harness.keeper.invalidate(["a"], "resync requested")
+    assert registry["a"].synced
+    assert harness.keeper.rest_resyncs == 1
+
+
+def test_reconcile_every_is_validated() -> None:
+    with pytest.raises(ConfigError):
+        Harness(BookRegistry(), FakeClock(), None, reconcile_every=0.0)
+
+
+@pytest.mark.timeout(15)
+async def test_resync_then_leaving_the_stream_at_once_leaves_no_coroutine_unawaited() -> None:
+    async with FakePolymarket(markets=1, seed=10) as fake:
+        async with MarketStream(fake.asset_ids, url=fake.market_url, config=CONFIG) as stream:
+            await until(stream, Book)
+            await stream.resync()
+        gc.collect()

@@ -193,10 +193,20 @@ def test_health_without_a_message_yet_and_with_a_fatal_error() -> None:
             "GAP of 1.50s on 1 asset(s) (reconnect): events in it may be missing",
         ),
         (
-            BookInvalidated(asset_id="a", reason="hash mismatch"),
+            Gap(started=10.0, ended=11.0, assets=["a"], reason="lifecycle overflow", collapsed=7),
+            "GAP of 1.00s on 1 asset(s) (lifecycle overflow, 7 lifecycle events collapsed): "
+            "events in it may be missing",
+        ),
+        (
+            BookInvalidated(asset_ids=["a"], reason="hash mismatch"),
             "book a invalidated: hash mismatch",
         ),
-        (BookResynced(asset_id="a", source="rest"), "book a resynced from rest"),
+        (BookResynced(asset_ids=["a"], source="rest"), "book a resynced from rest"),
+        (
+            BookInvalidated(asset_ids=["a", "b"], reason="reconnect"),
+            "2 books invalidated: reconnect",
+        ),
+        (BookResynced(asset_ids=["a", "b", "c"]), "3 books resynced from snapshot"),
         (snapshot(), None),
     ],
 )

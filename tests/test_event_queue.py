@@ -1,18 +1,39 @@
-"""EventQueue: FIFO, never-blocking puts, overflow policies with exact Gap reports, close."""
+"""EventQueue: FIFO, never-blocking puts, overflow policies with exact Gap reports, close,
+lifecycle coalescing and the lifecycle cap."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
+import tracemalloc
+from collections.abc import Callable, Iterable, Sequence
 
+import msgspec
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.event_queue import EventQueue, event_assets, event_time
 from polyfeed.config import OverflowPolicy, QueueConfig
-from polyfeed.core.messages import Book, LastTradePrice, PriceChange, PriceChangeEntry
-from polyfeed.errors import ConnectionClosedError, StreamClosedError
-from polyfeed.events import Connected, Disconnected, Gap
+from polyfeed.core.book import BookOptions, BookRegistry, ResyncLimiter
+from polyfeed.core.messages import Book, LastTradePrice, Level, PriceChange, PriceChangeEntry
+from polyfeed.errors import ConfigError, ConnectionClosedError, StreamClosedError
+from polyfeed.events import (
+    BookInvalidated,
+    BookResynced,
+    Connected,
+    Disconnected,
+    Gap,
+    Reconnecting,
+    Resubscribed,
+    Stale,
+    is_lifecycle,
+)
+from polyfeed.testing import FakeClock
 
 WALL = 1_800_000_000.0
 
@@ -307,3 +328,403 @@ def test_event_helpers() -> None:
     trade = LastTradePrice(market="m", asset_id="a", price="0.5", timestamp=1_700_000_000)
     assert event_time(trade) is None
     assert event_time(Connected(url="u", attempt=1)) is None
+
+
+# --------------------------------------------------------------------------- lifecycle bound
+
+
+def invalidated(*assets: str, reason: str = "reconnect") -> BookInvalidated:
+    return BookInvalidated(asset_ids=list(assets), reason=reason)
+
+
+def resynced(*assets: str, source: str = "snapshot") -> BookResynced:
+    return BookResynced(asset_ids=list(assets), source=source)
+
+
+async def test_consecutive_reconnecting_merge_keeping_the_latest() -> None:
+    queue = make()
+    queue.put_many([Reconnecting(attempt=1, delay=0.1), Reconnecting(attempt=2, delay=0.2)])
+    queue.put_many([Reconnecting(attempt=3, delay=0.4)])
+    queue.put_many(["data", Reconnecting(attempt=4, delay=0.8)])
+    assert await drain(queue) == [
+        Reconnecting(attempt=3, delay=0.4),
+        "data",
+        Reconnecting(attempt=4, delay=0.8),
+    ]
+    assert queue.coalesced == 2
+
+
+async def test_consecutive_book_events_of_one_cause_merge_naming_each_asset_once() -> None:
+    queue = make()
+    queue.put_many([invalidated("a", "b"), invalidated("b", "c")])
+    queue.put_many([invalidated("d", reason="hash mismatch")])  # another cause
+    queue.put_many([resynced("a"), resynced("b"), resynced("c", source="rest")])
+    queue.put_many([resynced("d", source="rest"), "data", resynced("e", source="rest")])
+    assert await drain(queue) == [
+        invalidated("a", "b", "c"),
+        invalidated("d", reason="hash mismatch"),
+        resynced("a", "b"),
+        resynced("c", "d", source="rest"),
+        "data",
+        resynced("e", source="rest"),
+    ]
+    assert queue.coalesced == 3
+
+
+async def test_lifecycle_events_kept_from_a_dropped_stretch_merge_with_their_neighbour() -> None:
+    queue = make(maxsize=3)
+    queue.put_many([resynced("a"), book("a", 1_000_000_000_000), resynced("b")])
+    queue.put_many([book("b", 1_000_000_001_000), book("c", 1_000_000_002_000)])
+    queue.put_many([book("d", 1_000_000_003_000)])
+    # The books of a and b were dropped; the two notices they separated became neighbours.
+    assert queue.lifecycle_queued == 1
+    items = await drain(queue)
+    assert items[0] == resynced("a", "b")
+    assert isinstance(items[1], Gap)
+    assert (items[1].assets, items[1].dropped) == (["a", "b"], 2)
+    assert items[2:] == [book("c", 1_000_000_002_000), book("d", 1_000_000_003_000)]
+
+
+async def test_no_merge_across_a_pending_drop_gap() -> None:
+    queue = make(maxsize=1, overflow="disconnect")
+    queue.put_many([Reconnecting(attempt=1, delay=0.1)])
+    queue.put_many(["dropped"])
+    queue.put_many([Reconnecting(attempt=2, delay=0.2)])
+    items = await drain(queue)
+    assert items[0] == Reconnecting(attempt=1, delay=0.1)
+    assert isinstance(items[1], Gap)
+    assert items[2] == Reconnecting(attempt=2, delay=0.2)
+
+
+async def test_past_the_cap_queued_lifecycle_events_collapse_into_one_summary_gap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polyfeed.queue")
+    queue = EventQueue(QueueConfig(maxsize=100), lambda: WALL, lifecycle_cap=4)
+    queue.put_many(
+        [
+            Disconnected(reason="dropped"),
+            invalidated("a", "b"),
+            "x",
+            Gap(started=WALL - 5.0, ended=WALL - 1.0, assets=["a", "b"], reason="reconnect"),
+            "y",
+            Stale(kind="asset", silent_for=2.0, asset_ids=["c"]),
+        ]
+    )
+    assert queue.lifecycle_queued == 4
+    assert queue.collapses == 0
+    queue.put_many([Connected(url="ws://x", attempt=2), "z"])
+    assert queue.lifecycle_queued == 1
+    assert queue.collapses == 1
+    assert len(queue) == 4
+    items = await drain(queue)
+    assert items == [
+        Gap(
+            started=WALL - 5.0,
+            ended=WALL,
+            assets=["a", "b", "c"],
+            reason="lifecycle overflow",
+            collapsed=5,
+        ),
+        "x",
+        "y",
+        "z",
+    ]
+    assert "5 lifecycle events" in caplog.text
+
+
+async def test_a_later_collapse_folds_the_earlier_summary_and_the_pending_drops() -> None:
+    clock = [WALL]
+    queue = EventQueue(QueueConfig(maxsize=2), lambda: clock[0], lifecycle_cap=2)
+    queue.put_many([resynced("a"), Disconnected(reason="x"), Connected(url="u", attempt=1)])
+    assert (queue.collapses, queue.lifecycle_queued) == (1, 1)
+    clock[0] += 10.0
+    queue.put_many([book("b", 1_000_000_000_000), book("c", 1_000_000_001_000), "d"])
+    assert queue.dropped == 1
+    # Into a full queue, each lifecycle event takes the slot of the oldest market event.
+    queue.put_many([Disconnected(reason="y"), Connected(url="u", attempt=2)])
+    assert queue.dropped == 3
+    assert queue.collapses == 2
+    assert await drain(queue) == [
+        Gap(
+            started=1_000_000_000.0,  # the first dropped book is older than anything else
+            ended=WALL + 10.0,
+            assets=["a", "b", "c"],
+            reason="lifecycle overflow",
+            dropped=3,
+            collapsed=5,
+        )
+    ]
+
+
+def test_lifecycle_cap_is_validated_and_shown() -> None:
+    with pytest.raises(ConfigError):
+        EventQueue(QueueConfig(), lambda: WALL, lifecycle_cap=0)
+    queue = make()
+    queue.put_many([Reconnecting(attempt=1, delay=0.1), Reconnecting(attempt=2, delay=0.1)])
+    text = repr(queue)
+    assert "lifecycle=1/256" in text
+    assert "coalesced=1" in text
+    assert "collapses=0" in text
+
+
+def measured(make_one: Callable[[], object]) -> int:
+    """Bytes allocated by building one object (tracemalloc must be on)."""
+    before = tracemalloc.get_traced_memory()[0]
+    kept = make_one()
+    size = tracemalloc.get_traced_memory()[0] - before
+    del kept
+    return size
+
+
+@pytest.mark.timeout(60)
+async def test_a_stalled_consumer_2000_assets_and_50_reconnects_stay_within_the_bound() -> None:
+    assets = [f"{index:077d}" for index in range(2000)]  # token ids are 77 digits
+    clock = FakeClock(wall_start=WALL)
+    registry = BookRegistry(BookOptions(hash_check_every=0))
+    queue = EventQueue(QueueConfig(), clock.wall)  # the defaults: 10,000 and drop_oldest
+    keeper = BookKeeper(
+        registry,
+        clock=clock,
+        rest=None,
+        limiter=ResyncLimiter(),
+        spawn=lambda factory, name: None,
+        emit=queue.put_many,
+        refresh=lambda ids: None,
+    )
+    stamp = itertools.count(1_800_000_000_000)
+
+    def emit(events: Sequence[object]) -> None:
+        # What the supervisor does with what the reader decodes.
+        queue.put_many(keeper.observe(events))
+
+    levels = [Level("0.40", "100"), Level("0.45", "50")]
+    # Built once: the data side is bounded by maxsize anyway, the lifecycle side is measured.
+    snapshots = [
+        Book(market="0xm", asset_id=asset, timestamp=next(stamp), bids=levels, asks=[])
+        for asset in assets
+    ]
+    changes = [change(next(stamp), assets[0]) for _ in range(100)]
+
+    def connection(number: int) -> None:
+        emit([Connected(url="ws://127.0.0.1/ws/market", attempt=number, connection_id=number)])
+        emit([Resubscribed(assets=list(assets), connection_id=number)])
+        emit([Gap(started=clock.wall() - 1.0, ended=clock.wall(), assets=assets, reason="x")])
+        for start in range(0, len(assets), 100):  # the replay, in frames of 100 snapshots
+            emit(snapshots[start : start + 100])
+        emit(changes)
+
+    def reconnect(number: int) -> None:
+        emit([Disconnected(reason="dropped", connection_id=number - 1)])
+        for attempt in range(1, 4):  # two refused handshakes, then the connection
+            emit([Reconnecting(attempt=attempt, delay=0.1 * attempt)])
+        connection(number)
+        clock.advance(1.0)
+
+    connection(1)  # books, queue full: the steady state before the link starts flapping
+    bound_items = queue.config.maxsize + queue.lifecycle_cap
+    tracemalloc.start()
+    try:
+        data_bytes = measured(lambda: Book(**msgspec.structs.asdict(snapshots[0])))
+        lifecycle_bytes = measured(lambda: Resubscribed(assets=list(assets)))
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        lengths = []
+        for number in range(2, 52):
+            reconnect(number)
+            lengths.append(len(queue))
+            assert queue.lifecycle_queued <= queue.lifecycle_cap
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+    finally:
+        tracemalloc.stop()
+    assert max(lengths) <= bound_items
+    # What the bound allows: maxsize market events and lifecycle_cap events naming every asset
+    # (the pending drop record and the summary gap are within the slack).
+    bound_bytes = queue.config.maxsize * data_bytes + queue.lifecycle_cap * lifecycle_bytes
+    assert peak < bound_bytes + 2_000_000, (peak, bound_bytes)
+    assert queue.collapses >= 1
+    items = await drain(queue)
+    summary = items[0]
+    assert isinstance(summary, Gap)
+    assert summary.reason == "lifecycle overflow"
+    assert set(summary.assets) == set(assets)
+    assert summary.dropped > 0
+    # A consumer that follows the notices ends with every book trusted again.
+    last = max(i for i, item in enumerate(items) if isinstance(item, BookInvalidated))
+    assert items[last] == BookInvalidated(asset_ids=assets, reason="reconnect")
+    after = [item for item in items[last:] if isinstance(item, BookResynced)]
+    assert sorted(itertools.chain.from_iterable(e.asset_ids for e in after)) == assets
+
+
+# --------------------------------------------------------------------------- stateful
+
+
+ASSETS = ["a", "b", "c"]
+LIFECYCLE_EVENTS = st.one_of(
+    st.builds(Reconnecting, attempt=st.integers(1, 9), delay=st.sampled_from([0.1, 0.5])),
+    st.builds(
+        BookInvalidated,
+        asset_ids=st.lists(st.sampled_from(ASSETS), min_size=1, max_size=3, unique=True),
+        reason=st.sampled_from(["reconnect", "hash mismatch"]),
+    ),
+    st.builds(
+        BookResynced,
+        asset_ids=st.lists(st.sampled_from(ASSETS), min_size=1, max_size=3, unique=True),
+        source=st.sampled_from(["snapshot", "rest"]),
+    ),
+    st.builds(Disconnected, reason=st.just("dropped")),
+    st.builds(Connected, url=st.just("ws://x"), attempt=st.integers(1, 9)),
+    st.builds(
+        Gap,
+        started=st.just(WALL - 1.0),
+        ended=st.just(WALL),
+        assets=st.lists(st.sampled_from(ASSETS), max_size=3, unique=True),
+        reason=st.just("reconnect"),
+    ),
+)
+
+
+BookState = tuple[str, str] | None
+
+
+def book_states(events: Iterable[object]) -> dict[str, BookState]:
+    """Per asset, what a consumer following the notices knows: ("invalidated", reason),
+    ("resynced", source), or None after a summary gap named it (ask ``stream.books``)."""
+    state: dict[str, BookState] = {}
+    for event in events:
+        if isinstance(event, BookInvalidated):
+            state.update(dict.fromkeys(event.asset_ids, ("invalidated", event.reason)))
+        elif isinstance(event, BookResynced):
+            state.update(dict.fromkeys(event.asset_ids, ("resynced", event.source)))
+        elif isinstance(event, Gap) and event.reason == "lifecycle overflow":
+            state.update(dict.fromkeys(event.assets))
+    return state
+
+
+def canonical(events: Iterable[object]) -> list[object]:
+    """The lifecycle events as a consumer can tell them apart: drop gaps left out, runs of one
+    kind of book notice as one set of assets, runs of ``Reconnecting`` as the last one."""
+    out: list[object] = []
+    for event in events:
+        if not is_lifecycle(event) or (
+            isinstance(event, Gap) and event.reason == "consumer queue overflow"
+        ):
+            continue
+        previous = out[-1] if out else None
+        if isinstance(event, BookInvalidated | BookResynced):
+            key = (type(event), getattr(event, "reason", None) or getattr(event, "source", None))
+            ids = frozenset(event.asset_ids)
+            if isinstance(previous, tuple) and previous[0] == key:
+                out[-1] = (key, previous[1] | ids)
+            else:
+                out.append((key, ids))
+        elif isinstance(event, Reconnecting) and isinstance(previous, Reconnecting):
+            out[-1] = event
+        else:
+            out.append(event)
+    return out
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Any puts and gets: the bound holds, no market event is lost unreported, and (without a
+    collapse) the coalesced lifecycle stream means what the one put in meant."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue = make()
+        self.put: list[object] = []
+        self.got: list[object] = []
+        self.sequence = itertools.count(1)
+
+    @initialize(
+        maxsize=st.integers(1, 6),
+        cap=st.sampled_from([1, 3, 64, 64, 64]),
+        overflow=st.sampled_from(["drop_oldest", "buffer", "disconnect"]),
+    )
+    def configure(self, maxsize: int, cap: int, overflow: OverflowPolicy) -> None:
+        self.queue = EventQueue(
+            QueueConfig(maxsize=maxsize, overflow=overflow), lambda: WALL, lifecycle_cap=cap
+        )
+
+    @rule(
+        batch=st.lists(
+            st.one_of(
+                st.sampled_from(ASSETS).map(lambda a: ("data", a)),
+                st.sampled_from(ASSETS).map(lambda a: ("data", a)),
+                LIFECYCLE_EVENTS,
+            ),
+            max_size=8,
+        )
+    )
+    def put_batch(self, batch: list[object]) -> None:
+        items: list[object] = []
+        for item in batch:
+            if isinstance(item, tuple):
+                seq = next(self.sequence)
+                _, asset = item
+                item = LastTradePrice(
+                    market="m", asset_id=asset, price=str(seq), timestamp=1_800_000_000_000 + seq
+                )
+            items.append(item)
+        self.put.extend(items)
+        self.queue.put_many(items)
+
+    @rule(count=st.integers(1, 8))
+    def take(self, count: int) -> None:
+        for _ in range(count):
+            try:
+                self.got.append(self.queue.get_nowait())
+            except StreamClosedError:
+                return
+
+    @invariant()
+    def within_the_bound(self) -> None:
+        queue = self.queue
+        assert len(queue) <= queue.config.maxsize + queue.lifecycle_cap
+        assert queue.lifecycle_queued <= queue.lifecycle_cap
+        # White box: the count the cap is checked against is the true count.
+        queued = [*queue._kept, *queue._items]
+        assert queue.lifecycle_queued == sum(1 for item in queued if is_lifecycle(item))
+
+    def teardown(self) -> None:
+        self.take(10**6)
+        queue, got, put = self.queue, self.got, self.put
+        data_put = [item for item in put if isinstance(item, LastTradePrice)]
+        data_got = [item for item in got if isinstance(item, LastTradePrice)]
+        # In order, and every missing one counted in a Gap.
+        assert [d.timestamp for d in data_got] == sorted(d.timestamp for d in data_got)
+        dropped = sum(item.dropped for item in got if isinstance(item, Gap))
+        assert len(data_got) + dropped == len(data_put)
+        assert queue.dropped == dropped
+        # Every notice reaches the consumer, merged or folded into a summary gap.
+        summarised = {
+            asset
+            for item in got
+            if isinstance(item, Gap) and item.reason == "lifecycle overflow"
+            for asset in item.assets
+        }
+        told = {(asset, state) for item in got for asset, state in book_states([item]).items()}
+        for item in put:
+            for asset, state in book_states([item]).items():
+                assert (asset, state) in told or asset in summarised, (asset, state)
+        # What the consumer knows is true, or marked unknown by a summary gap.
+        known, truth = book_states(got), book_states(put)
+        for asset in known.keys() | truth.keys():
+            assert asset in known, asset
+            assert known[asset] in (None, truth.get(asset)), asset
+        if queue.collapses:
+            assert any(isinstance(i, Gap) and i.reason == "lifecycle overflow" for i in got)
+            return
+        assert known == truth
+        assert canonical(got) == canonical(put)
+        for kind in (Connected, Disconnected):
+            assert [i for i in got if isinstance(i, kind)] == [
+                i for i in put if isinstance(i, kind)
+            ]
+        reconnecting_put = [i for i in put if isinstance(i, Reconnecting)]
+        reconnecting_got = [i for i in got if isinstance(i, Reconnecting)]
+        assert reconnecting_got[-1:] == reconnecting_put[-1:]
+
+
+TestQueueMachine = QueueMachine.TestCase
+TestQueueMachine.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)

@@ -34,8 +34,20 @@ EXAMPLES = [
         Gap(started=1.7e9, ended=1.7e9 + 3.25, assets=["a"], reason="stale_data", dropped=4),
         "gap",
     ),
-    (BookInvalidated(asset_id="a", reason="crossed"), "book_invalidated"),
-    (BookResynced(asset_id="a", source="rest"), "book_resynced"),
+    (BookInvalidated(asset_ids=["a"], reason="crossed"), "book_invalidated"),
+    (BookInvalidated(asset_ids=["a", "b"], reason="reconnect"), "book_invalidated"),
+    (BookResynced(asset_ids=["a", "b"], source="rest"), "book_resynced"),
+    (
+        Gap(
+            started=1.7e9,
+            ended=1.7e9 + 9.0,
+            assets=["a", "b"],
+            reason="lifecycle overflow",
+            dropped=3,
+            collapsed=120,
+        ),
+        "gap",
+    ),
 ]
 
 
@@ -90,3 +102,9 @@ def test_default_lists_are_not_shared() -> None:
     second = Stale(kind="data", silent_for=1.0)
     first.asset_ids.append("x")
     assert second.asset_ids == []
+
+
+def test_a_gap_recorded_before_collapsed_existed_decodes_with_zero() -> None:
+    data = b'{"event_type": "gap", "started": 1, "ended": 2, "assets": ["a"], "reason": "r"}'
+    gap = msgspec.json.decode(data, type=LifecycleEvent)
+    assert gap == Gap(started=1, ended=2, assets=["a"], reason="r", dropped=0, collapsed=0)

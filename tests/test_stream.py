@@ -497,22 +497,27 @@ async def test_a_fatal_error_ends_the_background_work_and_the_state_is_failed() 
 
 
 @pytest.mark.timeout(15)
-async def test_health_and_metrics_show_the_book_keepers_maintenance_restarts() -> None:
-    async with (
-        FakePolymarket(markets=1, seed=27) as fake,
-        MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=FAST) as stream,
-    ):
-        health = stream.health()
-        assert (health.maintenance_restarts, health.maintenance_error) == (0, None)
-        keeper = stream.book_keeper
-        assert keeper is not None
-        # What the keeper records when a maintenance loop crashed and was restarted.
-        setattr(keeper, "maintenance_restarts", 2)  # noqa: B010
-        setattr(keeper, "maintenance_error", "RuntimeError: boom")  # noqa: B010
-        health = stream.health()
-        assert (health.maintenance_restarts, health.maintenance_error) == (2, "RuntimeError: boom")
-        text = stream.metrics.render_prometheus(stream.clock.now())
-        assert "polyfeed_maintenance_restarts_total 2\n" in text
+async def test_health_and_metrics_show_the_book_keepers_maintenance_restarts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_next_deadline() -> float | None:
+        raise RuntimeError("boom")
+
+    async with FakePolymarket(markets=1, seed=27) as fake:
+        stream = MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=FAST)
+        assert stream.health().maintenance_restarts == 0
+        # The keeper's timer loop asks the books for their next deadline first: make it crash.
+        monkeypatch.setattr(stream.books, "next_deadline", broken_next_deadline)
+        async with stream:
+            for _ in range(200):
+                if stream.health().maintenance_restarts >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            health = stream.health()
+            assert health.maintenance_restarts >= 2
+            assert health.maintenance_error == "RuntimeError: boom"
+            text = stream.metrics.render_prometheus(stream.clock.now())
+            assert f"polyfeed_maintenance_restarts_total {health.maintenance_restarts}" in text
 
 
 @pytest.mark.timeout(15)

@@ -61,31 +61,41 @@ class Resubscribed(_Lifecycle, frozen=True, tag="resubscribed"):
 
 
 class Gap(_Lifecycle, frozen=True, tag="gap"):
-    """Events for ``assets`` between ``started`` and ``ended`` may be missing."""
+    """Events for ``assets`` between ``started`` and ``ended`` may be missing.
+
+    ``dropped``: market/user events the consumer queue dropped. ``collapsed``: lifecycle events
+    the consumer queue folded into this one summary gap because too many were queued for a
+    stalled consumer (reason ``"lifecycle overflow"``); the books' current state is in
+    ``stream.books``.
+    """
 
     started: float
     ended: float
     assets: list[str]
     reason: str
     dropped: int = 0
+    collapsed: int = 0
 
 
 class BookInvalidated(_Lifecycle, frozen=True, tag="book_invalidated"):
-    """The local book for ``asset_id`` can no longer be trusted; a resync follows."""
+    """The local books of ``asset_ids`` can no longer be trusted, all for ``reason``; resyncs
+    follow. One event covers every book one cause invalidated (a reconnect: all of them)."""
 
-    asset_id: str
+    asset_ids: list[str]
     reason: str
 
 
 class BookResynced(_Lifecycle, frozen=True, tag="book_resynced"):
-    """The local book for ``asset_id`` is synced again."""
+    """The local books of ``asset_ids`` are synced again, all from ``source`` (``"snapshot"``
+    or ``"rest"``)."""
 
-    asset_id: str
+    asset_ids: list[str]
     source: str = "snapshot"
 
 
 def is_lifecycle(item: object) -> bool:
-    """True for polyfeed's own lifecycle events (never dropped by the consumer queue)."""
+    """True for polyfeed's own lifecycle events (coalesced, never silently dropped, by the
+    consumer queue)."""
     return isinstance(item, _Lifecycle)
 
 

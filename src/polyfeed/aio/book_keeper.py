@@ -8,19 +8,26 @@ tick-size doubt, reconnect); this keeper does the I/O that follows:
 - an invalidated book is resynced from REST ``/book`` (rate-limited), with the deltas that arrive
   during the fetch buffered by the book and replayed on top; if REST fails, the asset is
   re-requested on the socket (unsubscribe + subscribe) for a fresh snapshot;
-- after a reconnect every book is invalidated and resynced by the replayed snapshots, no REST.
+- after a reconnect every book is invalidated and resynced by the replayed snapshots, no REST;
+- :meth:`BookKeeper.run` is the maintenance: book timers woken at the registry's next deadline,
+  and the optional periodic REST reconcile; a crashed loop is restarted with backoff and reported
+  (``maintenance_restarts``, ``maintenance_error``).
 
-``BookInvalidated`` / ``BookResynced`` go into the stream right after the event that caused them.
+``BookInvalidated`` / ``BookResynced`` go into the stream right after the event that caused them,
+one event per cause: consecutive verdicts of one kind and reason carry all their asset ids (a
+reconnect invalidates every book with one event; a replayed batch of snapshots resyncs them with
+one).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from polyfeed.aio.clock import Clock, TimerHandle
+from polyfeed.aio.clock import Clock
 from polyfeed.aio.rest import RestClient
 from polyfeed.core.book import BookRegistry, BookVerdict, ResyncLimiter
 from polyfeed.core.messages import (
@@ -30,12 +37,24 @@ from polyfeed.core.messages import (
     PriceChange,
     TickSizeChange,
 )
-from polyfeed.errors import RestError
+from polyfeed.errors import ConfigError, RestError
 from polyfeed.events import BookInvalidated, BookResynced, Disconnected, Stale
 
 logger = logging.getLogger("polyfeed.books")
 
-Spawn = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
+CoroutineFactory = Callable[[], Coroutine[Any, Any, None]]
+Spawn = Callable[[CoroutineFactory, str], asyncio.Task[None] | None]
+"""Starts a task from a coroutine factory in the stream's group; None (the factory not called)
+when the stream is stopping."""
+
+_Loop = Callable[[], Coroutine[Any, Any, NoReturn]]
+
+RESTART_BASE = 0.1
+"""First delay before a crashed maintenance loop restarts (seconds); doubles per crash."""
+RESTART_MAX = 30.0
+"""Cap of the restart delay."""
+RESTART_STABLE_FOR = 60.0
+"""A loop that ran this long before crashing restarts after ``RESTART_BASE`` again."""
 
 
 class BookKeeper:
@@ -51,11 +70,15 @@ class BookKeeper:
         spawn: Spawn,
         emit: Callable[[Sequence[object]], bool],
         refresh: Callable[[list[str]], None],
+        reconcile_every: float | None = None,
     ) -> None:
+        if reconcile_every is not None and not reconcile_every > 0:
+            raise ConfigError("reconcile_every must be > 0 seconds or None")
         self.registry = registry
         self.clock = clock
         self.rest = rest
         self.limiter = limiter
+        self.reconcile_every = reconcile_every
         self._spawn = spawn
         self._emit = emit
         self._refresh = refresh
@@ -63,37 +86,55 @@ class BookKeeper:
         self._metadata_requested: set[str] = set()
         self._awaiting_snapshot: set[str] = set()
         self._resyncing: set[str] = set()
-        self._tick = asyncio.Event()
+        # The timer loop sleeps until ``_timer_at`` (None: no deadline); ``_timer_wake`` wakes it
+        # early when a book gets an earlier deadline.
+        self._timer_wake = asyncio.Event()
+        self._timer_at: float | None = None
         self._closed = False
         self.rest_resyncs = 0
         self.socket_resyncs = 0
         self.metadata_failures = 0
+        self.maintenance_restarts = 0
+        self.maintenance_error: str | None = None
 
     def __repr__(self) -> str:
         synced = sum(1 for book in self.registry.values() if book.synced)
         return (
             f"<BookKeeper books={len(self.registry)} synced={synced} "
             f"resyncing={len(self._resyncing)} rest_resyncs={self.rest_resyncs} "
-            f"socket_resyncs={self.socket_resyncs}>"
+            f"socket_resyncs={self.socket_resyncs} timer_at={self._timer_at} "
+            f"maintenance_restarts={self.maintenance_restarts} "
+            f"maintenance_error={self.maintenance_error!r}>"
         )
 
     # ------------------------------------------------------------------ reader side (sync)
 
     def observe(self, events: Sequence[object]) -> Sequence[object]:
-        """Apply market events to the books; return the events with book verdicts inserted."""
+        """Apply market events to the books; return the events with book verdicts inserted.
+
+        Consecutive verdicts of one action and reason become one event, placed right after the
+        last event that caused it.
+        """
         registry = self.registry
-        out: list[object] | None = None
+        caused: list[tuple[int, list[BookVerdict]]] | None = None
         now = self.clock.now()
+        earliest: float | None = None
         for index, event in enumerate(events):
             verdicts: list[BookVerdict]
-            if isinstance(event, PriceChange | LastTradePrice | TickSizeChange | BestBidAsk):
+            if isinstance(event, PriceChange):
                 verdicts = registry.apply(event, now)
+                for entry in event.price_changes:
+                    earliest = self._earlier(earliest, entry.asset_id)
+            elif isinstance(event, LastTradePrice | TickSizeChange | BestBidAsk):
+                verdicts = registry.apply(event, now)
+                earliest = self._earlier(earliest, event.asset_id)
             elif isinstance(event, Book):
                 verdicts = registry.apply(event, now)
+                earliest = self._earlier(earliest, event.asset_id)
                 self._awaiting_snapshot.discard(event.asset_id)
                 if event.market not in self._metadata_requested and self.rest is not None:
                     self._metadata_requested.add(event.market)
-                    self._start(self._fetch_metadata(event.market))
+                    self._start(functools.partial(self._fetch_metadata, event.market), "metadata")
             elif isinstance(event, Disconnected):
                 verdicts = registry.invalidate_all("reconnect")
                 # The replay after the reconnect brings a snapshot per asset: no REST needed.
@@ -106,44 +147,43 @@ class BookKeeper:
             else:
                 verdicts = []
             if verdicts:
-                if out is None:
-                    out = list(events[:index])
-                out.append(event)
-                out.extend(self._lifecycle(verdicts))
-            elif out is not None:
-                out.append(event)
-        if out is None:
+                if caused is None:
+                    caused = []
+                caused.append((index, verdicts))
+        if earliest is not None and (self._timer_at is None or earliest < self._timer_at):
+            self._timer_wake.set()
+        if caused is None:
             return events
-        self._schedule_resyncs()
-        return out
+        if any(v.action == "invalidated" for _, verdicts in caused for v in verdicts):
+            self._schedule_resyncs()
+        return _insert_after_causes(events, caused)
 
-    def _lifecycle(self, verdicts: list[BookVerdict]) -> list[object]:
-        events: list[object] = []
-        for verdict in verdicts:
-            if verdict.action == "invalidated":
-                if verdict.reason != "reconnect":
-                    logger.warning("book %s invalidated: %s", verdict.asset_id, verdict.reason)
-                events.append(BookInvalidated(asset_id=verdict.asset_id, reason=verdict.reason))
-            elif verdict.action == "resynced":
-                events.append(BookResynced(asset_id=verdict.asset_id, source=verdict.reason))
-        return events
+    def _earlier(self, earliest: float | None, asset: str) -> float | None:
+        # Doubts start on the reader without a verdict: the timer loop must hear of deadlines.
+        book = self.registry.get(asset)
+        if book is None:
+            return earliest
+        deadline = book.next_deadline()
+        if deadline is None or (earliest is not None and earliest <= deadline):
+            return earliest
+        return deadline
 
     def _schedule_resyncs(self) -> None:
         for asset in self.registry.needing_resync():
             if asset in self._awaiting_snapshot or asset in self._resyncing:
                 continue
             self._resyncing.add(asset)
-            self._start(self._resync(asset))
+            self._start(functools.partial(self._resync, asset), "resync")
 
-    def _start(self, coro: Coroutine[Any, Any, None]) -> None:
-        guarded = self.guarded(coro)
+    def _start(self, factory: CoroutineFactory, what: str) -> None:
         if self._closed:
-            guarded.close()
-            coro.close()
             return
-        task = self._spawn(guarded)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # A factory, not a coroutine: when the stream is stopping, spawn creates nothing that
+        # would never be awaited.
+        task = self._spawn(functools.partial(self._guarded, factory), f"polyfeed-book-{what}")
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ on demand
 
@@ -152,7 +192,7 @@ class BookKeeper:
         verdicts = [
             book.invalidate(reason) for asset in assets if (book := self.registry.get(asset))
         ]
-        events = self._lifecycle([v for v in verdicts if v.action != "ok"])
+        events = lifecycle_events([v for v in verdicts if v.action != "ok"])
         if events:
             self._emit(events)
         self._schedule_resyncs()
@@ -167,8 +207,10 @@ class BookKeeper:
             snapshot = await self.rest.book(asset)
             verdict = self.registry.reconcile(snapshot, self.clock.now())
             results[asset] = verdict
+            # A REST book ahead of ours starts a pending comparison with a deadline.
+            self._timer_wake.set()
             if verdict.action != "ok":
-                self._emit(self._lifecycle([verdict]))
+                self._emit(lifecycle_events([verdict]))
                 self._schedule_resyncs()
         return results
 
@@ -179,17 +221,20 @@ class BookKeeper:
 
     # ------------------------------------------------------------------ I/O side (tasks)
 
-    async def guarded(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro``, logging instead of raising an unexpected error.
+    async def _guarded(self, factory: CoroutineFactory) -> None:
+        """Run one metadata fetch or resync, logging instead of raising an unexpected error.
 
         Boundary: the keeper's tasks share the stream's TaskGroup, where an unexpected error
         would take the whole stream down. A failed resync leaves the book unsynced, which is
-        safe and visible (``book.synced``).
+        safe and visible (``book.synced``); the error is kept in ``maintenance_error``.
         """
         try:
-            await coro
-        except Exception:
-            logger.exception("book maintenance task failed")
+            await factory()
+        except Exception as exc:
+            self.maintenance_error = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "book maintenance task failed (%s)", self.maintenance_error, exc_info=exc
+            )
 
     async def _fetch_metadata(self, market: str) -> None:
         assert self.rest is not None
@@ -223,10 +268,15 @@ class BookKeeper:
                 logger.warning("REST resync of %s failed (%s); re-requesting it", asset, exc)
                 self._refresh_on_socket(asset)
                 return
+            except BaseException:
+                # Cancelled or crashed: no resync may stay "in flight" for ever.
+                book.abort_resync()
+                raise
             verdict = self.registry.complete_resync(snapshot, resync_id=resync_id, now=clock.now())
             self.rest_resyncs += 1
+            self._timer_wake.set()
             if verdict.action != "ok":
-                self._emit(self._lifecycle([verdict]))
+                self._emit(lifecycle_events([verdict]))
             else:
                 self._schedule_resyncs()
         finally:
@@ -237,33 +287,85 @@ class BookKeeper:
         self._awaiting_snapshot.add(asset)
         self._refresh([asset])
 
-    async def run_timers(self) -> None:
+    # ------------------------------------------------------------------ maintenance
+
+    async def run(self) -> None:
+        """The keeper's maintenance until cancelled: book timers and, with ``reconcile_every``,
+        the periodic REST reconcile.
+
+        A crash in either loop is logged at WARNING with the exception, counted in
+        ``maintenance_restarts`` (the last one in ``maintenance_error``) and the loop restarts
+        after ``RESTART_BASE`` seconds, doubling per consecutive crash up to ``RESTART_MAX``.
+        """
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._supervise("book timers", self._timer_loop))
+            every = self.reconcile_every
+            if every is not None:
+                group.create_task(
+                    self._supervise(
+                        "REST reconcile", functools.partial(self._reconcile_loop, every)
+                    )
+                )
+
+    async def _supervise(
+        self, name: str, loop: Callable[[], Coroutine[Any, Any, NoReturn]]
+    ) -> None:
+        clock = self.clock
+        crashes = 0
+        while True:
+            started = clock.now()
+            try:
+                await loop()
+            except Exception as exc:
+                # Boundary: one policy for background loops, restart with backoff and report.
+                if clock.now() - started >= RESTART_STABLE_FOR:
+                    crashes = 0
+                delay = min(RESTART_MAX, RESTART_BASE * 2.0**crashes)
+                crashes += 1
+                self.maintenance_restarts += 1
+                self.maintenance_error = f"{type(exc).__name__}: {exc}"
+                logger.warning(
+                    "%s loop crashed (%s); restart %d in %.2fs",
+                    name,
+                    self.maintenance_error,
+                    self.maintenance_restarts,
+                    delay,
+                    exc_info=exc,
+                )
+                await clock.sleep_until(clock.now() + delay)
+
+    async def _timer_loop(self) -> NoReturn:
         """Expire doubts on quiet markets (a crossed book nobody updates must still resync)."""
         clock = self.clock
-        handle: TimerHandle | None = None
-        try:
-            while True:
-                deadline = self.registry.next_deadline()
-                now = clock.now()
+        registry = self.registry
+        wake = self._timer_wake
+        while True:
+            wake.clear()
+            now = clock.now()
+            deadline = registry.next_deadline()
+            if deadline is not None and deadline <= now:
+                verdicts = registry.handle_timer(now)
+                if verdicts:
+                    self._emit(lifecycle_events(verdicts))
+                    self._schedule_resyncs()
+                deadline = registry.next_deadline()
                 if deadline is not None and deadline <= now:
-                    verdicts = self.registry.handle_timer(now)
-                    if verdicts:
-                        self._emit(self._lifecycle(verdicts))
-                        self._schedule_resyncs()
-                    continue
-                # Doubts start on the reader without telling us: look again at least every
-                # quarter second, or at the known deadline.
-                wake_at = now + 0.25 if deadline is None else min(deadline, now + 0.25)
-                handle = clock.call_at(wake_at, self._tick.set)
-                await self._tick.wait()
-                self._tick.clear()
-                handle.cancel()
-                handle = None
-        finally:
-            if handle is not None:
-                handle.cancel()
+                    # Waiting would spin: a crash gets the restart backoff and is reported.
+                    raise RuntimeError(f"book deadline {deadline} still due after handle_timer")
+            self._timer_at = deadline
+            try:
+                if deadline is None:
+                    await wake.wait()
+                else:
+                    handle = clock.call_at(deadline, wake.set)
+                    try:
+                        await wake.wait()
+                    finally:
+                        handle.cancel()
+            finally:
+                self._timer_at = None
 
-    async def reconcile_periodically(self, every: float) -> None:
+    async def _reconcile_loop(self, every: float) -> NoReturn:
         """Compare every synced book with REST ``/book`` once per ``every`` seconds."""
         clock = self.clock
         while True:
@@ -275,7 +377,63 @@ class BookKeeper:
                 logger.warning("periodic REST reconciliation failed: %s", exc)
 
     def cancel_tasks(self) -> None:
-        """Cancel metadata fetches and resyncs in flight (stream shutdown)."""
+        """Cancel metadata fetches and resyncs in flight; start none from now on (shutdown)."""
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
+
+
+def lifecycle_events(verdicts: Sequence[BookVerdict]) -> list[object]:
+    """One ``BookInvalidated``/``BookResynced`` per run of consecutive verdicts of one action and
+    reason (``ok`` verdicts are skipped)."""
+    return [event for _, event in _runs([(0, list(verdicts))])]
+
+
+def _runs(caused: list[tuple[int, list[BookVerdict]]]) -> list[tuple[int, object]]:
+    """(index of the last causing event, merged lifecycle event) per run of verdicts."""
+    runs: list[tuple[int, object]] = []
+    key: tuple[str, str] | None = None
+    assets: dict[str, None] = {}
+    last = 0
+    for index, verdicts in caused:
+        for verdict in verdicts:
+            if verdict.action == "ok":
+                continue
+            if (verdict.action, verdict.reason) != key:
+                if key is not None:
+                    runs.append((last, _merged(key, list(assets))))
+                key = (verdict.action, verdict.reason)
+                assets = {}
+            assets[verdict.asset_id] = None
+            last = index
+    if key is not None:
+        runs.append((last, _merged(key, list(assets))))
+    return runs
+
+
+def _merged(key: tuple[str, str], assets: list[str]) -> object:
+    action, reason = key
+    if action == "invalidated":
+        if reason != "reconnect":
+            logger.warning("%d book(s) invalidated (%s): %s", len(assets), reason, _some(assets))
+        return BookInvalidated(asset_ids=assets, reason=reason)
+    return BookResynced(asset_ids=assets, source=reason)
+
+
+def _some(assets: list[str], shown: int = 5) -> str:
+    more = f" and {len(assets) - shown} more" if len(assets) > shown else ""
+    return ", ".join(assets[:shown]) + more
+
+
+def _insert_after_causes(
+    events: Sequence[object], caused: list[tuple[int, list[BookVerdict]]]
+) -> list[object]:
+    runs = _runs(caused)
+    out: list[object] = []
+    position = 0
+    for index, event in enumerate(events):
+        out.append(event)
+        while position < len(runs) and runs[position][0] == index:
+            out.append(runs[position][1])
+            position += 1
+    return out

@@ -3,7 +3,8 @@
 ``put`` never waits: the reader must keep draining the socket whatever the consumer does, so
 heartbeats and deadlines never depend on the consumer. When the queue is full the overflow policy
 decides; every dropped event is counted and the consumer is told with a ``Gap`` before the next
-event it gets.
+event it gets. Lifecycle events are never dropped silently: neighbours of one kind merge, and past
+a hard cap the queued ones collapse into one summary ``Gap`` (see :class:`EventQueue`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, assert_never
 
 from polyfeed.config import QueueConfig
 from polyfeed.core.messages import (
@@ -24,8 +25,25 @@ from polyfeed.core.messages import (
     TickSizeChange,
     Trade,
 )
-from polyfeed.errors import StreamClosedError
-from polyfeed.events import Gap, is_lifecycle
+from polyfeed.errors import ConfigError, StreamClosedError
+from polyfeed.events import (
+    BookInvalidated,
+    BookResynced,
+    Connected,
+    Disconnected,
+    Gap,
+    LifecycleEvent,
+    Reconnecting,
+    Resubscribed,
+    Stale,
+    is_lifecycle,
+)
+
+LIFECYCLE_CAP = 256
+"""Default hard cap on lifecycle events queued at once (see :class:`EventQueue`)."""
+
+COLLAPSED_REASON = "lifecycle overflow"
+"""``Gap.reason`` of the summary gap that stands for collapsed lifecycle events."""
 
 logger = logging.getLogger("polyfeed.queue")
 
@@ -71,13 +89,88 @@ class _DropRecord:
             self.assets[asset] = None
 
 
-class EventQueue:
-    """A bounded FIFO with an overflow policy; one consumer."""
+def coalesce(older: object, newer: object) -> object | None:
+    """The one event that stands for ``older`` immediately followed by ``newer``, or None.
 
-    def __init__(self, config: QueueConfig, wall: Callable[[], float]) -> None:
+    Only neighbours merge, so no event moves past another: consecutive ``Reconnecting`` keep the
+    latest attempt and delay; consecutive ``BookInvalidated`` of one reason (``BookResynced`` of
+    one source) carry both lists of asset ids, each id once.
+    """
+    if isinstance(newer, Reconnecting) and isinstance(older, Reconnecting):
+        return newer
+    if (
+        isinstance(newer, BookInvalidated)
+        and isinstance(older, BookInvalidated)
+        and older.reason == newer.reason
+    ):
+        return BookInvalidated(
+            asset_ids=_union(older.asset_ids, newer.asset_ids), reason=newer.reason
+        )
+    if (
+        isinstance(newer, BookResynced)
+        and isinstance(older, BookResynced)
+        and older.source == newer.source
+    ):
+        return BookResynced(asset_ids=_union(older.asset_ids, newer.asset_ids), source=newer.source)
+    return None
+
+
+def _union(first: list[str], second: list[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *second]))
+
+
+def lifecycle_assets(event: LifecycleEvent) -> list[str]:
+    """The asset ids a lifecycle event names (empty for connection events)."""
+    match event:
+        case Gap(assets=assets) | Resubscribed(assets=assets):
+            return assets
+        case BookInvalidated(asset_ids=assets) | BookResynced(asset_ids=assets):
+            return assets
+        case Stale(asset_ids=assets):
+            return assets
+        case Connected() | Disconnected() | Reconnecting():
+            return []
+        case _:
+            assert_never(event)
+
+
+class EventQueue:
+    """A bounded FIFO with an overflow policy; one consumer.
+
+    The bound: at any time at most ``config.maxsize`` market/user events and at most
+    ``lifecycle_cap`` lifecycle events are queued (``len(queue) <= maxsize + lifecycle_cap``),
+    plus one pending drop record (a count, a time span and the distinct asset ids dropped). A
+    lifecycle event names each asset id at most once, so memory is bounded by the stream's
+    assets, ``maxsize`` and ``lifecycle_cap`` however long the consumer stalls and however often
+    the link flaps.
+
+    How lifecycle events stay within it, in delivery order and never silently lost:
+
+    - neighbours merge (:func:`coalesce`): consecutive ``Reconnecting`` keep the latest;
+      consecutive ``BookInvalidated`` of one reason, ``BookResynced`` of one source, become one
+      event with all the asset ids;
+    - when a full queue drops market events, the lifecycle events among them are kept aside (and
+      merge there with their new neighbours);
+    - a lifecycle event that would exceed ``lifecycle_cap`` collapses every queued lifecycle
+      event, itself and any pending drop record into one summary ``Gap`` (reason
+      ``"lifecycle overflow"``, ``collapsed`` = how many lifecycle events it stands for, the union
+      of their assets, the span since the oldest of them) delivered before what remains queued.
+    """
+
+    def __init__(
+        self,
+        config: QueueConfig,
+        wall: Callable[[], float],
+        *,
+        lifecycle_cap: int = LIFECYCLE_CAP,
+    ) -> None:
+        if lifecycle_cap < 1:
+            raise ConfigError(f"lifecycle_cap must be >= 1, got {lifecycle_cap!r}")
         self.config = config
+        self.lifecycle_cap = lifecycle_cap
         self._wall = wall
         self._items: deque[Any] = deque()
+        # Lifecycle events rescued from dropped stretches: all delivered before ``_items``.
         self._kept: deque[Any] = deque()
         self._ready = asyncio.Event()
         self._closed_error: BaseException | None = None
@@ -87,9 +180,15 @@ class EventQueue:
         # ``disconnect`` the newest are dropped, so the Gap waits behind what was queued then.
         self._gap_after = 0
         self._alarmed = False
+        # Lifecycle events in ``_items`` and ``_kept``, and the wall time since when (at least)
+        # one has been queued: the start of a summary gap.
+        self._lifecycle = 0
+        self._lifecycle_since: float | None = None
         self.dropped = 0
         self.high_water = 0
         self.overflowed = False
+        self.coalesced = 0
+        self.collapses = 0
         alarm = config.alarm_at
         self._alarm_at = alarm if alarm is not None else max(1, (config.maxsize * 8) // 10)
 
@@ -97,11 +196,18 @@ class EventQueue:
         state = "closed" if self._closed else "open"
         return (
             f"<EventQueue {state} {len(self._items)}/{self.config.maxsize} "
-            f"policy={self.config.overflow} dropped={self.dropped} high_water={self.high_water}>"
+            f"policy={self.config.overflow} dropped={self.dropped} high_water={self.high_water} "
+            f"lifecycle={self._lifecycle}/{self.lifecycle_cap} coalesced={self.coalesced} "
+            f"collapses={self.collapses}>"
         )
 
     def __len__(self) -> int:
         return len(self._items) + len(self._kept)
+
+    @property
+    def lifecycle_queued(self) -> int:
+        """Lifecycle events queued now (at most ``lifecycle_cap``)."""
+        return self._lifecycle
 
     def put_many(self, items: Iterable[Any]) -> bool:
         """Enqueue without waiting. False when the ``disconnect`` policy asks for a reconnect."""
@@ -111,16 +217,26 @@ class EventQueue:
         maxsize = self.config.maxsize
         ok = True
         for item in items:
+            if is_lifecycle(item):
+                if self._merge_at_tail(item):
+                    continue
+                if len(queue) >= maxsize:
+                    if self.config.overflow == "disconnect":
+                        # Over the limit rather than dropped; ``lifecycle_cap`` bounds these.
+                        self.overflowed = True
+                        ok = False
+                    else:
+                        self._evict_oldest()
+                queue.append(item)
+                self._lifecycle_added()
+                continue
             if len(queue) >= maxsize:
                 if self.config.overflow == "disconnect":
                     self.overflowed = True
                     ok = False
-                    if not is_lifecycle(item):
-                        self._record_drop(item, newest=True)
-                        continue
-                    # Lifecycle events are never dropped: this one goes in over the limit.
-                else:
-                    self._evict_oldest()
+                    self._record_drop(item, newest=True)
+                    continue
+                self._evict_oldest()
             queue.append(item)
         size = len(queue)
         if size > self.high_water:
@@ -135,17 +251,110 @@ class EventQueue:
             )
         elif self._alarmed and size < self._alarm_at // 2:
             self._alarmed = False
-        if size:
+        if size or self._kept:
             self._ready.set()
         return ok
+
+    def _merge_at_tail(self, item: object) -> bool:
+        """Merge ``item`` into the event delivered just before it, if that one is its kind."""
+        items = self._items
+        if items:
+            if self._drops is not None and len(items) <= self._gap_after:
+                return False  # the pending drop Gap comes between
+            tail: deque[Any] = items
+        elif self._kept and self._drops is None:
+            tail = self._kept
+        else:
+            return False
+        merged = coalesce(tail[-1], item)
+        if merged is None:
+            return False
+        tail[-1] = merged
+        self.coalesced += 1
+        return True
+
+    def _lifecycle_added(self) -> None:
+        if not self._lifecycle:
+            self._lifecycle_since = self._wall()
+        self._lifecycle += 1
+        if self._lifecycle > self.lifecycle_cap:
+            self._collapse()
+
+    def _lifecycle_taken(self) -> None:
+        self._lifecycle -= 1
+        if not self._lifecycle:
+            self._lifecycle_since = None
+
+    def _collapse(self) -> None:
+        folded: list[LifecycleEvent] = list(self._kept)
+        kept_data: deque[Any] = deque()
+        for item in self._items:
+            if is_lifecycle(item):
+                folded.append(item)
+            else:
+                kept_data.append(item)
+        wall = self._wall()
+        started = self._lifecycle_since if self._lifecycle_since is not None else wall
+        ended = wall
+        assets: dict[str, None] = {}
+        dropped = 0
+        collapsed = 0
+        for event in folded:
+            if isinstance(event, Gap):
+                started = min(started, event.started)
+                ended = max(ended, event.ended)
+                dropped += event.dropped
+                collapsed += event.collapsed or 1
+            else:
+                collapsed += 1
+            assets.update(dict.fromkeys(lifecycle_assets(event)))
+        drops, self._drops = self._drops, None
+        if drops is not None:
+            # The drop record is folded in too: one summary for everything the consumer missed.
+            dropped += drops.count
+            started = min(started, drops.started if drops.started is not None else wall)
+            ended = max(ended, drops.ended if drops.ended is not None else wall)
+            assets.update(drops.assets)
+        self._gap_after = 0
+        # In place: ``put_many`` holds a reference to this deque.
+        self._items.clear()
+        self._items.extend(kept_data)
+        self._kept.clear()
+        self._kept.append(
+            Gap(
+                started=started,
+                ended=ended,
+                assets=list(assets),
+                reason=COLLAPSED_REASON,
+                dropped=dropped,
+                collapsed=collapsed,
+            )
+        )
+        self._lifecycle = 1
+        self.collapses += 1
+        logger.warning(
+            "consumer stalled: %d lifecycle events on %d asset(s) collapsed into one gap "
+            "(lifecycle_cap %d)",
+            collapsed,
+            len(assets),
+            self.lifecycle_cap,
+        )
 
     def _evict_oldest(self) -> None:
         queue = self._items
         while queue:
             victim = queue.popleft()
             if is_lifecycle(victim):
-                # Lifecycle events are rare and say what happened to the stream: keep them.
-                self._kept.append(victim)
+                # Lifecycle events say what happened to the stream: keep them, merged with
+                # their new neighbour when they can be.
+                kept = self._kept
+                merged = coalesce(kept[-1], victim) if kept else None
+                if merged is None:
+                    kept.append(victim)
+                else:
+                    kept[-1] = merged
+                    self.coalesced += 1
+                    self._lifecycle_taken()
                 continue
             self._record_drop(victim, newest=False)
             return
@@ -181,6 +390,7 @@ class EventQueue:
     def _pop(self) -> Any:
         """The next item in delivery order, or ``_NOTHING``."""
         if self._kept:
+            self._lifecycle_taken()
             return self._kept.popleft()
         if self._gap_after == 0 or not self._items:
             gap = self.take_gap()
@@ -189,7 +399,10 @@ class EventQueue:
         if self._items:
             if self._gap_after:
                 self._gap_after -= 1
-            return self._items.popleft()
+            item = self._items.popleft()
+            if self._lifecycle and is_lifecycle(item):
+                self._lifecycle_taken()
+            return item
         return _NOTHING
 
     async def get(self) -> Any:
@@ -199,6 +412,8 @@ class EventQueue:
         if items and self._drops is None and not self._kept:
             # Hot path: nothing dropped, nothing kept aside.
             item = items.popleft()
+            if self._lifecycle and is_lifecycle(item):
+                self._lifecycle_taken()
             if not items and not self._closed:
                 self._ready.clear()
             return item

@@ -246,7 +246,6 @@ class _Stream(Generic[EventT]):
         self._closed = True
         runner = self._runner
         if runner is not None:
-            await self._before_stop()
             self._stopping = True
             if self._supervisor is not None:
                 self._supervisor.request_stop()
@@ -256,9 +255,6 @@ class _Stream(Generic[EventT]):
         if self._queue is not None:
             self._queue.close(self._fatal)
         logger.info("%s stream closed", self._channel)
-
-    async def _before_stop(self) -> None:
-        """Hook for subclasses: the stream is about to stop."""
 
     async def stop(self) -> None:
         """The seed design's name for :meth:`aclose`."""
@@ -499,58 +495,26 @@ class MarketStream(_Stream[MarketStreamEvent]):
         self._rest = RestClient(
             self.rest_url, endpoints.gamma_url, request_timeout=self.config.connect_timeout
         )
-        # until the keeper contract lands: today's keeper takes neither option.
-        contract: dict[str, Any] = {}
-        if "reconcile_every" in inspect.signature(BookKeeper).parameters:
-            contract["reconcile_every"] = self._reconcile_every
         keeper = self._keeper = BookKeeper(
             self._books,
             clock=self.clock,
             rest=self._rest,
             limiter=self._limiter,
-            spawn=cast(Any, _spawn_shim(self._spawn)),  # until the keeper contract lands
+            spawn=self._spawn,
             emit=supervisor.queue.put_many,
             refresh=supervisor.refresh,
-            **contract,
+            reconcile_every=self._reconcile_every,
         )
         supervisor.observer = keeper
-        self.metrics.maintenance = cast(Any, keeper)  # until the keeper contract lands
-        run = getattr(keeper, "run", None)  # until the keeper contract lands
-        if run is not None:
-            self._spawn(run, "polyfeed-book-maintenance")
-            return
-        every = self._reconcile_every
-
-        # One coroutine per task, creating the inner ones when it runs: a task cancelled before
-        # its first step then leaves no coroutine that was never awaited.
-        async def timers() -> None:
-            await keeper.guarded(keeper.run_timers())
-
-        async def reconciler() -> None:
-            assert every is not None
-            await keeper.guarded(keeper.reconcile_periodically(every))
-
-        self._spawn(timers, "polyfeed-book-timers")
-        if every is not None:
-            self._spawn(reconciler, "polyfeed-book-reconcile")
-
-    async def _before_stop(self) -> None:
-        keeper = self._keeper
-        cancel_tasks = getattr(keeper, "cancel_tasks", None)  # until the keeper contract lands
-        if cancel_tasks is not None:
-            # Today's keeper creates its coroutines before spawning them: let the tasks spawned
-            # this turn take their first step, so that cancelling them awaits those coroutines.
-            await asyncio.sleep(0)
-            cancel_tasks()
+        self.metrics.maintenance = keeper
+        # One task for all of the keeper's maintenance (timers, periodic reconcile, restarts).
+        self._spawn(keeper.run, "polyfeed-book-maintenance")
 
     def _maintenance(self) -> tuple[int, str | None]:
         keeper = self._keeper
         if keeper is None:
             return 0, None
-        # until the keeper contract lands: getattr with defaults.
-        restarts: int = getattr(keeper, "maintenance_restarts", 0)
-        error: str | None = getattr(keeper, "maintenance_error", None)
-        return restarts, error
+        return keeper.maintenance_restarts, keeper.maintenance_error
 
     async def _release(self) -> None:
         if self._rest is not None:
@@ -565,25 +529,6 @@ class MarketStream(_Stream[MarketStreamEvent]):
         if self._books is not None:
             for asset in ids:
                 self._books.remove(asset)
-
-
-def _spawn_shim(
-    spawn: Callable[[TaskFactory, str], asyncio.Task[None] | None],
-) -> Callable[..., asyncio.Task[None] | None]:
-    """until the keeper contract lands: today's keeper passes a coroutine, not a factory."""
-
-    def adapted(
-        factory: TaskFactory | Coroutine[Any, Any, None], name: str = "polyfeed-book"
-    ) -> asyncio.Task[None] | None:
-        if inspect.iscoroutine(factory):
-            coro = factory
-            task = spawn(lambda: coro, name)
-            if task is None:
-                coro.close()
-            return task
-        return spawn(cast(TaskFactory, factory), name)
-
-    return adapted
 
 
 class UserStream(_Stream[UserStreamEvent]):

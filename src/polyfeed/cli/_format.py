@@ -32,14 +32,29 @@ def describe_event(event: object) -> str | None:
             return f"connected (connection #{connection_id}, attempt {attempt})"
         case Resubscribed(assets=assets):
             return f"resubscribed {len(assets)} asset(s)"
-        case Gap(started=started, ended=ended, assets=assets, reason=reason, dropped=dropped):
+        case Gap(
+            started=started,
+            ended=ended,
+            assets=assets,
+            reason=reason,
+            dropped=dropped,
+            collapsed=collapsed,
+        ):
             extra = f", {dropped} dropped" if dropped else ""
+            if collapsed:
+                extra += f", {collapsed} lifecycle events collapsed"
             return (
                 f"GAP of {ended - started:.2f}s on {len(assets)} asset(s) ({reason}{extra}): "
                 "events in it may be missing"
             )
-        case BookInvalidated(asset_id=asset, reason=reason):
-            return f"book {short_id(asset)} invalidated: {reason}"
-        case BookResynced(asset_id=asset, source=source):
-            return f"book {short_id(asset)} resynced from {source}"
+        case BookInvalidated(asset_ids=assets, reason=reason):
+            return f"{_books(assets)} invalidated: {reason}"
+        case BookResynced(asset_ids=assets, source=source):
+            return f"{_books(assets)} resynced from {source}"
     return None
+
+
+def _books(assets: list[str]) -> str:
+    if len(assets) == 1:
+        return f"book {short_id(assets[0])}"
+    return f"{len(assets)} books"
