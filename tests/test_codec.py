@@ -1093,3 +1093,17 @@ def test_fast_path_equals_plain_path(data: str | bytes, channel: str) -> None:
     assert decoder.stats.items == len(items)
     assert decoder.decode_many([data]) == items
     _bounded(items)
+
+
+@pytest.mark.parametrize(
+    "count",
+    [1, 31, 32, 33, 64, MAX_ITEMS_PER_FRAME - 1, MAX_ITEMS_PER_FRAME, MAX_ITEMS_PER_FRAME + 1],
+)
+def test_plain_path_splits_arrays_of_every_length(count: int) -> None:
+    # A bad first element sends the array to the plain path, which splits it in two stages.
+    good = LAST_TRADE + b"}"
+    items = decode_frame(b"[" + b",".join([b"7"] + [good] * (count - 1)) + b"]")
+    kept = min(count, MAX_ITEMS_PER_FRAME)
+    assert len(items) == kept + (count > MAX_ITEMS_PER_FRAME)
+    assert isinstance(items[0], Malformed)
+    assert all(isinstance(item, LastTradePrice) for item in items[1:kept])

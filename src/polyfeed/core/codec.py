@@ -82,6 +82,7 @@ _NUMBER_LIKE: Final = re.compile(
     re.IGNORECASE,
 )
 
+_PONGS: Final = ("PONG", b"PONG")
 _LEADING_SPACE: Final = re.compile(rb"\s*+")
 
 _KINDS: Final = {ord("{"): "object", ord("["): "array", ord('"'): "string", ord("n"): "null"}
@@ -97,15 +98,25 @@ class _Tag(msgspec.Struct):
 _TAG: Final = msgspec.json.Decoder(_Tag)
 _ANY_VALUE: Final = msgspec.json.Decoder(msgspec.Raw)
 
-# An array decoded positionally into MAX_ITEMS_PER_FRAME + 1 raw slots: msgspec skips the
-# elements past the last slot (checking their syntax) without allocating anything for them, so
-# splitting a 16 MiB `[0,0,...]` costs one pass over the bytes and a few KiB.
-_ArrayPrefix: Final = msgspec.defstruct(
-    "_ArrayPrefix",
-    [(f"e{index}", msgspec.Raw, msgspec.UNSET) for index in range(MAX_ITEMS_PER_FRAME + 1)],
-    array_like=True,
-)
-_ARRAY_PREFIX: Final = msgspec.json.Decoder(_ArrayPrefix)
+_STR: Final = msgspec.json.Decoder(str)
+
+
+def _array_prefix(slots: int) -> msgspec.json.Decoder[Any]:
+    """A decoder of an array's first ``slots`` elements as raw bytes, the rest skipped."""
+    prefix = msgspec.defstruct(
+        f"_ArrayPrefix{slots}",
+        [(f"e{index}", msgspec.Raw, msgspec.UNSET) for index in range(slots)],
+        array_like=True,
+    )
+    return msgspec.json.Decoder(prefix)
+
+
+# An array decoded positionally into raw slots: msgspec skips the elements past the last slot
+# (checking their syntax) without allocating anything for them, so splitting a 16 MiB
+# `[0,0,...]` costs one pass over the bytes and a few KiB. A short array is split with few
+# slots first: the long prefix costs ~50 us to allocate and unpack, even for three elements.
+_SHORT_ARRAY: Final = _array_prefix(32)
+_LONG_ARRAY: Final = _array_prefix(MAX_ITEMS_PER_FRAME + 1)
 
 
 @dataclass(slots=True)
@@ -291,6 +302,8 @@ class FrameDecoder:
         :meth:`decode` gives the same items faster; this reference path splits every array
         into its elements and judges each one alone. Never raises.
         """
+        if data in _PONGS:
+            return [Pong()]
         raw = _as_bytes(data)
         # The opener found without stripping: a copy of a huge frame would cost its size again.
         leading = _LEADING_SPACE.match(raw)
@@ -348,12 +361,15 @@ class FrameDecoder:
 
     def _decode_array(self, raw: bytes) -> list[WireItem]:
         """Each element of an array frame judged alone; past the bound, one ``Malformed``."""
-        try:
-            prefix = _ARRAY_PREFIX.decode(raw)
-        except _DECODE_ERRORS as exc:
-            return [Malformed(f"invalid JSON: {exc}"[:REASON_CHARS], _excerpt(raw))]
+        for splitter in (_SHORT_ARRAY, _LONG_ARRAY):
+            try:
+                elements = msgspec.structs.astuple(splitter.decode(raw))
+            except _DECODE_ERRORS as exc:
+                return [Malformed(f"invalid JSON: {exc}"[:REASON_CHARS], _excerpt(raw))]
+            if elements[-1] is msgspec.UNSET:
+                break
         items: list[WireItem] = []
-        for element in msgspec.structs.astuple(prefix):
+        for element in elements:
             if element is msgspec.UNSET:
                 break
             if len(items) == MAX_ITEMS_PER_FRAME:
@@ -393,7 +409,7 @@ class FrameDecoder:
             kind = _kind(tag)
             if kind == "string":
                 try:
-                    event_type = msgspec.json.decode(tag, type=str)
+                    event_type = _STR.decode(tag)
                 except _DECODE_ERRORS:
                     return Malformed("event_type is not valid UTF-8", _excerpt(raw))
             elif kind != "null":
