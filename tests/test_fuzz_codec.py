@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -139,6 +140,8 @@ def _check_typed(item: WireItem) -> None:
                 assert item.price_changes
 
 
+# The suite's 60 s per-test timeout grows with a long run (~550 examples a second).
+@pytest.mark.timeout(60 + EXAMPLES // 100)
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

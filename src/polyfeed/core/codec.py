@@ -44,6 +44,7 @@ from polyfeed.errors import ConfigError
 __all__ = [
     "EXCERPT_CHARS",
     "MAX_ITEMS_PER_FRAME",
+    "REASON_CHARS",
     "UNKNOWN_RAW_BYTES",
     "Channel",
     "DecodeStats",
