@@ -6,8 +6,10 @@ mostly two-entry ``price_change`` (YES/NO mirrored), some 20-level ``book`` snap
 ``last_trade_price``, ``best_bid_ask`` and ``tick_size_change``, and some array frames (initial
 dumps and bursts). Frames are pre-encoded; every decoder gets the same frames in the same run.
 
-Usage: ``.venv/bin/python benchmarks/bench_decode.py [--quick] [--check] [--seed N]``.
+Usage: ``.venv/bin/python benchmarks/bench_decode.py [--quick] [--check] [--seed N] [--hostile]``.
 ``--check`` exits 1 when the typed decode is less than 2.5x faster than ``json.loads``.
+``--hostile`` also times amplification frames (4 and 16 MiB arrays of tiny elements) and reports
+their items and tracemalloc peak.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -279,15 +282,48 @@ def report(result: dict[str, Any]) -> float:
     return ratio
 
 
+HOSTILE_ELEMENTS = {
+    "[0,0,...]": b"0",
+    "[{},{},...]": b"{}",
+    "[[],[],...]": b"[]",
+    "tiny valid events": b'{"event_type":"market_resolved","market":"","timestamp":0}',
+}
+
+
+def hostile() -> None:
+    """Time and memory of decoding amplification frames (one decode each, GC running)."""
+    print()
+    header = f"{'hostile frame':<24} {'MiB':>4} {'items':>6} {'seconds':>8} {'peak MiB':>9}"
+    print(header)
+    print("-" * len(header))
+    for name, element in HOSTILE_ELEMENTS.items():
+        for mib in (4, 16):
+            frame = b"[" + b",".join([element] * ((mib << 20) // (len(element) + 1))) + b"]"
+            start = time.perf_counter()
+            items = FrameDecoder("market").decode(frame)
+            elapsed = time.perf_counter() - start
+            del items
+            tracemalloc.start()
+            try:
+                items = FrameDecoder("market").decode(frame)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            print(f"{name:<24} {mib:>4} {len(items):>6} {elapsed:>8.3f} {peak / 2**20:>9.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 0 unless ``--check`` and the target is missed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames and repetitions")
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     parser.add_argument("--seed", type=int, default=20251023)
+    parser.add_argument("--hostile", action="store_true", help="also time amplification frames")
     args = parser.parse_args(argv)
     count, repeats = (4_000, 5) if args.quick else (20_000, 15)
     ratio = report(run(count, repeats, args.seed))
+    if args.hostile:
+        hostile()
     return 1 if args.check and ratio < TARGET_RATIO else 0
 
 

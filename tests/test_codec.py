@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from polyfeed.core.codec import EXCERPT_CHARS, DecodeStats, FrameDecoder, decode_frame
+from polyfeed.core.codec import (
+    EXCERPT_CHARS,
+    MAX_ITEMS_PER_FRAME,
+    REASON_CHARS,
+    UNKNOWN_RAW_BYTES,
+    DecodeStats,
+    FrameDecoder,
+    decode_frame,
+)
 from polyfeed.core.messages import (
     BestBidAsk,
     Book,
@@ -604,12 +614,12 @@ def test_huge_frames_decode(fixtures_dir: Path) -> None:
     assert book.bids[-1] == Level(price="0.049999", size="49999")
 
     change = (fixtures_dir / "nautilus_trader/ws_market_price_change_msg.json").read_bytes()
-    many = b"[" + b",".join([change] * 5_000) + b"]"
+    many = b"[" + b",".join([change] * MAX_ITEMS_PER_FRAME) + b"]"
     decoder = FrameDecoder("market")
     items = decoder.decode(many)
-    assert len(items) == 5_000
+    assert len(items) == MAX_ITEMS_PER_FRAME
     assert all(isinstance(item, PriceChange) for item in items)
-    assert decoder.stats == DecodeStats(frames=1, events=5_000)
+    assert decoder.stats == DecodeStats(frames=1, events=MAX_ITEMS_PER_FRAME)
 
 
 def test_channels_are_separate() -> None:
@@ -885,3 +895,235 @@ def test_decode_many_flattens_array_frames_and_normalises_legacy(fixtures_dir: P
     expected = [item for frame in frames for item in FrameDecoder("market").decode(frame)]
     assert _comparable(items) == _comparable(expected)
     assert any(isinstance(i, PriceChange) and i.price_changes for i in items)
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def _bounded(items: list[WireItem]) -> None:
+    assert len(items) <= MAX_ITEMS_PER_FRAME + 1
+    for item in items:
+        match item:
+            case Malformed(reason=reason, excerpt=excerpt):
+                assert len(reason) <= REASON_CHARS
+                assert len(excerpt) <= EXCERPT_CHARS
+            case Notice(text=text):
+                assert len(text) <= EXCERPT_CHARS
+            case Unknown(event_type=event_type, raw=raw):
+                assert event_type is None or len(event_type) <= EXCERPT_CHARS
+                assert len(raw) <= UNKNOWN_RAW_BYTES
+            case _:
+                pass
+
+
+@pytest.mark.parametrize("mib", [4, 16])
+def test_amplification_frame_is_cheap(mib: int) -> None:
+    # Before the bound a 4 MiB `[0,0,...]` became 2.1 million Malformed items (1.6 s, +292 MiB);
+    # 16 MiB took 8 s and +1.15 GiB. The limits are generous for a shared machine.
+    frame = b"[" + b",".join([b"0"] * (mib << 19)) + b"]"
+    assert len(frame) >= mib << 20
+    decoder = FrameDecoder("market")
+    started = time.perf_counter()
+    items = decoder.decode(frame)
+    elapsed = time.perf_counter() - started
+    del items
+    tracemalloc.start()
+    try:
+        items = decoder.decode(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 0.3
+    assert peak < 16 << 20
+    assert len(items) == MAX_ITEMS_PER_FRAME + 1
+    assert all(isinstance(item, Malformed) for item in items)
+    last = items[-1]
+    assert isinstance(last, Malformed)
+    assert f"more than {MAX_ITEMS_PER_FRAME} elements" in last.reason
+    assert decoder.stats.malformed == 2 * len(items)
+    _bounded(items)
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        b"{}",
+        b"[]",
+        b'{"event_type":"settlement_preview","x":1}',
+        b'{"event_type":"market_resolved","market":"","timestamp":0}',
+        b'{"event_type":"price_change","market":"","timestamp":0}',
+    ],
+)
+def test_items_per_frame_are_bounded_for_every_shape(element: bytes) -> None:
+    frame = b"[" + b",".join([element] * (MAX_ITEMS_PER_FRAME * 3)) + b"]"
+    decoder = FrameDecoder("market")
+    items = decoder.decode(frame)
+    assert len(items) == MAX_ITEMS_PER_FRAME + 1
+    assert decoder.stats.items == len(items)
+    assert items[:-1] == decode_frame(b"[" + b",".join([element] * MAX_ITEMS_PER_FRAME) + b"]")
+    assert isinstance(items[-1], Malformed)
+    _bounded(items)
+    # Long frames are counted before the fast path; every route gives the same items.
+    assert decoder.decode_plain(frame) == items
+    assert decoder.decode(frame.decode()) == items
+    assert decoder.decode_many([frame, b"PONG"]) == [*items, Pong()]
+
+
+def test_long_array_of_valid_events_is_never_built() -> None:
+    # msgspec checks max_length only after building the list: 16 MiB of tiny valid events
+    # took 0.2 s and +44 MiB before long frames were counted first.
+    event = b'{"event_type":"price_change","market":"","timestamp":0}'
+    frame = b"[" + b",".join([event] * ((16 << 20) // (len(event) + 1))) + b"]"
+    decoder = FrameDecoder("market")
+    tracemalloc.start()
+    try:
+        items = decoder.decode(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(items) == MAX_ITEMS_PER_FRAME + 1
+    assert peak < 8 << 20
+
+
+def test_excerpts_of_huge_frames_are_bounded() -> None:
+    big = "x" * (1 << 20)
+    (unknown,) = decode_frame(json.dumps({"event_type": big, "data": big}))
+    assert isinstance(unknown, Unknown)
+    assert unknown.event_type == big[:EXCERPT_CHARS]
+    assert len(unknown.raw) == UNKNOWN_RAW_BYTES
+    assert unknown.truncated
+    (notice,) = decode_frame("NOTICE " + big)
+    assert notice == Notice(("NOTICE " + big)[:EXCERPT_CHARS])
+    (bad,) = decode_frame(json.dumps({"event_type": "book", "market": big}))
+    assert isinstance(bad, Malformed)
+    _bounded([unknown, notice, bad])
+    # Unknown events of a normal size keep their exact wire bytes.
+    small = b'{"event_type":"settlement_preview", "x": [1, 2]}'
+    assert decode_frame(b"[" + small + b"]") == [Unknown("settlement_preview", small)]
+
+
+LAST_TRADE = (
+    b'{"event_type":"last_trade_price","market":"0xm","asset_id":"1","price":"0.5",'
+    b'"timestamp":"1700000000002"'
+)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"event_type":"tick_size_change","timestamp":1e400}',
+        b'{"event_type":"book","market":"m","timestamp":99999999999999999999999999}',
+        b"1e400",
+        b'"\xff"',
+    ],
+)
+def test_one_bad_element_costs_only_itself(bad: bytes) -> None:
+    good = LAST_TRADE + b"}"
+    items = decode_frame(b"[" + good + b"," + bad + b"," + good + b"]")
+    assert len(items) == 3
+    assert isinstance(items[0], LastTradePrice)
+    assert isinstance(items[1], Malformed)
+    assert items[2] == items[0]
+
+
+@pytest.mark.parametrize(
+    "extra", [b',"x":"\xff\xfe"', b',"\xff":1', b',"x":1e400', b',"x":"\xed\xa0\x80"']
+)
+def test_fast_and_plain_paths_agree_on_odd_unknown_keys(extra: bytes) -> None:
+    event = LAST_TRADE + extra + b"}"
+    (alone,) = decode_frame(event)
+    assert isinstance(alone, LastTradePrice)
+    # Next to a bad neighbour the same element takes the plain path and must decode the same.
+    items = decode_frame(b"[" + event + b",7]")
+    assert items[0] == alone
+    assert isinstance(items[1], Malformed)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"event_type": "price_change", "market": "m", "timestamp": 1},
+        {"event_type": "price_change", "market": "m", "timestamp": 1, "price_changes": []},
+        {"event_type": "price_change", "market": "m", "timestamp": 1, "changes": []},
+        # Legacy single level missing side and/or size.
+        {"event_type": "price_change", "market": "m", "timestamp": 1, "asset_id": "a",
+         "price": "0.5", "size": "1"},
+        {"event_type": "price_change", "market": "m", "timestamp": 1, "asset_id": "a",
+         "price": "0.5", "side": "BUY"},
+        {"event_type": "price_change", "market": "m", "timestamp": 1, "asset_id": "a",
+         "price": "0.5"},
+    ],
+)  # fmt: skip
+def test_price_change_without_entries_is_malformed(value: dict[str, Any]) -> None:
+    decoder = FrameDecoder("market")
+    (item,) = decoder.decode(json.dumps(value))
+    assert isinstance(item, Malformed)
+    assert "price_change" in item.reason
+    (in_array, good) = decoder.decode(json.dumps([value, json.loads(LAST_TRADE + b"}")]))
+    assert in_array == item
+    assert isinstance(good, LastTradePrice)
+    assert decoder.stats == DecodeStats(frames=2, events=1, malformed=2)
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["\ud800", '{"event_type":"book","x":"\udfff"}', '["\ud800"]', "PONG\udc80", '{"\ud800":1}'],
+)
+def test_lone_surrogate_in_str_never_raises(data: str) -> None:
+    items = decode_frame(data)
+    assert items
+    assert items == decode_frame(data.encode("utf-8", "surrogatepass"))
+
+
+@pytest.mark.parametrize(
+    "text", ["NaN", "-NaN", "nan", "Infinity", "-Infinity", "inf", "1e400", "-1e400", " NaN\n"]
+)
+def test_bare_non_finite_numbers_are_malformed(text: str) -> None:
+    decoder = FrameDecoder("market")
+    (item,) = decoder.decode(text)
+    assert isinstance(item, Malformed)
+    assert decoder.stats.malformed == 1
+    assert decode_frame("NO NEW ASSETS") == [Notice("NO NEW ASSETS")]
+    assert decode_frame("INFO") == [Notice("INFO")]
+
+
+json_ish_text = st.lists(
+    st.sampled_from(['{', '}', '[', ']', ',', ':', '"', '"event_type"', '"book"', '"price_change"',
+                     '"market"', '"m"', '"timestamp"', '1', '1e400', 'NaN', 'null', ' ',
+                     '"price_changes"', '\\', '\\ud800', '\ud800', '\xff', 'PONG'])
+    | st.text(max_size=3),
+    max_size=30,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.binary(max_size=200)
+    | st.text(max_size=100)
+    | json_ish_text
+    | json_ish_text.map(lambda t: t.encode("utf-8", "surrogatepass"))
+    | frames_values.map(lambda v: json.dumps(v).encode())
+    | st.lists(frames_values, max_size=6).map(lambda v: json.dumps(v).encode()),
+    channel=st.sampled_from(["market", "user"]),
+)
+def test_fast_path_equals_plain_path(data: str | bytes, channel: str) -> None:
+    decoder = FrameDecoder(channel)  # type: ignore[arg-type]
+    items = decoder.decode(data)
+    assert items == decoder.decode_plain(data)
+    assert decoder.stats.items == len(items)
+    assert decoder.decode_many([data]) == items
+    _bounded(items)
+
+
+@pytest.mark.parametrize(
+    "count",
+    [1, 31, 32, 33, 64, MAX_ITEMS_PER_FRAME - 1, MAX_ITEMS_PER_FRAME, MAX_ITEMS_PER_FRAME + 1],
+)
+def test_plain_path_splits_arrays_of_every_length(count: int) -> None:
+    # A bad first element sends the array to the plain path, which splits it in two stages.
+    good = LAST_TRADE + b"}"
+    items = decode_frame(b"[" + b",".join([b"7"] + [good] * (count - 1)) + b"]")
+    kept = min(count, MAX_ITEMS_PER_FRAME)
+    assert len(items) == kept + (count > MAX_ITEMS_PER_FRAME)
+    assert isinstance(items[0], Malformed)
+    assert all(isinstance(item, LastTradePrice) for item in items[1:kept])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,3 +164,29 @@ def test_valid_edge_values_are_accepted() -> None:
     assert WatchdogConfig(asset_timeout=0.5).asset_timeout == 0.5
     assert QueueConfig(maxsize=1, alarm_at=1).alarm_at == 1
     assert StreamConfig(close_timeout=0).close_timeout == 0
+
+
+def _initial_dump(book: dict[str, Any], assets: int) -> bytes:
+    """The initial-dump frame of ``assets`` books shaped like ``book`` (77-digit token ids)."""
+    books = [dict(book, asset_id=str(10**76 + index)) for index in range(assets)]
+    return json.dumps(books, separators=(",", ":")).encode()
+
+
+def test_max_frame_bytes_fits_the_largest_initial_dump_with_headroom(fixtures_dir: Path) -> None:
+    config = StreamConfig()
+    # The largest real book capture: 162 levels, 5,632 bytes of compact JSON.
+    book = json.loads((fixtures_dir / "nautilus_trader_py_ws/book.json").read_bytes())
+    real_dump = _initial_dump(book, config.max_assets_per_connection)
+    # The worst case: every price of a 0.001 tick grid holds a level (sizes as in the capture).
+    sizes = [level["size"] for level in book["bids"] + book["asks"]]
+    full = dict(
+        book,
+        bids=[{"price": f"{p / 1000:g}", "size": sizes[p % len(sizes)]} for p in range(1, 500)],
+        asks=[
+            {"price": f"{p / 1000:g}", "size": sizes[p % len(sizes)]} for p in range(999, 499, -1)
+        ],
+    )
+    worst_dump = _initial_dump(full, config.max_assets_per_connection)
+    assert len(real_dump) * 5 <= config.max_frame_bytes
+    # Headroom over the worst real frame, but not an open door for a hostile peer.
+    assert len(worst_dump) <= config.max_frame_bytes < 2 * len(worst_dump)

@@ -208,6 +208,13 @@ def test_non_event_items() -> None:
     assert Malformed("why", "what").excerpt == "what"
 
 
+def test_unknown_says_when_raw_was_cut() -> None:
+    # Positional construction (event_type, raw) stays valid: truncated defaults to False.
+    assert Unknown("x", b"{}") == Unknown("x", b"{}", truncated=False)
+    assert Unknown("x", b"{", truncated=True).truncated
+    assert Unknown("x", b"{}") != Unknown("x", b"{}", truncated=True)
+
+
 LEAF_STRUCTS = (Level, PriceChangeEntry, LegacyChange, MakerOrder, EventMessage)
 SCALARS = (
     msgspec.inspect.StrType,

@@ -148,7 +148,17 @@ class Endpoints:
 
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
-    """Everything a stream needs; build with :meth:`from_profile`."""
+    """Everything a stream needs; build with :meth:`from_profile`.
+
+    ``max_frame_bytes`` (default 8 MiB) is the largest inbound WebSocket frame accepted; a
+    longer one closes the connection. The largest real frame is the initial dump, one ``book``
+    per subscribed asset in one array. The largest real book capture (162 levels) is 5,632
+    bytes of compact JSON, about 33 bytes per level, so a 200-asset dump of such books is
+    1.07 MiB. A book holds at most 999 levels (every price of a 0.001 tick grid): 33.6 KB, and
+    a 200-asset dump of full books 6.4 MiB. The default covers that worst case with 25 %
+    headroom (7x the dump of real books). Raise it together with
+    ``max_assets_per_connection``: about 42 KB per asset.
+    """
 
     heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
@@ -159,7 +169,7 @@ class StreamConfig:
     max_assets_per_connection: int = 200
     connect_timeout: float = 10.0
     close_timeout: float = 0.5
-    max_frame_bytes: int = 16 * 1024 * 1024
+    max_frame_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.max_assets_per_connection < 1:

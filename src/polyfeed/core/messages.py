@@ -268,20 +268,32 @@ class Pong(msgspec.Struct, frozen=True):
 
 
 class Notice(msgspec.Struct, frozen=True):
-    """A bare text frame from the server, e.g. ``NO NEW ASSETS`` or ``INVALID OPERATION``."""
+    """A bare text frame from the server, e.g. ``NO NEW ASSETS`` or ``INVALID OPERATION``.
+
+    ``text`` is the frame without surrounding whitespace, cut to the codec's ``EXCERPT_CHARS``.
+    """
 
     text: str
 
 
 class Unknown(msgspec.Struct, frozen=True):
-    """A JSON event whose ``event_type`` this version does not know (counted, passed on)."""
+    """A JSON event whose ``event_type`` this version does not know (counted, passed on).
+
+    ``raw`` is the event's exact wire bytes, cut to the codec's ``UNKNOWN_RAW_BYTES``
+    (``truncated`` then says so); ``event_type`` is cut to ``EXCERPT_CHARS``.
+    """
 
     event_type: str | None
     raw: bytes
+    truncated: bool = False
 
 
 class Malformed(msgspec.Struct, frozen=True):
-    """A frame (or one element of an array frame) that could not be decoded; counted."""
+    """A frame (or one element of an array frame) that could not be decoded; counted.
+
+    ``excerpt`` is the start of the bad input (at most the codec's ``EXCERPT_CHARS``), never the
+    whole frame.
+    """
 
     reason: str
     excerpt: str
