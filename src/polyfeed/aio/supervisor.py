@@ -26,6 +26,7 @@ from polyfeed.aio.rest import CredentialsCheck
 from polyfeed.aio.transport import Transport, connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.backoff import Backoff
+from polyfeed.core.channel import ChannelSession
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.core.gaps import GapTracker
 from polyfeed.core.session import Channel, Session
@@ -33,6 +34,7 @@ from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
 from polyfeed.errors import (
     AuthenticationError,
+    ConfigError,
     ConnectionClosedError,
     DataTimeoutError,
     InvalidStateError,
@@ -45,6 +47,9 @@ from polyfeed.metrics import ConnectionMetrics
 logger = logging.getLogger("polyfeed.supervisor")
 
 Connector = Callable[..., Awaitable[Transport]]
+
+SessionFactory = Callable[[int], ChannelSession]
+"""Builds the protocol session of connection number ``n`` (1, 2, ...) of a stream."""
 
 
 class EventObserver(Protocol):
@@ -86,11 +91,18 @@ def reason_slug(error: BaseException) -> str:
 
 
 class Supervisor:
-    """Keeps one logical connection alive across physical ones."""
+    """Keeps one logical connection alive across physical ones.
+
+    ``channel`` names the socket (``market``, ``user``, ``rtds``, ``sports``, ...). Without a
+    ``session_factory`` it must be ``market`` or ``user`` and every connection gets a CLOB
+    :class:`~polyfeed.core.session.Session`; other sockets pass a factory for their own pure
+    session (:class:`~polyfeed.core.channel.ChannelSession`). Backoff, gaps, metrics and the
+    lifecycle events are the same for every socket.
+    """
 
     def __init__(
         self,
-        channel: Channel,
+        channel: str,
         url: str,
         subscriptions: SubscriptionSet,
         config: StreamConfig,
@@ -103,8 +115,9 @@ class Supervisor:
         connector: Connector = connect,
         observer: EventObserver | None = None,
         credentials_check: CredentialsCheck | None = None,
+        session_factory: SessionFactory | None = None,
     ) -> None:
-        self.channel: Channel = channel
+        self.channel = channel
         self.url = url
         self.subscriptions = subscriptions
         self.config = config
@@ -112,9 +125,7 @@ class Supervisor:
         self.backoff = backoff
         self.queue = queue
         self.metrics = metrics
-        self.decoder = FrameDecoder(channel)
-        metrics.decode_stats = self.decoder.stats
-        self.connection: Connection | None = None
+        self.connection: Connection[ChannelSession] | None = None
         self._state: State = "idle"
         self.connections_opened = 0
         self.attempts = 0
@@ -125,6 +136,33 @@ class Supervisor:
         self.observer = observer
         self.stopping = False
         self.gaps = GapTracker()
+        self.decoder: FrameDecoder | None = None
+        if session_factory is None:
+            session_factory = self._clob_session_factory()
+        self._session_factory = session_factory
+
+    def _clob_session_factory(self) -> SessionFactory:
+        channel: Channel
+        if self.channel == "market":
+            channel = "market"
+        elif self.channel == "user":
+            channel = "user"
+        else:
+            raise ConfigError(f"channel {self.channel!r} needs a session_factory")
+        decoder = self.decoder = FrameDecoder(channel)
+        self.metrics.decode_stats = decoder.stats
+
+        def factory(connection_id: int) -> ChannelSession:
+            return Session(
+                channel,
+                self.subscriptions,
+                self.config,
+                decoder,
+                credentials=self._credentials,
+                connection_id=connection_id,
+            )
+
+        return factory
 
     @property
     def state(self) -> State:
@@ -263,18 +301,11 @@ class Supervisor:
             ]
         )
 
-    async def _run_connection(self, transport: Transport) -> tuple[TransientError, Session]:
+    async def _run_connection(self, transport: Transport) -> tuple[TransientError, ChannelSession]:
         self.connections_opened += 1
         connection_id = self.connections_opened
-        session = Session(
-            self.channel,
-            self.subscriptions,
-            self.config,
-            self.decoder,
-            credentials=self._credentials,
-            connection_id=connection_id,
-        )
-        connection = Connection(
+        session = self._session_factory(connection_id)
+        connection: Connection[ChannelSession] = Connection(
             transport,
             session,
             self.clock,
@@ -327,7 +358,7 @@ class Supervisor:
         self.emit([Disconnected(reason=str(error), code=code, connection_id=connection_id)])
         return error, session
 
-    async def _check_user_auth(self, session: Session, error: TransientError) -> None:
+    async def _check_user_auth(self, session: ChannelSession, error: TransientError) -> None:
         """Classify how a user socket ended: a credential rejection is fatal, anything else not.
 
         Polymarket rejects bad credentials by resetting the socket right after the subscribe:
