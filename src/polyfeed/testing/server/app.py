@@ -31,6 +31,7 @@ from polyfeed.testing.server.auth import ApiCredentials, AuthCheck
 from polyfeed.testing.server.connection import ConnectionState, FakeConnection
 from polyfeed.testing.server.log import GroundTruthLog, LoggedEvent
 from polyfeed.testing.server.rest import RestApi
+from polyfeed.testing.server.rtds import FakeRtds
 
 __all__ = ["BurstResult", "FakePolymarket", "PreparedBurst"]
 
@@ -112,6 +113,7 @@ class FakePolymarket:
         trade_probability: float = 0.1,
         tick_size_change_probability: float = 0.0,
         trade_print_after_change: bool = False,
+        rtds_interval: float | None = 0.02,
     ) -> None:
         if rate < 0 or user_rate < 0:
             raise ConfigError("rate and user_rate must be >= 0")
@@ -161,6 +163,7 @@ class FakePolymarket:
         self._runner: web.AppRunner | None = None
         self._flow_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
+        self.rtds = FakeRtds(interval=rtds_interval, wall=wall)
 
     # ------------------------------------------------------------------ urls and data
 
@@ -173,6 +176,11 @@ class FakePolymarket:
     def user_url(self) -> str:
         """``ws://127.0.0.1:PORT/ws/user``."""
         return f"ws://{self.host}:{self.port}/ws/user"
+
+    @property
+    def rtds_url(self) -> str:
+        """``ws://127.0.0.1:PORT/rtds`` (the RTDS socket: :attr:`rtds` drives it)."""
+        return f"ws://{self.host}:{self.port}/rtds"
 
     @property
     def rest_url(self) -> str:
@@ -234,6 +242,7 @@ class FakePolymarket:
         app.router.add_get("/ws/market", functools.partial(self._handle_ws, path="market"))
         app.router.add_get("/ws/user", functools.partial(self._handle_ws, path="user"))
         app.add_routes(RestApi(self).routes())
+        app.router.add_get("/rtds", self.rtds.handle)
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=self.close_timeout + 1.0
         )
@@ -265,6 +274,7 @@ class FakePolymarket:
             else:
                 connection._finish("close", 1001, "server shutting down")
         await asyncio.gather(*(c.wait_closed() for c in list(self._open.values())))
+        await self.rtds.hub.close_all()
         await self._runner.cleanup()
         self._runner = None
 
