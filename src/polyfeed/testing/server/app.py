@@ -32,6 +32,7 @@ from polyfeed.testing.server.connection import ConnectionState, FakeConnection
 from polyfeed.testing.server.log import GroundTruthLog, LoggedEvent
 from polyfeed.testing.server.rest import RestApi
 from polyfeed.testing.server.rtds import FakeRtds
+from polyfeed.testing.server.sports import FakeSports
 
 __all__ = ["BurstResult", "FakePolymarket", "PreparedBurst"]
 
@@ -114,6 +115,9 @@ class FakePolymarket:
         tick_size_change_probability: float = 0.0,
         trade_print_after_change: bool = False,
         rtds_interval: float | None = 0.02,
+        sports_ping_interval: float = 0.05,
+        sports_pong_grace: float = 0.2,
+        sports_interval: float | None = 0.02,
     ) -> None:
         if rate < 0 or user_rate < 0:
             raise ConfigError("rate and user_rate must be >= 0")
@@ -164,6 +168,11 @@ class FakePolymarket:
         self._flow_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
         self.rtds = FakeRtds(interval=rtds_interval, wall=wall)
+        self.sports = FakeSports(
+            ping_interval=sports_ping_interval,
+            pong_grace=sports_pong_grace,
+            interval=sports_interval,
+        )
 
     # ------------------------------------------------------------------ urls and data
 
@@ -181,6 +190,11 @@ class FakePolymarket:
     def rtds_url(self) -> str:
         """``ws://127.0.0.1:PORT/rtds`` (the RTDS socket: :attr:`rtds` drives it)."""
         return f"ws://{self.host}:{self.port}/rtds"
+
+    @property
+    def sports_url(self) -> str:
+        """``ws://127.0.0.1:PORT/sports`` (the sports socket: :attr:`sports` drives it)."""
+        return f"ws://{self.host}:{self.port}/sports"
 
     @property
     def rest_url(self) -> str:
@@ -243,6 +257,7 @@ class FakePolymarket:
         app.router.add_get("/ws/user", functools.partial(self._handle_ws, path="user"))
         app.add_routes(RestApi(self).routes())
         app.router.add_get("/rtds", self.rtds.handle)
+        app.router.add_get("/sports", self.sports.handle)
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=self.close_timeout + 1.0
         )
@@ -275,6 +290,7 @@ class FakePolymarket:
                 connection._finish("close", 1001, "server shutting down")
         await asyncio.gather(*(c.wait_closed() for c in list(self._open.values())))
         await self.rtds.hub.close_all()
+        await self.sports.hub.close_all()
         await self._runner.cleanup()
         self._runner = None
 
