@@ -29,6 +29,7 @@ from polyfeed.testing.faults import Fault, FaultPlan, Hang, Path, RefuseHandshak
 from polyfeed.testing.market_sim import BookView, MarketSimulator, SimMarket
 from polyfeed.testing.server.auth import ApiCredentials, AuthCheck
 from polyfeed.testing.server.connection import ConnectionState, FakeConnection
+from polyfeed.testing.server.heartbeat import FakeHeartbeats
 from polyfeed.testing.server.log import GroundTruthLog, LoggedEvent
 from polyfeed.testing.server.rest import RestApi
 from polyfeed.testing.server.rtds import FakeRtds
@@ -118,6 +119,7 @@ class FakePolymarket:
         sports_ping_interval: float = 0.05,
         sports_pong_grace: float = 0.2,
         sports_interval: float | None = 0.02,
+        heartbeat_window: float = 10.0,
     ) -> None:
         if rate < 0 or user_rate < 0:
             raise ConfigError("rate and user_rate must be >= 0")
@@ -168,6 +170,7 @@ class FakePolymarket:
         self._flow_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
         self.rtds = FakeRtds(interval=rtds_interval, wall=wall)
+        self.heartbeats = FakeHeartbeats(self, window=heartbeat_window)
         self.sports = FakeSports(
             ping_interval=sports_ping_interval,
             pong_grace=sports_pong_grace,
@@ -258,6 +261,7 @@ class FakePolymarket:
         app.add_routes(RestApi(self).routes())
         app.router.add_get("/rtds", self.rtds.handle)
         app.router.add_get("/sports", self.sports.handle)
+        app.add_routes(self.heartbeats.routes())
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=self.close_timeout + 1.0
         )
@@ -291,6 +295,7 @@ class FakePolymarket:
         await asyncio.gather(*(c.wait_closed() for c in list(self._open.values())))
         await self.rtds.hub.close_all()
         await self.sports.hub.close_all()
+        self.heartbeats.close()
         await self._runner.cleanup()
         self._runner = None
 
