@@ -26,12 +26,12 @@ import logging
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final, Self
+from typing import Self
 
-import aiohttp
 import msgspec
 
 from polyfeed.aio.clock import Clock, LoopClock, TimerHandle
+from polyfeed.aio.rest import HEARTBEAT_PATH, RestClient
 from polyfeed.config import DEFAULT_REST_URL
 from polyfeed.core.heartbeat import (
     HeartbeatEvent,
@@ -40,13 +40,11 @@ from polyfeed.core.heartbeat import (
     OrderHeartbeatConfig,
 )
 from polyfeed.credentials import Credentials
-from polyfeed.errors import ConfigError, StreamClosedError
+from polyfeed.errors import ConfigError, RestError, StreamClosedError
 
-__all__ = ["HEARTBEAT_PATH", "HeartbeatHealth", "OrderHeartbeat"]
+__all__ = ["HeartbeatHealth", "OrderHeartbeat"]
 
 logger = logging.getLogger("polyfeed.heartbeat")
-
-HEARTBEAT_PATH: Final = "/v1/heartbeats"
 
 
 class HeartbeatHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +91,7 @@ class OrderHeartbeat:
         if not credentials.can_sign:
             raise ConfigError("the order heartbeat needs credentials that sign (address, secret)")
         self._credentials = credentials
+        self.rest_url = rest_url
         self.url = rest_url.rstrip("/") + HEARTBEAT_PATH
         self.config = config or OrderHeartbeatConfig()
         self.machine = HeartbeatMachine(self.config)
@@ -100,7 +99,6 @@ class OrderHeartbeat:
         self.clock: Clock = clock or LoopClock()
         self._wall = wall
         self._runner: asyncio.Task[None] | None = None
-        self._http: aiohttp.ClientSession | None = None
         self._wake = asyncio.Event()
         self._closed = False
 
@@ -185,14 +183,10 @@ class OrderHeartbeat:
     async def _run(self) -> None:
         machine = self.machine
         clock = self.clock
-        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout)
         handle: TimerHandle | None = None
+        rest = RestClient(self.rest_url, request_timeout=self.config.request_timeout)
         try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as http,
-                asyncio.TaskGroup() as group,
-            ):
-                self._http = http
+            async with asyncio.TaskGroup() as group:
                 machine.start(clock.now())
                 while True:
                     now = clock.now()
@@ -200,7 +194,7 @@ class OrderHeartbeat:
                     self._deliver()
                     if machine.beat_due(now):
                         beat, heartbeat_id = machine.begin_beat(now)
-                        group.create_task(self._beat(http, beat, heartbeat_id))
+                        group.create_task(self._beat(rest, beat, heartbeat_id))
                     deadline = machine.next_deadline()
                     handle = None if deadline is None else clock.call_at(deadline, self._wake.set)
                     await self._wake.wait()
@@ -215,8 +209,8 @@ class OrderHeartbeat:
         finally:
             if handle is not None:
                 handle.cancel()
-            self._http = None
             machine.stop()
+            await rest.aclose()
 
     def _deliver(self) -> None:
         events = self.machine.events()
@@ -225,16 +219,13 @@ class OrderHeartbeat:
         for event in events:
             self._on_event(event)
 
-    async def _beat(self, http: aiohttp.ClientSession, beat: int, heartbeat_id: str) -> None:
-        body = msgspec.json.encode({"heartbeat_id": heartbeat_id}).decode()
-        headers = self._credentials.l2_headers(int(self._wall()), "POST", HEARTBEAT_PATH, body)
-        headers["Content-Type"] = "application/json"
+    async def _beat(self, rest: RestClient, beat: int, heartbeat_id: str) -> None:
         try:
-            async with http.post(self.url, data=body, headers=headers) as response:
-                payload = await response.read()
-                status = response.status
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            self.machine.failed(beat, str(exc) or type(exc).__name__, self.clock.now())
+            status, payload = await rest.post_heartbeat(
+                self._credentials, heartbeat_id, timestamp=int(self._wall())
+            )
+        except RestError as exc:
+            self.machine.failed(beat, str(exc), self.clock.now())
             self._wake.set()
             return
         self._report(beat, status, payload)
