@@ -51,6 +51,10 @@ Connector = Callable[..., Awaitable[Transport]]
 SessionFactory = Callable[[int], ChannelSession]
 """Builds the protocol session of connection number ``n`` (1, 2, ...) of a stream."""
 
+EndingPolicy = Callable[[TransientError], float]
+"""A socket's rule for how a connection's end shapes the next attempt: the least delay before
+it (seconds; 0 leaves the backoff alone), or a :class:`~polyfeed.errors.FatalError` raised."""
+
 
 class EventObserver(Protocol):
     """Sees every event before the consumer queue (on the reader), and may add events after.
@@ -116,6 +120,7 @@ class Supervisor:
         observer: EventObserver | None = None,
         credentials_check: CredentialsCheck | None = None,
         session_factory: SessionFactory | None = None,
+        ending_policy: EndingPolicy | None = None,
     ) -> None:
         self.channel = channel
         self.url = url
@@ -140,6 +145,7 @@ class Supervisor:
         if session_factory is None:
             session_factory = self._clob_session_factory()
         self._session_factory = session_factory
+        self._ending_policy = ending_policy
 
     def _clob_session_factory(self) -> SessionFactory:
         channel: Channel
@@ -269,6 +275,8 @@ class Supervisor:
             else:
                 error, session = await self._run_connection(transport)
                 await self._check_user_auth(session, error)
+                if self._ending_policy is not None:
+                    retry_after = self._ending_policy(error)
             self._set_state("backoff")
             delay = self.backoff.next_delay(at_least=retry_after, last_error=error)
             self.metrics.backoff_seconds = delay

@@ -31,6 +31,7 @@ from polyfeed.testing.server.auth import ApiCredentials, AuthCheck
 from polyfeed.testing.server.connection import ConnectionState, FakeConnection
 from polyfeed.testing.server.heartbeat import FakeHeartbeats
 from polyfeed.testing.server.log import GroundTruthLog, LoggedEvent
+from polyfeed.testing.server.polybolt import FakePolybolt
 from polyfeed.testing.server.rest import RestApi
 from polyfeed.testing.server.rtds import FakeRtds
 from polyfeed.testing.server.sports import FakeSports
@@ -120,6 +121,8 @@ class FakePolymarket:
         sports_pong_grace: float = 0.2,
         sports_interval: float | None = 0.02,
         heartbeat_window: float = 10.0,
+        polybolt_interval: float | None = 0.02,
+        polybolt_require_auth: bool = False,
     ) -> None:
         if rate < 0 or user_rate < 0:
             raise ConfigError("rate and user_rate must be >= 0")
@@ -171,6 +174,9 @@ class FakePolymarket:
         self._stopping: asyncio.Event | None = None
         self.rtds = FakeRtds(interval=rtds_interval, wall=wall)
         self.heartbeats = FakeHeartbeats(self, window=heartbeat_window)
+        self.polybolt = FakePolybolt(
+            lambda: self.credentials, interval=polybolt_interval, require_auth=polybolt_require_auth
+        )
         self.sports = FakeSports(
             ping_interval=sports_ping_interval,
             pong_grace=sports_pong_grace,
@@ -198,6 +204,11 @@ class FakePolymarket:
     def sports_url(self) -> str:
         """``ws://127.0.0.1:PORT/sports`` (the sports socket: :attr:`sports` drives it)."""
         return f"ws://{self.host}:{self.port}/sports"
+
+    @property
+    def polybolt_url(self) -> str:
+        """``ws://127.0.0.1:PORT/polybolt`` (the PolyBolt socket: :attr:`polybolt` drives it)."""
+        return f"ws://{self.host}:{self.port}/polybolt"
 
     @property
     def rest_url(self) -> str:
@@ -261,6 +272,7 @@ class FakePolymarket:
         app.add_routes(RestApi(self).routes())
         app.router.add_get("/rtds", self.rtds.handle)
         app.router.add_get("/sports", self.sports.handle)
+        app.router.add_get("/polybolt", self.polybolt.handle)
         app.add_routes(self.heartbeats.routes())
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=self.close_timeout + 1.0
@@ -295,6 +307,7 @@ class FakePolymarket:
         await asyncio.gather(*(c.wait_closed() for c in list(self._open.values())))
         await self.rtds.hub.close_all()
         await self.sports.hub.close_all()
+        await self.polybolt.hub.close_all()
         self.heartbeats.close()
         await self._runner.cleanup()
         self._runner = None
