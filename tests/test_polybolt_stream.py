@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, assert_never
 
 import pytest
 
@@ -13,12 +13,21 @@ from polyfeed import (
     BackoffConfig,
     Connected,
     Disconnected,
+    Gap,
     Reconnecting,
     Resubscribed,
+    Stale,
     StreamConfig,
 )
-from polyfeed.aio.polybolt_stream import PolyboltStream
-from polyfeed.core.polybolt import PolyboltConfig, PolyboltData, PolyboltGap
+from polyfeed.aio.polybolt_stream import PolyboltStream, PolyboltStreamEvent
+from polyfeed.core.polybolt import (
+    PolyboltAck,
+    PolyboltConfig,
+    PolyboltData,
+    PolyboltError,
+    PolyboltGap,
+    PolyboltMalformed,
+)
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ClosedByPolicyError
 from polyfeed.testing import FakePolymarket
@@ -120,3 +129,26 @@ async def test_auth_first_and_rejected_credentials_are_fatal() -> None:
                 while True:
                     await anext(stream)
         assert len(fake.polybolt.connections) == 2
+
+
+def describe(event: PolyboltStreamEvent) -> str:
+    """Every case of the union: ``mypy tests`` fails here if the stream can yield another type."""
+    match event:
+        case PolyboltData() | PolyboltGap():
+            return "data"
+        case PolyboltAck() | PolyboltError() | PolyboltMalformed():
+            return "control"
+        case Connected() | Disconnected() | Reconnecting() | Stale() | Resubscribed() | Gap():
+            return "link"
+        case _:
+            assert_never(event)
+
+
+@pytest.mark.timeout(15)
+async def test_iteration_is_typed_with_the_union() -> None:
+    async with (
+        FakePolymarket() as fake,
+        PolyboltStream(["price.crypto"], url=fake.polybolt_url, polybolt=PB, config=FAST) as stream,
+    ):
+        kinds = [describe(await anext(stream)) for _ in range(3)]
+        assert kinds == ["link", "control", "data"]

@@ -5,14 +5,32 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, assert_never
 
 import pytest
 
-from polyfeed import BackoffConfig, Connected, Gap, Reconnecting, Resubscribed, Stale, StreamConfig
-from polyfeed.aio.rtds_stream import RtdsStream
+from polyfeed import (
+    BackoffConfig,
+    Connected,
+    Disconnected,
+    Gap,
+    Reconnecting,
+    Resubscribed,
+    Stale,
+    StreamConfig,
+)
+from polyfeed.aio.rtds_stream import RtdsStream, RtdsStreamEvent
 from polyfeed.core.rtds import RtdsConfig, RtdsSubscription
-from polyfeed.core.rtds_messages import RtdsActivity, RtdsPrice, RtdsPriceHistory
+from polyfeed.core.rtds_messages import (
+    RtdsActivity,
+    RtdsClobMessage,
+    RtdsComment,
+    RtdsMalformed,
+    RtdsPrice,
+    RtdsPriceHistory,
+    RtdsRaw,
+    RtdsServerMessage,
+)
 from polyfeed.testing import FakePolymarket
 
 RTDS = RtdsConfig(ping_interval=0.05, pong_timeout=0.5, data_timeout=1.0, topic_timeout=0.3)
@@ -92,3 +110,28 @@ async def test_live_subscribe_unsubscribe_and_history() -> None:
         assert connection.topics == {"crypto_prices_chainlink"}
         assert set(stream.specs) == {"crypto_prices_chainlink:update"}
         assert "RtdsStream" in repr(stream)
+
+
+def describe(event: RtdsStreamEvent) -> str:
+    """Every case of the union: ``mypy tests`` fails here if the stream can yield another type."""
+    match event:
+        case RtdsPrice() | RtdsPriceHistory() | RtdsActivity() | RtdsComment():
+            return "data"
+        case RtdsClobMessage() | RtdsRaw():
+            return "data"
+        case RtdsServerMessage() | RtdsMalformed():
+            return "other"
+        case Connected() | Disconnected() | Reconnecting() | Stale() | Resubscribed() | Gap():
+            return "link"
+        case _:
+            assert_never(event)
+
+
+@pytest.mark.timeout(15)
+async def test_iteration_is_typed_with_the_union() -> None:
+    async with (
+        FakePolymarket(rtds_interval=0.02) as fake,
+        RtdsStream(["comments"], url=fake.rtds_url, rtds=RTDS, config=FAST) as stream,
+    ):
+        kinds = [describe(await anext(stream)) for _ in range(3)]
+        assert kinds[0] == "link" and "data" in kinds

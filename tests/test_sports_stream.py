@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, assert_never
 
 import pytest
 
-from polyfeed import BackoffConfig, ConfigError, Connected, Reconnecting, Stale, StreamConfig
-from polyfeed.aio.sports_stream import SportsStream
-from polyfeed.core.sports import SportResult, SportsConfig
+from polyfeed import (
+    BackoffConfig,
+    ConfigError,
+    Connected,
+    Disconnected,
+    Gap,
+    Reconnecting,
+    Resubscribed,
+    Stale,
+    StreamConfig,
+)
+from polyfeed.aio.sports_stream import SportsStream, SportsStreamEvent
+from polyfeed.core.sports import SportResult, SportsConfig, SportsMalformed, SportsRaw
 from polyfeed.testing import FakePolymarket
 
 FAST = StreamConfig(backoff=BackoffConfig(base=0.02, max_delay=0.1, jitter=0.0, stable_for=1.0))
@@ -76,3 +86,26 @@ async def test_a_server_that_stops_pinging_is_detected_and_recovered() -> None:
             await asyncio.sleep(0.01)
         assert second.pongs >= 3
         assert stream.health().reconnects == 1
+
+
+def describe(event: SportsStreamEvent) -> str:
+    """Every case of the union: ``mypy tests`` fails here if the stream can yield another type."""
+    match event:
+        case SportResult() | SportsRaw():
+            return "data"
+        case SportsMalformed():
+            return "other"
+        case Connected() | Disconnected() | Reconnecting() | Stale() | Resubscribed() | Gap():
+            return "link"
+        case _:
+            assert_never(event)
+
+
+@pytest.mark.timeout(15)
+async def test_iteration_is_typed_with_the_union() -> None:
+    async with (
+        FakePolymarket() as fake,
+        SportsStream(url=fake.sports_url, config=FAST) as stream,
+    ):
+        kinds = [describe(await anext(stream)) for _ in range(3)]
+        assert kinds == ["link", "data", "data"]
