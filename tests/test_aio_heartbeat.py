@@ -17,6 +17,7 @@ from polyfeed.core.heartbeat import (
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ConfigError
 from polyfeed.testing import FakePolymarket
+from polyfeed.testing.server.sockets import SocketsConfig
 
 FAST = OrderHeartbeatConfig(
     interval=0.05, window=0.5, alarm_margin=0.2, retry_delay=0.02, request_timeout=0.1
@@ -38,7 +39,7 @@ async def wait_for(condition: object, within: float = 3.0) -> None:
 
 @pytest.mark.timeout(15)
 async def test_a_sustained_run_keeps_one_chain_of_ids() -> None:
-    async with FakePolymarket(heartbeat_window=1.5) as fake:
+    async with FakePolymarket(sockets=SocketsConfig(heartbeat_window=1.5)) as fake:
         events: list[HeartbeatEvent] = []
         async with OrderHeartbeat(
             fake.credentials.client(), rest_url=fake.rest_url, config=STEADY, on_event=events.append
@@ -62,7 +63,7 @@ async def test_a_sustained_run_keeps_one_chain_of_ids() -> None:
 @pytest.mark.timeout(15)
 async def test_an_invalid_id_is_recovered_with_the_id_the_server_names() -> None:
     async with (
-        FakePolymarket(heartbeat_window=1.5) as fake,
+        FakePolymarket(sockets=SocketsConfig(heartbeat_window=1.5)) as fake,
         OrderHeartbeat(
             fake.credentials.client(), rest_url=fake.rest_url, config=STEADY
         ) as heartbeat,
@@ -83,7 +84,7 @@ async def test_an_invalid_id_is_recovered_with_the_id_the_server_names() -> None
 
 @pytest.mark.timeout(15)
 async def test_a_stalled_endpoint_raises_the_alarm_before_the_window_closes() -> None:
-    async with FakePolymarket(heartbeat_window=0.5) as fake:
+    async with FakePolymarket(sockets=SocketsConfig(heartbeat_window=0.5)) as fake:
         events: list[HeartbeatEvent] = []
         loop = asyncio.get_running_loop()
         async with OrderHeartbeat(

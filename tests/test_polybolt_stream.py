@@ -31,6 +31,7 @@ from polyfeed.core.polybolt import (
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ClosedByPolicyError
 from polyfeed.testing import FakePolymarket
+from polyfeed.testing.server.sockets import SocketsConfig
 
 FAST = StreamConfig(backoff=BackoffConfig(base=0.02, max_delay=0.1, jitter=0.0, stable_for=1.0))
 PB = PolyboltConfig(ping_interval=0.05, pong_timeout=0.5, data_timeout=1.0, drain_max_delay=0.4)
@@ -111,7 +112,7 @@ async def test_a_policy_close_ends_the_stream_without_a_loop() -> None:
 
 @pytest.mark.timeout(15)
 async def test_auth_first_and_rejected_credentials_are_fatal() -> None:
-    async with FakePolymarket(polybolt_require_auth=True) as fake:
+    async with FakePolymarket(sockets=SocketsConfig(polybolt_require_auth=True)) as fake:
         async with PolyboltStream(
             ["price.crypto"],
             credentials=fake.credentials.client(),

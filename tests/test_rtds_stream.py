@@ -32,6 +32,7 @@ from polyfeed.core.rtds_messages import (
     RtdsServerMessage,
 )
 from polyfeed.testing import FakePolymarket
+from polyfeed.testing.server.sockets import SocketsConfig
 
 RTDS = RtdsConfig(ping_interval=0.05, pong_timeout=0.5, data_timeout=1.0, topic_timeout=0.3)
 FAST = StreamConfig(backoff=BackoffConfig(base=0.02, max_delay=0.1, jitter=0.0, stable_for=1.0))
@@ -48,7 +49,7 @@ async def until(stream: AsyncIterator[Any], kind: type, limit: int = 5_000) -> A
 @pytest.mark.timeout(15)
 async def test_a_frozen_topic_is_detected_at_its_deadline_and_recovered() -> None:
     btc = RtdsSubscription.of("crypto_prices", "update", {"symbol": "btcusdt"})
-    async with FakePolymarket(rtds_interval=0.02) as fake:
+    async with FakePolymarket(sockets=SocketsConfig(rtds_interval=0.02)) as fake:
         loop = asyncio.get_running_loop()
         async with RtdsStream(
             [btc, "comments:comment_created"], url=fake.rtds_url, rtds=RTDS, config=FAST
@@ -92,7 +93,7 @@ async def test_a_frozen_topic_is_detected_at_its_deadline_and_recovered() -> Non
 @pytest.mark.timeout(15)
 async def test_live_subscribe_unsubscribe_and_history() -> None:
     async with (
-        FakePolymarket(rtds_interval=0.02) as fake,
+        FakePolymarket(sockets=SocketsConfig(rtds_interval=0.02)) as fake,
         RtdsStream(["activity"], url=fake.rtds_url, rtds=RTDS, config=FAST) as stream,
     ):
         raw = await until(stream, RtdsActivity)
@@ -130,7 +131,7 @@ def describe(event: RtdsStreamEvent) -> str:
 @pytest.mark.timeout(15)
 async def test_iteration_is_typed_with_the_union() -> None:
     async with (
-        FakePolymarket(rtds_interval=0.02) as fake,
+        FakePolymarket(sockets=SocketsConfig(rtds_interval=0.02)) as fake,
         RtdsStream(["comments"], url=fake.rtds_url, rtds=RTDS, config=FAST) as stream,
     ):
         kinds = [describe(await anext(stream)) for _ in range(3)]

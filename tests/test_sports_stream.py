@@ -22,6 +22,7 @@ from polyfeed import (
 from polyfeed.aio.sports_stream import SportsStream, SportsStreamEvent
 from polyfeed.core.sports import SportResult, SportsConfig, SportsMalformed, SportsRaw
 from polyfeed.testing import FakePolymarket
+from polyfeed.testing.server.sockets import SocketsConfig
 
 FAST = StreamConfig(backoff=BackoffConfig(base=0.02, max_delay=0.1, jitter=0.0, stable_for=1.0))
 
@@ -38,7 +39,9 @@ async def until(stream: AsyncIterator[Any], kind: type, limit: int = 5_000) -> A
 @pytest.mark.parametrize("ping_text", ["ping", "PING"])
 async def test_every_server_ping_is_answered(ping_text: str) -> None:
     async with (
-        FakePolymarket(sports_ping_interval=0.02, sports_pong_grace=0.1) as fake,
+        FakePolymarket(
+            sockets=SocketsConfig(sports_ping_interval=0.02, sports_pong_grace=0.1)
+        ) as fake,
         SportsStream(
             url=fake.sports_url, sports=SportsConfig(ping_timeout=0.3), config=FAST
         ) as stream,
@@ -63,7 +66,7 @@ async def test_every_server_ping_is_answered(ping_text: str) -> None:
 @pytest.mark.timeout(15)
 async def test_a_server_that_stops_pinging_is_detected_and_recovered() -> None:
     async with (
-        FakePolymarket(sports_ping_interval=0.02) as fake,
+        FakePolymarket(sockets=SocketsConfig(sports_ping_interval=0.02)) as fake,
         SportsStream(
             url=fake.sports_url, sports=SportsConfig(ping_timeout=0.2), config=FAST
         ) as stream,

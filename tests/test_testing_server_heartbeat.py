@@ -10,6 +10,7 @@ import pytest
 
 from polyfeed.testing import FakePolymarket
 from polyfeed.testing.server.heartbeat import request_id
+from polyfeed.testing.server.sockets import SocketsConfig
 
 
 async def post(
@@ -24,7 +25,10 @@ async def post(
 
 @pytest.mark.timeout(10)
 async def test_chain_refusal_auth_and_the_switch() -> None:
-    async with FakePolymarket(heartbeat_window=0.1) as fake, aiohttp.ClientSession() as http:
+    async with (
+        FakePolymarket(sockets=SocketsConfig(heartbeat_window=0.1)) as fake,
+        aiohttp.ClientSession() as http,
+    ):
         status, reply = await post(http, fake, json.dumps({"heartbeat_id": ""}))
         assert status == 200 and reply == {"heartbeat_id": "hb-1"}
         status, reply = await post(http, fake, json.dumps({"heartbeat_id": "wrong"}))

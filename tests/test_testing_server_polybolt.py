@@ -8,12 +8,15 @@ import aiohttp
 import pytest
 
 from polyfeed.testing import FakePolymarket
+from polyfeed.testing.server.sockets import SocketsConfig
 
 
 @pytest.mark.timeout(10)
 async def test_fake_polybolt_protocol() -> None:
     async with (
-        FakePolymarket(polybolt_interval=None, polybolt_require_auth=True) as fake,
+        FakePolymarket(
+            sockets=SocketsConfig(polybolt_interval=None, polybolt_require_auth=True)
+        ) as fake,
         aiohttp.ClientSession() as http,
         http.ws_connect(fake.polybolt_url) as ws,
     ):

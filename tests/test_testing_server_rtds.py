@@ -9,12 +9,13 @@ import aiohttp
 import pytest
 
 from polyfeed.testing import FakePolymarket
+from polyfeed.testing.server.sockets import SocketsConfig
 
 
 @pytest.mark.timeout(10)
 async def test_fake_rtds_protocol_and_freeze() -> None:
     async with (
-        FakePolymarket(rtds_interval=0.01) as fake,
+        FakePolymarket(sockets=SocketsConfig(rtds_interval=0.01)) as fake,
         aiohttp.ClientSession() as http,
         http.ws_connect(fake.rtds_url) as ws,
     ):

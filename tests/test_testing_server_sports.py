@@ -6,13 +6,16 @@ import aiohttp
 import pytest
 
 from polyfeed.testing import FakePolymarket
+from polyfeed.testing.server.sockets import SocketsConfig
 
 
 @pytest.mark.timeout(10)
 async def test_a_client_that_does_not_answer_is_closed_1008() -> None:
     async with (
         FakePolymarket(
-            sports_ping_interval=0.02, sports_pong_grace=0.05, sports_interval=None
+            sockets=SocketsConfig(
+                sports_ping_interval=0.02, sports_pong_grace=0.05, sports_interval=None
+            )
         ) as fake,
         aiohttp.ClientSession() as http,
         http.ws_connect(fake.sports_url) as ws,
@@ -28,7 +31,9 @@ async def test_a_client_that_does_not_answer_is_closed_1008() -> None:
 @pytest.mark.timeout(10)
 async def test_answered_pings_publish_and_stop_pinging() -> None:
     async with (
-        FakePolymarket(sports_ping_interval=0.02, sports_interval=None) as fake,
+        FakePolymarket(
+            sockets=SocketsConfig(sports_ping_interval=0.02, sports_interval=None)
+        ) as fake,
         aiohttp.ClientSession() as http,
         http.ws_connect(fake.sports_url) as ws,
     ):

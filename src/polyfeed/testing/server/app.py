@@ -29,12 +29,9 @@ from polyfeed.testing.faults import Fault, FaultPlan, Hang, Path, RefuseHandshak
 from polyfeed.testing.market_sim import BookView, MarketSimulator, SimMarket
 from polyfeed.testing.server.auth import ApiCredentials, AuthCheck
 from polyfeed.testing.server.connection import ConnectionState, FakeConnection
-from polyfeed.testing.server.heartbeat import FakeHeartbeats
 from polyfeed.testing.server.log import GroundTruthLog, LoggedEvent
-from polyfeed.testing.server.polybolt import FakePolybolt
 from polyfeed.testing.server.rest import RestApi
-from polyfeed.testing.server.rtds import FakeRtds
-from polyfeed.testing.server.sports import FakeSports
+from polyfeed.testing.server.sockets import Sockets, SocketsConfig
 
 __all__ = ["BurstResult", "FakePolymarket", "PreparedBurst"]
 
@@ -85,6 +82,10 @@ class FakePolymarket:
     ``/ws/user`` and ``GET /auth/api-keys``; ``credentials.client()`` gives them to a client.
     Assign other credentials to revoke those clients hold. ``auth_checks`` lists every
     ``/auth/api-keys`` request answered (:class:`AuthCheck`: accepted or why not).
+
+    The other sockets (timings in ``sockets``, :class:`SocketsConfig`), each with its controls
+    and faults: :attr:`rtds` at ``rtds_url``, :attr:`sports` at ``sports_url``,
+    :attr:`polybolt` at ``polybolt_url`` and :attr:`heartbeats` (``POST /v1/heartbeats``).
     """
 
     def __init__(
@@ -116,13 +117,7 @@ class FakePolymarket:
         trade_probability: float = 0.1,
         tick_size_change_probability: float = 0.0,
         trade_print_after_change: bool = False,
-        rtds_interval: float | None = 0.02,
-        sports_ping_interval: float = 0.05,
-        sports_pong_grace: float = 0.2,
-        sports_interval: float | None = 0.02,
-        heartbeat_window: float = 10.0,
-        polybolt_interval: float | None = 0.02,
-        polybolt_require_auth: bool = False,
+        sockets: SocketsConfig | None = None,
     ) -> None:
         if rate < 0 or user_rate < 0:
             raise ConfigError("rate and user_rate must be >= 0")
@@ -172,16 +167,11 @@ class FakePolymarket:
         self._runner: web.AppRunner | None = None
         self._flow_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
-        self.rtds = FakeRtds(interval=rtds_interval, wall=wall)
-        self.heartbeats = FakeHeartbeats(self, window=heartbeat_window)
-        self.polybolt = FakePolybolt(
-            lambda: self.credentials, interval=polybolt_interval, require_auth=polybolt_require_auth
-        )
-        self.sports = FakeSports(
-            ping_interval=sports_ping_interval,
-            pong_grace=sports_pong_grace,
-            interval=sports_interval,
-        )
+        self.sockets = Sockets(self, sockets or SocketsConfig())
+        self.rtds = self.sockets.rtds
+        self.sports = self.sockets.sports
+        self.polybolt = self.sockets.polybolt
+        self.heartbeats = self.sockets.heartbeats
 
     # ------------------------------------------------------------------ urls and data
 
@@ -270,10 +260,7 @@ class FakePolymarket:
         app.router.add_get("/ws/market", functools.partial(self._handle_ws, path="market"))
         app.router.add_get("/ws/user", functools.partial(self._handle_ws, path="user"))
         app.add_routes(RestApi(self).routes())
-        app.router.add_get("/rtds", self.rtds.handle)
-        app.router.add_get("/sports", self.sports.handle)
-        app.router.add_get("/polybolt", self.polybolt.handle)
-        app.add_routes(self.heartbeats.routes())
+        app.add_routes(self.sockets.routes())
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=self.close_timeout + 1.0
         )
@@ -305,10 +292,7 @@ class FakePolymarket:
             else:
                 connection._finish("close", 1001, "server shutting down")
         await asyncio.gather(*(c.wait_closed() for c in list(self._open.values())))
-        await self.rtds.hub.close_all()
-        await self.sports.hub.close_all()
-        await self.polybolt.hub.close_all()
-        self.heartbeats.close()
+        await self.sockets.close()
         await self._runner.cleanup()
         self._runner = None
 
