@@ -200,3 +200,16 @@ def test_after_handle_timer_the_next_deadline_is_later(steps: list[tuple[str, fl
         assert deadline is None or deadline > now
         session.frames_to_send()
         session.events()
+
+
+def test_pongs_can_be_left_uncounted() -> None:
+    # Whether RTDS answers PING with a text PONG is not settled: then data alone judges the link.
+    config = RtdsConfig(ping_interval=5.0, pong_timeout=None, data_timeout=60.0, topic_timeout=30.0)
+    session = make(BTC, config=config)
+    session.connected(0.0)
+    for t in range(0, 300, 5):
+        session.handle_timer(float(t))
+        session.receive_text(message("crypto_prices"), float(t))
+        assert session.state is SessionState.OPEN
+    assert session.frames_to_send().count("PING") == 60
+    assert session.last_pong_rtt is None

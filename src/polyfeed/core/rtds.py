@@ -33,6 +33,7 @@ Session states and illegal inputs are those of :class:`polyfeed.core.session.Ses
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -137,12 +138,15 @@ def rtds_frame(action: str, subscriptions: Iterable[RtdsSubscription]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RtdsConfig:
-    """RTDS timing. ``topic_timeout``: silence of one subscription that counts as a stall
-    (None: only the whole socket's ``data_timeout``). ``pong_timeout``: no ``PONG`` for that long
-    while a PING is unanswered means a dead link."""
+    """RTDS timing (seconds). ``ping_interval``: our text ``PING``. ``pong_timeout``: no ``PONG``
+    for that long while a PING is unanswered means a dead link; None stops counting PONGs
+    (whether RTDS answers every PING with a text ``PONG`` is not settled; the data deadlines
+    then judge the link alone). ``data_timeout``: no data on the whole socket. ``topic_timeout``:
+    silence of one subscription that counts as a stall (None: off; raise it, or turn it off,
+    for topics that are quiet by nature, such as ``comments`` on a small event)."""
 
     ping_interval: float = 5.0
-    pong_timeout: float = 30.0
+    pong_timeout: float | None = 30.0
     data_timeout: float = 60.0
     topic_timeout: float | None = 90.0
 
@@ -153,7 +157,8 @@ class RtdsConfig:
 
     def heartbeat(self) -> HeartbeatConfig:
         """The heartbeat part, for the shared watchdog."""
-        return HeartbeatConfig(interval=self.ping_interval, pong_timeout=self.pong_timeout)
+        pong = math.inf if self.pong_timeout is None else self.pong_timeout
+        return HeartbeatConfig(interval=self.ping_interval, pong_timeout=pong)
 
     def watchdog(self) -> WatchdogConfig:
         """The data deadlines, for the shared watchdog (topics are its tracked ids)."""
