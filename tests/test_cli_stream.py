@@ -291,3 +291,53 @@ def test_every_line_has_an_event_type() -> None:
     ]
     kinds = [msgspec.json.decode(encode_event(item))["event_type"] for item in items]
     assert kinds == ["stale", "gap", "unknown", "notice", "malformed", "pong"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("channel", "topics", "wanted"),
+    [
+        ("rtds", ["crypto_prices:update", "comments"], {"rtds_price", "rtds_comment"}),
+        ("polybolt", ["price.crypto"], {"polybolt_data"}),
+        ("sports", [], {"sport_result"}),
+    ],
+)
+async def test_the_other_sockets_stream_ndjson_and_exit_0_on_a_signal(
+    channel: str, topics: list[str], wanted: set[str]
+) -> None:
+    async with FakePolymarket() as fake:
+        url = {"rtds": fake.rtds_url, "polybolt": fake.polybolt_url, "sports": fake.sports_url}
+        flags = [arg for topic in topics for arg in ("--topic", topic)]
+        process = await start("--channel", channel, "--url", url[channel], *flags)
+        assert process.stdout is not None and process.stderr is not None
+        kinds: list[str] = []
+        try:
+            async with asyncio.timeout(15):
+                while not wanted <= set(kinds):
+                    line = await process.stdout.readline()
+                    assert line, (await process.stderr.read()).decode()
+                    kinds.append(json.loads(line)["event_type"])
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                returncode = await process.wait()
+        assert returncode == 0
+        assert kinds[0] == "connected"
+        assert "Traceback" not in (await process.stderr.read()).decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--channel", "rtds"], "needs at least one --topic"),
+        (["--channel", "polybolt"], "needs at least one --topic"),
+        (["--channel", "sports", "--topic", "x"], "--topic is for"),
+        (["--channel", "rtds", "--topic", "a", "some-id"], "takes no ids"),
+        (["--channel", "market", "--topic", "a", "some-id"], "--topic is for"),
+        (["--channel", "rtds", "--topic", "a", "--topic-timeout", "-1"], "must be > 0"),
+    ],
+)
+def test_usage_errors_of_the_other_sockets(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(main, ["stream", *args])
+    assert result.exit_code == 2
+    assert message in result.output

@@ -23,7 +23,9 @@ CONFIG = StreamConfig(
 )
 
 
-def make(queue_size: int = 100, policy: str = "drop_oldest") -> tuple[Connection, MemoryTransport]:
+def make(
+    queue_size: int = 100, policy: str = "drop_oldest"
+) -> tuple[Connection[Session], MemoryTransport]:
     transport = MemoryTransport()
     clock = LoopClock()
     cfg = StreamConfig(

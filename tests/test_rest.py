@@ -215,3 +215,23 @@ def test_gamma_capture_decodes_json_encoded_lists(fixtures_dir: Path) -> None:
 )
 def test_decimal_text_is_the_shortest_exact_form(value: object, text: str | None) -> None:
     assert decimal_text(value) == text  # type: ignore[arg-type]
+
+
+async def test_post_heartbeat_returns_any_status_and_raises_on_network_errors() -> None:
+    async with FakePolymarket() as fake:
+        client = RestClient(fake.rest_url)
+        signer = fake.credentials.client()
+        try:
+            status, body = await client.post_heartbeat(signer, "", timestamp=1)
+            assert (status, json.loads(body)) == (200, {"heartbeat_id": "hb-1"})
+            status, body = await client.post_heartbeat(signer, "nope", timestamp=1)
+            assert status == 400 and json.loads(body)["heartbeat_id"] == "hb-1"
+        finally:
+            await client.aclose()
+    client = RestClient(fake.rest_url, request_timeout=1.0)
+    try:
+        with pytest.raises(RestError) as info:
+            await client.post_heartbeat(signer, "", timestamp=1)
+        assert info.value.status is None and info.value.transient
+    finally:
+        await client.aclose()

@@ -1,11 +1,16 @@
 """polyfeed: live Polymarket WebSocket data that keeps flowing.
 
 The public API is what ``__all__`` lists; everything else is internal (importable from its
-module, without a stability promise). ``MarketStreamEvent`` and ``UserStreamEvent`` are the
-unions of what the streams yield, for ``match`` + ``typing.assert_never``.
+module, without a stability promise). ``MarketStreamEvent``, ``UserStreamEvent``,
+``RtdsStreamEvent``, ``PolyboltStreamEvent`` and ``SportsStreamEvent`` are the unions of what
+the streams yield, for ``match`` + ``typing.assert_never``.
 """
 
+from polyfeed.aio.heartbeat import HeartbeatHealth, OrderHeartbeat
+from polyfeed.aio.polybolt_stream import PolyboltStream, PolyboltStreamEvent
 from polyfeed.aio.rest import GammaMarket, MarketInfo, RestClient
+from polyfeed.aio.rtds_stream import RtdsStream, RtdsStreamEvent
+from polyfeed.aio.sports_stream import SportsStream, SportsStreamEvent
 from polyfeed.aio.stream import Health, MarketStream, UserStream
 from polyfeed.config import (
     PROFILES,
@@ -17,6 +22,7 @@ from polyfeed.config import (
     WatchdogConfig,
 )
 from polyfeed.core.book import BookOptions, BookRegistry, BookVerdict, OrderBook, ResyncLimiter
+from polyfeed.core.heartbeat import OrderHeartbeatConfig
 from polyfeed.core.messages import (
     BestBidAsk,
     Book,
@@ -34,10 +40,14 @@ from polyfeed.core.messages import (
     Trade,
     Unknown,
 )
+from polyfeed.core.polybolt import PolyboltConfig, PolyboltSubscription
+from polyfeed.core.rtds import RtdsConfig, RtdsSubscription
+from polyfeed.core.sports import SportsConfig
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
 from polyfeed.errors import (
     AuthenticationError,
+    ClosedByPolicyError,
     ConfigError,
     ConnectError,
     ConnectionClosedError,
@@ -81,6 +91,7 @@ __all__ = [
     "BookRegistry",
     "BookResynced",
     "BookVerdict",
+    "ClosedByPolicyError",
     "ConfigError",
     "ConnectError",
     "Connected",
@@ -96,6 +107,7 @@ __all__ = [
     "HandshakeRejectedError",
     "Health",
     "HeartbeatConfig",
+    "HeartbeatHealth",
     "LastTradePrice",
     "Level",
     "MakerOrder",
@@ -108,8 +120,14 @@ __all__ = [
     "Notice",
     "Order",
     "OrderBook",
+    "OrderHeartbeat",
+    "OrderHeartbeatConfig",
     "OverflowDisconnectError",
     "PROFILES",
+    "PolyboltConfig",
+    "PolyboltStream",
+    "PolyboltStreamEvent",
+    "PolyboltSubscription",
     "PolyfeedError",
     "PriceChange",
     "PriceChangeEntry",
@@ -120,7 +138,14 @@ __all__ = [
     "Resubscribed",
     "ResyncLimiter",
     "RetriesExhaustedError",
+    "RtdsConfig",
+    "RtdsStream",
+    "RtdsStreamEvent",
+    "RtdsSubscription",
     "ServerUnavailableError",
+    "SportsConfig",
+    "SportsStream",
+    "SportsStreamEvent",
     "Stale",
     "StreamClosedError",
     "StreamConfig",

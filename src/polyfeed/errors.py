@@ -17,6 +17,7 @@
     └── FatalError                    the supervisor stops and raises these to the caller
         ├── AuthenticationError       401/403 or credentials rejected (status, attempts)
         ├── HandshakeRejectedError    any other 4xx handshake answer, e.g. a wrong path (status)
+        ├── ClosedByPolicyError       the server closed for a policy violation (PolyBolt 4008)
         └── RetriesExhaustedError     ``max_attempts`` reached (attempts, last_error)
 
 Credentials never appear in messages, ``repr`` or attributes of these exceptions.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "ClosedByPolicyError",
     "ConfigError",
     "ConnectError",
     "ConnectionClosedError",
@@ -166,6 +168,16 @@ class HandshakeRejectedError(FatalError):
         super().__init__(f"handshake rejected: HTTP {status} from {url}")
         self.status = status
         self.url = url
+
+
+class ClosedByPolicyError(FatalError):
+    """The server closed the socket for a policy violation (PolyBolt close code 4008): the
+    same client would violate it again, so reconnecting in a loop is not an option."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"closed by server policy (code {code}){': ' + reason if reason else ''}")
+        self.code = code
+        self.reason = reason
 
 
 class RetriesExhaustedError(FatalError):

@@ -15,16 +15,19 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 from polyfeed.aio.clock import Clock, TimerHandle
 from polyfeed.aio.event_queue import EventQueue
 from polyfeed.aio.transport import Transport
-from polyfeed.core.session import Session
+from polyfeed.core.channel import ChannelSession
 from polyfeed.errors import ConnectionClosedError, OverflowDisconnectError, TransientError
 from polyfeed.events import Stale
 from polyfeed.metrics import ConnectionMetrics
 
 logger = logging.getLogger("polyfeed.connection")
+
+SessionT = TypeVar("SessionT", bound=ChannelSession)
 
 
 class _Ended(Exception):
@@ -35,13 +38,17 @@ class _Ended(Exception):
         self.reason = reason
 
 
-class Connection:
-    """A live connection: the session plus the three tasks that drive it."""
+class Connection(Generic[SessionT]):
+    """A live connection: the session plus the three tasks that drive it.
+
+    The session is any socket's protocol state machine (:class:`~polyfeed.core.channel.
+    ChannelSession`): the CLOB channels, RTDS, sports, PolyBolt.
+    """
 
     def __init__(
         self,
         transport: Transport,
-        session: Session,
+        session: SessionT,
         clock: Clock,
         queue: EventQueue,
         metrics: ConnectionMetrics,
@@ -185,7 +192,7 @@ class Connection:
             while True:
                 session.handle_timer(clock.now())
                 self._pump(from_timer=True)
-                self.metrics.pong_rtt_seconds = session.watchdog.last_pong_rtt
+                self.metrics.pong_rtt_seconds = session.last_pong_rtt
                 if session.failure is not None:
                     # A stale peer will not complete a close handshake: drop the TCP at once.
                     self.transport.abort()

@@ -25,6 +25,7 @@ logger = logging.getLogger("polyfeed.rest")
 
 _T = TypeVar("_T")
 
+HEARTBEAT_PATH = "/v1/heartbeats"
 API_KEYS_PATH = "/auth/api-keys"
 """The CLOB route that lists the caller's API keys; any valid L2-signed request gets 200."""
 
@@ -248,6 +249,24 @@ class RestClient:
             return False
         logger.info("credential check inconclusive: HTTP %d", status)
         return None
+
+    async def post_heartbeat(
+        self, credentials: Credentials, heartbeat_id: str, *, timestamp: int
+    ) -> tuple[int, bytes]:
+        """``POST /v1/heartbeats`` (L2-signed) with ``heartbeat_id``: the status and body as
+        answered, whatever the status (the order heartbeat reads 400 replies). Raises
+        :class:`~polyfeed.errors.RestError` (status None) on a network error or timeout."""
+        url = f"{self.rest_url}{HEARTBEAT_PATH}"
+        body = msgspec.json.encode({"heartbeat_id": heartbeat_id}).decode()
+        headers = credentials.l2_headers(timestamp, "POST", HEARTBEAT_PATH, body)
+        headers["Content-Type"] = "application/json"
+        self.requests += 1
+        try:
+            async with self._client().post(url, data=body, headers=headers) as resp:
+                return resp.status, await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            self.failures += 1
+            raise RestError(None, url, str(exc) or type(exc).__name__) from None
 
     async def aclose(self) -> None:
         """Close the HTTP session."""

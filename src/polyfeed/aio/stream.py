@@ -32,7 +32,7 @@ from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.clock import Clock, LoopClock
 from polyfeed.aio.event_queue import EventQueue
 from polyfeed.aio.rest import RestClient, credentials_check
-from polyfeed.aio.supervisor import Connector, Supervisor
+from polyfeed.aio.supervisor import Connector, EndingPolicy, SessionFactory, Supervisor
 from polyfeed.aio.transport import connect
 from polyfeed.config import Endpoints, StreamConfig
 from polyfeed.core.backoff import Backoff
@@ -78,7 +78,7 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
 class _Stream(Generic[EventT]):
     """Shared machinery of the market and user streams."""
 
-    _channel: Literal["market", "user"]
+    _channel: str
 
     def __init__(
         self,
@@ -169,6 +169,8 @@ class _Stream(Generic[EventT]):
                 self._credentials,
                 request_timeout=self.config.connect_timeout,
             ),
+            session_factory=self._session_factory(),
+            ending_policy=self._ending_policy(),
         )
         ready = asyncio.Event()
         # The one task the stream owns: aclose() cancels it and waits for it to end.
@@ -225,6 +227,14 @@ class _Stream(Generic[EventT]):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _session_factory(self) -> SessionFactory | None:
+        """Hook for subclasses: the socket's own session (None: the CLOB session)."""
+        return None
+
+    def _ending_policy(self) -> EndingPolicy | None:
+        """Hook for subclasses: the socket's close-code rules (None: backoff alone)."""
+        return None
 
     def _start_background(self, supervisor: Supervisor) -> None:
         """Hook for subclasses: more long-lived work, spawned with :meth:`_spawn`."""

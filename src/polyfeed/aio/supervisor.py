@@ -26,6 +26,7 @@ from polyfeed.aio.rest import CredentialsCheck
 from polyfeed.aio.transport import Transport, connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.backoff import Backoff
+from polyfeed.core.channel import ChannelSession
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.core.gaps import GapTracker
 from polyfeed.core.session import Channel, Session
@@ -33,6 +34,7 @@ from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
 from polyfeed.errors import (
     AuthenticationError,
+    ConfigError,
     ConnectionClosedError,
     DataTimeoutError,
     InvalidStateError,
@@ -45,6 +47,13 @@ from polyfeed.metrics import ConnectionMetrics
 logger = logging.getLogger("polyfeed.supervisor")
 
 Connector = Callable[..., Awaitable[Transport]]
+
+SessionFactory = Callable[[int], ChannelSession]
+"""Builds the protocol session of connection number ``n`` (1, 2, ...) of a stream."""
+
+EndingPolicy = Callable[[TransientError], float]
+"""A socket's rule for how a connection's end shapes the next attempt: the least delay before
+it (seconds; 0 leaves the backoff alone), or a :class:`~polyfeed.errors.FatalError` raised."""
 
 
 class EventObserver(Protocol):
@@ -86,11 +95,18 @@ def reason_slug(error: BaseException) -> str:
 
 
 class Supervisor:
-    """Keeps one logical connection alive across physical ones."""
+    """Keeps one logical connection alive across physical ones.
+
+    ``channel`` names the socket (``market``, ``user``, ``rtds``, ``sports``, ...). Without a
+    ``session_factory`` it must be ``market`` or ``user`` and every connection gets a CLOB
+    :class:`~polyfeed.core.session.Session`; other sockets pass a factory for their own pure
+    session (:class:`~polyfeed.core.channel.ChannelSession`). Backoff, gaps, metrics and the
+    lifecycle events are the same for every socket.
+    """
 
     def __init__(
         self,
-        channel: Channel,
+        channel: str,
         url: str,
         subscriptions: SubscriptionSet,
         config: StreamConfig,
@@ -103,8 +119,10 @@ class Supervisor:
         connector: Connector = connect,
         observer: EventObserver | None = None,
         credentials_check: CredentialsCheck | None = None,
+        session_factory: SessionFactory | None = None,
+        ending_policy: EndingPolicy | None = None,
     ) -> None:
-        self.channel: Channel = channel
+        self.channel = channel
         self.url = url
         self.subscriptions = subscriptions
         self.config = config
@@ -112,9 +130,7 @@ class Supervisor:
         self.backoff = backoff
         self.queue = queue
         self.metrics = metrics
-        self.decoder = FrameDecoder(channel)
-        metrics.decode_stats = self.decoder.stats
-        self.connection: Connection | None = None
+        self.connection: Connection[ChannelSession] | None = None
         self._state: State = "idle"
         self.connections_opened = 0
         self.attempts = 0
@@ -125,6 +141,34 @@ class Supervisor:
         self.observer = observer
         self.stopping = False
         self.gaps = GapTracker()
+        self.decoder: FrameDecoder | None = None
+        if session_factory is None:
+            session_factory = self._clob_session_factory()
+        self._session_factory = session_factory
+        self._ending_policy = ending_policy
+
+    def _clob_session_factory(self) -> SessionFactory:
+        channel: Channel
+        if self.channel == "market":
+            channel = "market"
+        elif self.channel == "user":
+            channel = "user"
+        else:
+            raise ConfigError(f"channel {self.channel!r} needs a session_factory")
+        decoder = self.decoder = FrameDecoder(channel)
+        self.metrics.decode_stats = decoder.stats
+
+        def factory(connection_id: int) -> ChannelSession:
+            return Session(
+                channel,
+                self.subscriptions,
+                self.config,
+                decoder,
+                credentials=self._credentials,
+                connection_id=connection_id,
+            )
+
+        return factory
 
     @property
     def state(self) -> State:
@@ -231,6 +275,8 @@ class Supervisor:
             else:
                 error, session = await self._run_connection(transport)
                 await self._check_user_auth(session, error)
+                if self._ending_policy is not None:
+                    retry_after = self._ending_policy(error)
             self._set_state("backoff")
             delay = self.backoff.next_delay(at_least=retry_after, last_error=error)
             self.metrics.backoff_seconds = delay
@@ -263,18 +309,11 @@ class Supervisor:
             ]
         )
 
-    async def _run_connection(self, transport: Transport) -> tuple[TransientError, Session]:
+    async def _run_connection(self, transport: Transport) -> tuple[TransientError, ChannelSession]:
         self.connections_opened += 1
         connection_id = self.connections_opened
-        session = Session(
-            self.channel,
-            self.subscriptions,
-            self.config,
-            self.decoder,
-            credentials=self._credentials,
-            connection_id=connection_id,
-        )
-        connection = Connection(
+        session = self._session_factory(connection_id)
+        connection: Connection[ChannelSession] = Connection(
             transport,
             session,
             self.clock,
@@ -327,7 +366,7 @@ class Supervisor:
         self.emit([Disconnected(reason=str(error), code=code, connection_id=connection_id)])
         return error, session
 
-    async def _check_user_auth(self, session: Session, error: TransientError) -> None:
+    async def _check_user_auth(self, session: ChannelSession, error: TransientError) -> None:
         """Classify how a user socket ended: a credential rejection is fatal, anything else not.
 
         Polymarket rejects bad credentials by resetting the socket right after the subscribe:

@@ -1,5 +1,10 @@
 """``polyfeed stream``: every event as one JSON object per line on stdout.
 
+``--channel`` picks the socket: ``market`` and ``user`` (the CLOB, ids as arguments), ``rtds``
+(``--topic TOPIC[:TYPE]``, repeatable), ``polybolt`` (``--topic CHANNEL``, repeatable) and
+``sports`` (no topics). The NDJSON contract is the same for all: one object per line, each with
+an ``event_type``; status lines on stderr; exit 0 on a signal, 1 on a fatal error.
+
 Output never blocks the event loop: lines go to a ``LineWriter`` thread through a small bounded
 queue. A slow reader of stdout makes this command a slow consumer of the stream, like any other:
 heartbeats go on, the stream's bounded queue applies its overflow policy (``--queue-size``), and
@@ -15,11 +20,17 @@ from typing import Any
 import click
 import msgspec
 
+from polyfeed.aio.polybolt_stream import DEFAULT_POLYBOLT_URL, PolyboltStream
+from polyfeed.aio.rtds_stream import DEFAULT_RTDS_URL, RtdsStream
+from polyfeed.aio.sports_stream import DEFAULT_SPORTS_URL, SportsStream
 from polyfeed.aio.stream import MarketStream, UserStream
 from polyfeed.cli._output import LineWriter, OutputClosedError
 from polyfeed.cli._run import run_until_signal
 from polyfeed.config import PROFILES, HeartbeatConfig, StreamConfig
 from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
+from polyfeed.core.polybolt import PolyboltConfig, PolyboltGap, PolyboltSubscription
+from polyfeed.core.rtds import RtdsConfig, RtdsSubscription
+from polyfeed.core.sports import SportsConfig
 from polyfeed.credentials import Credentials
 from polyfeed.errors import PolyfeedError
 from polyfeed.events import Connected, Disconnected, Gap, Reconnecting, Stale
@@ -82,24 +93,99 @@ def build_config(
 
 def status_line(event: object) -> bytes | None:
     """The stderr line for a lifecycle event worth a human's attention, else None."""
-    if isinstance(event, Connected | Disconnected | Reconnecting | Stale | Gap):
+    if isinstance(event, Connected | Disconnected | Reconnecting | Stale | Gap | PolyboltGap):
         return f"polyfeed: {type(event).__name__.lower()}: {event}\n".encode()
     return None
 
 
-async def _stream_main(
+@dataclasses.dataclass(frozen=True, slots=True)
+class SocketOptions:
+    """The timing flags as given (None: the socket's default), for the non-CLOB sockets."""
+
+    heartbeat: float | None = None
+    pong_timeout: float | None = None
+    data_timeout: float | None = None
+    topic_timeout: float | None = None
+
+
+def _given(**values: float | None) -> dict[str, float]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def rtds_config(options: SocketOptions) -> RtdsConfig:
+    """``--heartbeat`` is the PING interval, ``--topic-timeout`` the per-topic deadline."""
+    return RtdsConfig(
+        **_given(
+            ping_interval=options.heartbeat,
+            pong_timeout=options.pong_timeout,
+            data_timeout=options.data_timeout,
+            topic_timeout=options.topic_timeout,
+        )
+    )
+
+
+def polybolt_config(options: SocketOptions) -> PolyboltConfig:
+    """``--heartbeat`` is the ``{"op":"ping"}`` interval."""
+    return PolyboltConfig(
+        **_given(
+            ping_interval=options.heartbeat,
+            pong_timeout=options.pong_timeout,
+            data_timeout=options.data_timeout,
+        )
+    )
+
+
+def sports_config(options: SocketOptions) -> SportsConfig:
+    """``--pong-timeout`` is how long the server may go without pinging."""
+    return SportsConfig(
+        **_given(ping_timeout=options.pong_timeout, data_timeout=options.data_timeout)
+    )
+
+
+AnyStream = MarketStream | UserStream | RtdsStream | PolyboltStream | SportsStream
+
+
+def build_stream(
     channel: str,
     url: str | None,
     rest_url: str | None,
     config: StreamConfig,
     ids: list[str],
     credentials: Credentials | None,
-) -> int:
-    stream: MarketStream | UserStream
-    if channel == "market":
-        stream = MarketStream(ids, url=url, rest_url=rest_url, config=config)
-    else:
-        stream = UserStream(ids or None, credentials=credentials, url=url, config=config)
+    topics: list[str] | None = None,
+    options: SocketOptions | None = None,
+) -> AnyStream:
+    """The stream ``polyfeed stream`` runs for these arguments (raises ConfigError)."""
+    options = options or SocketOptions()
+    topics = topics or []
+    match channel:
+        case "market":
+            return MarketStream(ids, url=url, rest_url=rest_url, config=config)
+        case "user":
+            return UserStream(ids or None, credentials=credentials, url=url, config=config)
+        case "rtds":
+            return RtdsStream(
+                [RtdsSubscription.parse(t) for t in topics],
+                url=url or DEFAULT_RTDS_URL,
+                rtds=rtds_config(options),
+                config=config,
+            )
+        case "polybolt":
+            return PolyboltStream(
+                [PolyboltSubscription(t) for t in topics],
+                credentials=credentials,
+                url=url or DEFAULT_POLYBOLT_URL,
+                polybolt=polybolt_config(options),
+                config=config,
+            )
+        case "sports":
+            return SportsStream(
+                url=url or DEFAULT_SPORTS_URL, sports=sports_config(options), config=config
+            )
+    raise click.UsageError(f"unknown channel {channel!r}")
+
+
+async def _stream_main(stream: AnyStream) -> int:
     error: str | None = None
     async with (
         LineWriter(sys.stdout.fileno()) as out,
@@ -123,8 +209,24 @@ async def _stream_main(
     return 0
 
 
+CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
+
+
 @click.command()
-@click.option("--channel", type=click.Choice(["market", "user"]), default="market")
+@click.option("--channel", type=click.Choice(CHANNELS), default="market")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="rtds: TOPIC[:TYPE] (e.g. crypto_prices:update); polybolt: CHANNEL (price.crypto). "
+    "Repeatable.",
+)
+@click.option(
+    "--auth",
+    is_flag=True,
+    default=False,
+    help="polybolt: authenticate with the POLYMARKET_API_* credentials.",
+)
 @click.option("--url", default=None, help="WebSocket URL (default: Polymarket's).")
 @click.option(
     "--rest-url",
@@ -133,8 +235,18 @@ async def _stream_main(
 )
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default="dashboard")
 @click.option("--data-timeout", type=float, default=None, help="Seconds without data = stale.")
-@click.option("--heartbeat", type=float, default=None, help="Seconds between text PINGs.")
-@click.option("--pong-timeout", type=float, default=None, help="Seconds without PONG = dead.")
+@click.option(
+    "--heartbeat", type=float, default=None, help="Seconds between our PINGs (not sports)."
+)
+@click.option(
+    "--pong-timeout",
+    type=float,
+    default=None,
+    help="Seconds without PONG = dead (sports: without the server's ping).",
+)
+@click.option(
+    "--topic-timeout", type=float, default=None, help="rtds: seconds one topic may be silent."
+)
 @click.option("--backoff-base", type=float, default=None)
 @click.option("--backoff-max", type=float, default=None)
 @click.option(
@@ -146,32 +258,53 @@ async def _stream_main(
 @click.argument("ids", nargs=-1)
 def stream(
     channel: str,
+    topics: tuple[str, ...],
+    auth: bool,
     url: str | None,
     rest_url: str | None,
     profile: str,
     data_timeout: float | None,
     heartbeat: float | None,
     pong_timeout: float | None,
+    topic_timeout: float | None,
     backoff_base: float | None,
     backoff_max: float | None,
     queue_size: int | None,
     ids: tuple[str, ...],
 ) -> None:
     """Stream ASSET_OR_MARKET ids as NDJSON on stdout (status on stderr); Ctrl-C stops cleanly."""
+    clob = channel in ("market", "user")
     try:
         config = build_config(
-            profile, data_timeout, heartbeat, pong_timeout, backoff_base, backoff_max, queue_size
+            profile,
+            data_timeout if clob else None,
+            heartbeat if clob else None,
+            pong_timeout if clob else None,
+            backoff_base,
+            backoff_max,
+            queue_size,
         )
         if channel == "market" and not ids:
             raise click.UsageError("give at least one asset id")
+        if not clob and ids:
+            raise click.UsageError(f"--channel {channel} takes no ids (use --topic)")
+        if channel in ("rtds", "polybolt") and not topics:
+            raise click.UsageError(f"--channel {channel} needs at least one --topic")
+        if topics and channel not in ("rtds", "polybolt"):
+            raise click.UsageError("--topic is for --channel rtds or polybolt")
         if url is not None and not url.startswith(("ws://", "wss://")):
             raise click.UsageError(f"--url must be a ws:// or wss:// URL, got {url!r}")
         if rest_url is not None and not rest_url.startswith(("http://", "https://")):
             raise click.UsageError(
                 f"--rest-url must be an http:// or https:// URL, got {rest_url!r}"
             )
-        credentials = Credentials.from_env() if channel == "user" else None
+        wants_credentials = channel == "user" or (channel == "polybolt" and auth)
+        credentials = Credentials.from_env() if wants_credentials else None
+        options = SocketOptions(heartbeat, pong_timeout, data_timeout, topic_timeout)
+        chosen = build_stream(
+            channel, url, rest_url, config, list(ids), credentials, list(topics), options
+        )
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
-    code = run_until_signal(_stream_main(channel, url, rest_url, config, list(ids), credentials))
+    code = run_until_signal(_stream_main(chosen))
     sys.exit(code)

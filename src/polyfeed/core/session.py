@@ -148,6 +148,11 @@ class Session:
         return self._failure
 
     @property
+    def last_pong_rtt(self) -> float | None:
+        """Seconds from the oldest then-unanswered PING to the last PONG; None before one."""
+        return self.watchdog.last_pong_rtt
+
+    @property
     def opened(self) -> bool:
         """True while a socket is attached: OPEN or FAILED."""
         return self._state is SessionState.OPEN or self._state is SessionState.FAILED

@@ -5,7 +5,9 @@ One aiohttp server serves, on one port:
 - ``/ws/market`` and ``/ws/user`` — the CLOB WebSocket channels (protocol.md §1-4, §8);
 - ``GET /book``, ``POST /books``, ``GET /markets``, ``GET /markets/{condition_id}`` — CLOB REST;
 - ``GET /gamma/markets`` — Gamma-style discovery (``gamma_url`` = ``rest_url + "/gamma"``);
-- ``GET /auth/api-keys`` — CLOB L2-authenticated, to confirm credentials.
+- ``GET /auth/api-keys`` — CLOB L2-authenticated, to confirm credentials;
+- ``/rtds``, ``/sports``, ``/polybolt`` — the RTDS, sports and PolyBolt sockets (protocol.md §5-6);
+- ``POST /v1/heartbeats`` — the order-safety heartbeat (protocol.md §7).
 
 The package holds one concern per module:
 
@@ -18,6 +20,11 @@ fault_state    what the faults applied to one connection do to it (arming, timer
 rest           CLOB REST, Gamma and ``/auth/api-keys`` handlers
 auth           :class:`ApiCredentials` (what the fake accepts) and the L2 header check
 log            :class:`GroundTruthLog`: every generated message, and per connection what went out
+hub            :class:`SocketHub`: the open connections of one of the simpler sockets below
+rtds           :class:`FakeRtds`: the RTDS socket and its topic freeze
+sports         :class:`FakeSports`: the sports socket, server pings, ``stop_pinging``
+polybolt       :class:`FakePolybolt`: the PolyBolt socket, ``seq`` jumps, drops, close codes
+heartbeat      :class:`FakeHeartbeats`: the heartbeat endpoint, rejected ids, stalls
 ============== ==================================================================================
 
 Ground truth: :attr:`FakePolymarket.log` holds every message the server generated (sequence

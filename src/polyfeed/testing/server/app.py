@@ -31,6 +31,7 @@ from polyfeed.testing.server.auth import ApiCredentials, AuthCheck
 from polyfeed.testing.server.connection import ConnectionState, FakeConnection
 from polyfeed.testing.server.log import GroundTruthLog, LoggedEvent
 from polyfeed.testing.server.rest import RestApi
+from polyfeed.testing.server.sockets import Sockets, SocketsConfig
 
 __all__ = ["BurstResult", "FakePolymarket", "PreparedBurst"]
 
@@ -81,6 +82,10 @@ class FakePolymarket:
     ``/ws/user`` and ``GET /auth/api-keys``; ``credentials.client()`` gives them to a client.
     Assign other credentials to revoke those clients hold. ``auth_checks`` lists every
     ``/auth/api-keys`` request answered (:class:`AuthCheck`: accepted or why not).
+
+    The other sockets (timings in ``sockets``, :class:`SocketsConfig`), each with its controls
+    and faults: :attr:`rtds` at ``rtds_url``, :attr:`sports` at ``sports_url``,
+    :attr:`polybolt` at ``polybolt_url`` and :attr:`heartbeats` (``POST /v1/heartbeats``).
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class FakePolymarket:
         trade_probability: float = 0.1,
         tick_size_change_probability: float = 0.0,
         trade_print_after_change: bool = False,
+        sockets: SocketsConfig | None = None,
     ) -> None:
         if rate < 0 or user_rate < 0:
             raise ConfigError("rate and user_rate must be >= 0")
@@ -161,6 +167,11 @@ class FakePolymarket:
         self._runner: web.AppRunner | None = None
         self._flow_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Event | None = None
+        self.sockets = Sockets(self, sockets or SocketsConfig())
+        self.rtds = self.sockets.rtds
+        self.sports = self.sockets.sports
+        self.polybolt = self.sockets.polybolt
+        self.heartbeats = self.sockets.heartbeats
 
     # ------------------------------------------------------------------ urls and data
 
@@ -173,6 +184,21 @@ class FakePolymarket:
     def user_url(self) -> str:
         """``ws://127.0.0.1:PORT/ws/user``."""
         return f"ws://{self.host}:{self.port}/ws/user"
+
+    @property
+    def rtds_url(self) -> str:
+        """``ws://127.0.0.1:PORT/rtds`` (the RTDS socket: :attr:`rtds` drives it)."""
+        return f"ws://{self.host}:{self.port}/rtds"
+
+    @property
+    def sports_url(self) -> str:
+        """``ws://127.0.0.1:PORT/sports`` (the sports socket: :attr:`sports` drives it)."""
+        return f"ws://{self.host}:{self.port}/sports"
+
+    @property
+    def polybolt_url(self) -> str:
+        """``ws://127.0.0.1:PORT/polybolt`` (the PolyBolt socket: :attr:`polybolt` drives it)."""
+        return f"ws://{self.host}:{self.port}/polybolt"
 
     @property
     def rest_url(self) -> str:
@@ -234,6 +260,7 @@ class FakePolymarket:
         app.router.add_get("/ws/market", functools.partial(self._handle_ws, path="market"))
         app.router.add_get("/ws/user", functools.partial(self._handle_ws, path="user"))
         app.add_routes(RestApi(self).routes())
+        app.add_routes(self.sockets.routes())
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=self.close_timeout + 1.0
         )
@@ -265,6 +292,7 @@ class FakePolymarket:
             else:
                 connection._finish("close", 1001, "server shutting down")
         await asyncio.gather(*(c.wait_closed() for c in list(self._open.values())))
+        await self.sockets.close()
         await self._runner.cleanup()
         self._runner = None
 
