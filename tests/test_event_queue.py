@@ -20,6 +20,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from polyfeed import HeartbeatConfig, MarketStream, StreamConfig
 from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.event_queue import EventQueue, estimate_size, event_assets, event_time
 from polyfeed.config import OverflowPolicy, QueueConfig
@@ -46,7 +47,7 @@ from polyfeed.events import (
     Stale,
     is_lifecycle,
 )
-from polyfeed.testing import FakeClock
+from polyfeed.testing import FakeClock, FakePolymarket
 
 WALL = 1_800_000_000.0
 
@@ -834,6 +835,55 @@ def test_an_event_larger_than_max_bytes_is_taken_into_an_empty_queue_only() -> N
     assert len(queue) == 3
     queue.put_many([huge])  # and they for it
     assert (queue.dropped, len(queue)) == (4, 1)
+
+
+# ---------------------------------------------------------------------- against the fake server
+
+
+async def received(stream: MarketStream, frames: int) -> None:
+    """Wait (up to 5 s) until the stream has read ``frames`` frames in all."""
+    for _ in range(5000):
+        if stream.metrics.messages_received_total >= frames:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"{stream.metrics.messages_received_total} of {frames} frames read")
+
+
+@pytest.mark.timeout(30)
+async def test_a_stream_consumer_at_a_tenth_of_a_fast_flow_reads_mostly_market_events() -> None:
+    config = StreamConfig(
+        queue=QueueConfig(maxsize=400),
+        heartbeat=HeartbeatConfig(interval=0.5, pong_timeout=5.0),
+    )
+    async with (
+        FakePolymarket(markets=2, seed=81) as fake,
+        MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=config) as stream,
+    ):
+        got: list[object] = []
+        while not any(isinstance(item, Book) for item in got):
+            got.append(await anext(stream))
+        frames = stream.metrics.messages_received_total
+        for _ in range(600):
+            # The feed: about ten frames of order flow per event the consumer reads.
+            burst = await fake.burst(8)
+            frames += burst.frames
+            await received(stream, frames)
+            for _ in range(max(1, burst.frames // 10)):
+                got.append(await anext(stream))
+        # The feed stops: the consumer reads what is left, the last drop report included.
+        while True:
+            try:
+                got.append(await asyncio.wait_for(anext(stream), 0.2))
+            except TimeoutError:
+                break
+        dropped = stream.health().dropped_events
+        assert stream.metrics.connects_total == 1
+    market = [item for item in got if isinstance(item, PriceChange | LastTradePrice | Book)]
+    gaps = [item for item in got if isinstance(item, Gap)]
+    assert gaps, "the consumer was slow enough to overflow the queue"
+    assert len(market) / len(got) > 0.9, (len(market), len(got), len(gaps))
+    assert sum(gap.dropped for gap in gaps) == dropped
+    print(f"read {len(got)}: {len(market)} market events, {len(gaps)} gaps, {dropped} dropped")
 
 
 # --------------------------------------------------------------------------- stateful
