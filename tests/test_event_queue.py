@@ -1038,7 +1038,8 @@ class QueueMachine(RuleBasedStateMachine):
         # White box: the count the cap is checked against is the true count.
         queued = [*queue._kept, *queue._items]
         assert queue.lifecycle_queued == sum(1 for item in queued if is_lifecycle(item))
-        assert queue.queued_bytes == sum(map(estimate_size, queue._items))
+        assert list(queue._sizes) == list(map(estimate_size, queue._items))
+        assert queue.queued_bytes == sum(queue._sizes)
         # The byte bound on market events (one larger event alone excepted).
         market = [item for item in queue._items if is_market(item)]
         assert sum(map(estimate_size, market)) <= queue.config.max_bytes or len(market) == 1

@@ -79,7 +79,6 @@ _BOOK = 600
 _BOOK_LEVEL = 150  # a Level and its two price/size strings
 _PRICE_CHANGE = 200
 _PRICE_CHANGE_ENTRY = 620  # an entry: 77-digit asset id, hash, price, size, side, best bid/ask
-_LEGACY_CHANGE = 150
 _TRADE = 1700
 _MAKER_ORDER = 750
 _NEW_MARKET = 1500
@@ -96,11 +95,6 @@ _FIXED_SIZE: dict[type, int] = {
 
 def _book_size(item: Book) -> int:
     return _BOOK + _BOOK_LEVEL * (len(item.bids) + len(item.asks))
-
-
-def _price_change_size(item: PriceChange) -> int:
-    legacy = len(item.changes) if item.changes is not None else 0
-    return _PRICE_CHANGE + _PRICE_CHANGE_ENTRY * len(item.price_changes) + _LEGACY_CHANGE * legacy
 
 
 def _trade_size(item: Trade) -> int:
@@ -138,7 +132,6 @@ def _lifecycle_size(item: LifecycleEvent) -> int:
 
 _SIZERS: dict[type, Callable[[Any], int]] = {
     Book: _book_size,
-    PriceChange: _price_change_size,
     Trade: _trade_size,
     NewMarket: _new_market_size,
     MarketResolved: _market_resolved_size,
@@ -172,6 +165,8 @@ def estimate_size(item: object) -> int:
     character); frames are not kept, so their length plays no part.
     """
     kind = type(item)
+    if kind is PriceChange:  # most of the feed: no call, no lookup
+        return _PRICE_CHANGE + _PRICE_CHANGE_ENTRY * len(item.price_changes)  # type: ignore[attr-defined]
     fixed = _FIXED_SIZE.get(kind)
     if fixed is not None:
         return fixed
@@ -316,7 +311,9 @@ class EventQueue:
         self._wall = wall
         self._now = now if now is not None else wall
         self._items: deque[Any] = deque()
-        # Estimated bytes of what is in ``_items``.
+        # The estimated size of each item in ``_items`` (kept so a take needs no estimate), and
+        # their sum.
+        self._sizes: deque[int] = deque()
         self._bytes = 0
         # Lifecycle events rescued from dropped stretches: all delivered before ``_items``.
         self._kept: deque[Any] = deque()
@@ -331,6 +328,8 @@ class EventQueue:
         # drop gap frees room.
         self._lagging = False
         self._drained: asyncio.Event | None = None
+        # ``_lagging or _drained is not None``: whether a take must check the low-water mark.
+        self._watch_takes = False
         self._low_items = config.low_water_items
         self._low_bytes = config.low_water_bytes
         self._alarmed = False
@@ -377,37 +376,30 @@ class EventQueue:
         if self._closed:
             return True
         queue = self._items
+        sizes = self._sizes
         maxsize = self.config.maxsize
         max_bytes = self.config.max_bytes
-        disconnect = self.config.overflow == "disconnect"
+        total = self._bytes
         ok = True
         for item in items:
-            size = estimate_size(item)
-            if is_lifecycle(item):
-                if self._merge_at_tail(item):
-                    continue
-                if queue and (len(queue) >= maxsize or self._bytes + size > max_bytes):
-                    if disconnect:
-                        # Over the limit rather than dropped; ``lifecycle_cap`` bounds these.
-                        self.overflowed = True
-                        ok = False
-                    else:
-                        self._evict_oldest()
+            if type(item) is PriceChange:  # most of the feed: estimate_size inlined
+                size = _PRICE_CHANGE + _PRICE_CHANGE_ENTRY * len(item.price_changes)
+                lifecycle = False
+            else:
+                size = estimate_size(item)
+                lifecycle = is_lifecycle(item)
+            if not lifecycle and (
+                (len(queue) < maxsize and total + size <= max_bytes) or not queue
+            ):
                 queue.append(item)
-                self._bytes += size
-                self._lifecycle_added()
+                sizes.append(size)
+                total += size
                 continue
-            if queue and (len(queue) >= maxsize or self._bytes + size > max_bytes):
-                if disconnect:
-                    self.overflowed = True
-                    ok = False
-                    self._record_drop(item, newest=True)
-                    continue
-                # Several old events may have to go to make room for one large one.
-                while queue and (len(queue) >= maxsize or self._bytes + size > max_bytes):
-                    self._evict_oldest()
-            queue.append(item)
-            self._bytes += size
+            self._bytes = total
+            if not self._put_one(item, size, lifecycle=lifecycle):
+                ok = False
+            total = self._bytes
+        self._bytes = total
         size = len(queue)
         if size > self.high_water:
             self.high_water = size
@@ -423,6 +415,35 @@ class EventQueue:
             self._alarmed = False
         if size or self._kept:
             self._ready.set()
+        return ok
+
+    def _put_one(self, item: object, size: int, *, lifecycle: bool) -> bool:
+        """Enqueue a lifecycle event, or an event into a full queue; False: disconnect."""
+        queue = self._items
+        maxsize = self.config.maxsize
+        max_bytes = self.config.max_bytes
+        disconnect = self.config.overflow == "disconnect"
+        if lifecycle and self._merge_at_tail(item):
+            return True
+        ok = True
+        if queue and (len(queue) >= maxsize or self._bytes + size > max_bytes):
+            if disconnect:
+                self.overflowed = True
+                ok = False
+                if not lifecycle:
+                    self._record_drop(item, newest=True)
+                    return False
+                # A lifecycle event goes over the limit rather than being dropped;
+                # ``lifecycle_cap`` bounds these.
+            else:
+                # Several old events may have to go to make room for one large one.
+                while queue and (len(queue) >= maxsize or self._bytes + size > max_bytes):
+                    self._evict_oldest()
+        queue.append(item)
+        self._sizes.append(size)
+        self._bytes += size
+        if lifecycle:
+            self._lifecycle_added()
         return ok
 
     def _merge_at_tail(self, item: object) -> bool:
@@ -442,7 +463,9 @@ class EventQueue:
             return False
         tail[-1] = merged
         if tail is items:
-            self._bytes += estimate_size(merged) - estimate_size(older)
+            size = estimate_size(merged)
+            self._bytes += size - self._sizes[-1]
+            self._sizes[-1] = size
         self.coalesced += 1
         return True
 
@@ -492,7 +515,9 @@ class EventQueue:
         # In place: ``put_many`` holds a reference to this deque.
         self._items.clear()
         self._items.extend(kept_data)
-        self._bytes = sum(map(estimate_size, kept_data))
+        self._sizes.clear()
+        self._sizes.extend(map(estimate_size, kept_data))
+        self._bytes = sum(self._sizes)
         self._kept.clear()
         self._kept.append(
             Gap(
@@ -518,7 +543,7 @@ class EventQueue:
         queue = self._items
         while queue:
             victim = queue.popleft()
-            self._bytes -= estimate_size(victim)
+            self._bytes -= self._sizes.popleft()
             if is_lifecycle(victim):
                 # Lifecycle events say what happened to the stream: keep them, merged with
                 # their new neighbour when they can be.
@@ -563,8 +588,10 @@ class EventQueue:
         """Queue the pending drop report as a ``Gap`` at its place among the queued events."""
         gap = self.take_gap()
         assert gap is not None
+        size = estimate_size(gap)
         self._items.insert(self._gap_after, gap)
-        self._bytes += estimate_size(gap)
+        self._sizes.insert(self._gap_after, size)
+        self._bytes += size
         self._gap_after = 0
         self._lifecycle_added()
 
@@ -614,6 +641,7 @@ class EventQueue:
             self._lagging = False
         if self._drained is not None and self._below_low_water():
             self._drained.set()
+        self._watch_takes = self._lagging or self._drained is not None
 
     def _pop(self) -> Any:
         """The next item in delivery order, or ``_NOTHING``."""
@@ -630,15 +658,16 @@ class EventQueue:
             gap = self.take_gap()
             if self.config.overflow != "disconnect":
                 self._lagging = bool(self._items)
+                self._watch_takes = self._lagging or self._drained is not None
             return gap
         if self._items:
             if self._gap_after:
                 self._gap_after -= 1
             item = self._items.popleft()
-            self._bytes -= estimate_size(item)
+            self._bytes -= self._sizes.popleft()
             if self._lifecycle and is_lifecycle(item):
                 self._lifecycle_taken()
-            if self._lagging or self._drained is not None:
+            if self._watch_takes:
                 self._after_take()
             return item
         return _NOTHING
@@ -650,10 +679,10 @@ class EventQueue:
         if items and self._drops is None and not self._kept:
             # Hot path: nothing dropped, nothing kept aside.
             item = items.popleft()
-            self._bytes -= estimate_size(item)
+            self._bytes -= self._sizes.popleft()
             if self._lifecycle and is_lifecycle(item):
                 self._lifecycle_taken()
-            if self._lagging or self._drained is not None:
+            if self._watch_takes:
                 self._after_take()
             if not items and not self._closed:
                 self._ready.clear()
@@ -696,7 +725,9 @@ class EventQueue:
             self._bytes,
         )
         drained = self._drained = asyncio.Event()
+        self._watch_takes = True
         try:
             await drained.wait()
         finally:
             self._drained = None
+            self._watch_takes = self._lagging
