@@ -62,8 +62,8 @@ COLLAPSED_REASON = "lifecycle overflow"
 """``Gap.reason`` of the summary gap that stands for collapsed lifecycle events."""
 
 DROP_WARNING_INTERVAL = 10.0
-"""Seconds (monotonic) between two "consumer queue full" warnings; drops in between are counted
-and reported with the next one."""
+"""Seconds (on the queue's ``now`` clock, the stream's monotonic clock) between two "consumer
+queue full" warnings; drops in between are counted and reported with the next one."""
 
 logger = logging.getLogger("polyfeed.queue")
 
