@@ -883,7 +883,6 @@ async def test_a_stream_consumer_at_a_tenth_of_a_fast_flow_reads_mostly_market_e
     assert gaps, "the consumer was slow enough to overflow the queue"
     assert len(market) / len(got) > 0.9, (len(market), len(got), len(gaps))
     assert sum(gap.dropped for gap in gaps) == dropped
-    print(f"read {len(got)}: {len(market)} market events, {len(gaps)} gaps, {dropped} dropped")
 
 
 # --------------------------------------------------------------------------- stateful
