@@ -141,6 +141,11 @@ def test_config_error_is_a_value_error() -> None:
         (lambda: QueueConfig(maxsize=0), "maxsize"),
         (lambda: QueueConfig(overflow="block"), "block"),  # type: ignore[arg-type]
         (lambda: QueueConfig(alarm_at=0), "alarm_at"),
+        (lambda: QueueConfig(max_bytes=0), "max_bytes"),
+        (lambda: QueueConfig(low_water=1.0), "low_water"),
+        (lambda: QueueConfig(low_water=-0.1), "low_water"),
+        (lambda: QueueConfig(low_water=math.nan), "low_water"),
+        (lambda: QueueConfig(lifecycle_cap=0), "lifecycle_cap"),
         (lambda: StreamConfig(max_assets_per_connection=0), "max_assets_per_connection"),
         (lambda: StreamConfig(connect_timeout=0), "connect_timeout"),
         (lambda: StreamConfig(close_timeout=-1), "close_timeout"),
@@ -163,6 +168,9 @@ def test_valid_edge_values_are_accepted() -> None:
     assert BackoffConfig(base=5, max_delay=5).max_delay == 5
     assert WatchdogConfig(asset_timeout=0.5).asset_timeout == 0.5
     assert QueueConfig(maxsize=1, alarm_at=1).alarm_at == 1
+    edge = QueueConfig(maxsize=10, max_bytes=1, low_water=0, lifecycle_cap=1)
+    assert (edge.low_water_items, edge.low_water_bytes) == (0, 0)
+    assert QueueConfig(maxsize=10, low_water=0.99).low_water_items == 9
     assert StreamConfig(close_timeout=0).close_timeout == 0
 
 

@@ -7,8 +7,12 @@ import asyncio
 import inspect
 import itertools
 import logging
+import re
+import sys
 import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TypeGuard
 
 import msgspec
 import pytest
@@ -16,11 +20,21 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from polyfeed import HeartbeatConfig, MarketStream, StreamConfig
 from polyfeed.aio.book_keeper import BookKeeper
-from polyfeed.aio.event_queue import EventQueue, event_assets, event_time
+from polyfeed.aio.event_queue import EventQueue, estimate_size, event_assets, event_time
 from polyfeed.config import OverflowPolicy, QueueConfig
 from polyfeed.core.book import BookOptions, BookRegistry, ResyncLimiter
-from polyfeed.core.messages import Book, LastTradePrice, Level, PriceChange, PriceChangeEntry
+from polyfeed.core.codec import decode_frame
+from polyfeed.core.messages import (
+    Book,
+    LastTradePrice,
+    Level,
+    Notice,
+    PriceChange,
+    PriceChangeEntry,
+    Unknown,
+)
 from polyfeed.errors import ConfigError, ConnectionClosedError, StreamClosedError
 from polyfeed.events import (
     BookInvalidated,
@@ -33,7 +47,7 @@ from polyfeed.events import (
     Stale,
     is_lifecycle,
 )
-from polyfeed.testing import FakeClock
+from polyfeed.testing import FakeClock, FakePolymarket
 
 WALL = 1_800_000_000.0
 
@@ -127,13 +141,15 @@ async def test_each_overflow_episode_gets_its_own_gap() -> None:
     first = await queue.get()
     assert isinstance(first, Gap)
     assert (first.dropped, first.assets) == (1, ["a"])
-    assert (await queue.get()).asset_id == "b"
-    queue.put_many([book("d", 1_000_000_003_000), book("e", 1_000_000_004_000)])
+    assert [(await queue.get()).asset_id for _ in range(2)] == ["b", "c"]
+    # The consumer caught up (emptied the queue): a new burst is a new episode, reported alone.
+    queue.put_many([book(name, 1_000_000_003_000 + i) for i, name in enumerate("def")])
     second = await queue.get()
     assert isinstance(second, Gap)
-    assert (second.dropped, second.assets, second.started) == (1, ["c"], 1_000_000_002.0)
-    assert [(await queue.get()).asset_id for _ in range(2)] == ["d", "e"]
+    assert (second.dropped, second.assets, second.started) == (1, ["d"], 1_000_000_003.0)
+    assert [(await queue.get()).asset_id for _ in range(2)] == ["e", "f"]
     assert queue.dropped == 2
+    assert queue.rooms_freed == 0
 
 
 async def test_gap_lists_every_asset_of_dropped_price_changes_once() -> None:
@@ -400,7 +416,7 @@ async def test_past_the_cap_queued_lifecycle_events_collapse_into_one_summary_ga
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="polyfeed.queue")
-    queue = EventQueue(QueueConfig(maxsize=100), lambda: WALL, lifecycle_cap=4)
+    queue = EventQueue(QueueConfig(maxsize=100, lifecycle_cap=4), lambda: WALL)
     queue.put_many(
         [
             Disconnected(reason="dropped"),
@@ -435,7 +451,7 @@ async def test_past_the_cap_queued_lifecycle_events_collapse_into_one_summary_ga
 
 async def test_a_later_collapse_folds_the_earlier_summary_and_the_pending_drops() -> None:
     clock = [WALL]
-    queue = EventQueue(QueueConfig(maxsize=2), lambda: clock[0], lifecycle_cap=2)
+    queue = EventQueue(QueueConfig(maxsize=2, lifecycle_cap=2), lambda: clock[0])
     queue.put_many([resynced("a"), Disconnected(reason="x"), Connected(url="u", attempt=1)])
     assert (queue.collapses, queue.lifecycle_queued) == (1, 1)
     clock[0] += 10.0
@@ -459,7 +475,7 @@ async def test_a_later_collapse_folds_the_earlier_summary_and_the_pending_drops(
 
 def test_lifecycle_cap_is_validated_and_shown() -> None:
     with pytest.raises(ConfigError):
-        EventQueue(QueueConfig(), lambda: WALL, lifecycle_cap=0)
+        QueueConfig(lifecycle_cap=0)
     queue = make()
     queue.put_many([Reconnecting(attempt=1, delay=0.1), Reconnecting(attempt=2, delay=0.1)])
     text = repr(queue)
@@ -556,6 +572,319 @@ async def test_a_stalled_consumer_2000_assets_and_50_reconnects_stay_within_the_
     assert sorted(itertools.chain.from_iterable(e.asset_ids for e in after)) == assets
 
 
+# --------------------------------------------------------------------------- slow consumer
+
+
+def trades(count: int, start: itertools.count[int]) -> list[LastTradePrice]:
+    return [
+        LastTradePrice(market="0xm", asset_id="a", price="0.5", timestamp=next(start))
+        for _ in range(count)
+    ]
+
+
+def is_market(item: object) -> TypeGuard[LastTradePrice | Book]:
+    return isinstance(item, LastTradePrice | Book)
+
+
+def assert_gaps_in_place(got: Sequence[object]) -> None:
+    """Every drop gap sits where its events were: after older, before newer market events."""
+    for index, item in enumerate(got):
+        if isinstance(item, Gap) and item.reason == "consumer queue overflow":
+            before = [event_time(e) for e in got[:index] if is_market(e)]
+            after = [event_time(e) for e in got[index + 1 :] if is_market(e)]
+            assert all(t is not None and t < item.started for t in before), index
+            assert all(t is not None and t > item.ended for t in after), index
+
+
+@pytest.mark.parametrize("overflow", ["drop_oldest", "buffer"])
+def test_a_consumer_at_a_tenth_of_the_feed_rate_reads_mostly_market_events(
+    overflow: OverflowPolicy,
+) -> None:
+    clock = FakeClock(wall_start=WALL)
+    queue = EventQueue(QueueConfig(maxsize=1000, overflow=overflow), clock.wall, now=clock.now)
+    stamps = itertools.count(1_800_000_000_000)
+    put = got_count = 0
+    got: list[object] = []
+    for _ in range(5000):  # the feed: 10 events per read, 1 ms apart
+        queue.put_many(trades(10, stamps))
+        put += 10
+        clock.advance(0.001)
+        got.append(queue.get_nowait())
+    queue.close()
+    while True:
+        try:
+            got.append(queue.get_nowait())
+        except StreamClosedError:
+            break
+    got_count = len(got)
+    market = [item for item in got if is_market(item)]
+    gaps = [item for item in got if isinstance(item, Gap)]
+    assert len(market) / got_count > 0.95, (len(market), len(gaps))
+    # Exactly what it missed: every event was read or counted in a gap, and the gaps add up to
+    # the queue's own count.
+    assert len(market) + sum(gap.dropped for gap in gaps) == put
+    assert sum(gap.dropped for gap in gaps) == queue.dropped
+    assert_gaps_in_place(got)
+    assert queue.rooms_freed >= 1
+
+
+async def test_a_lagging_consumer_s_next_gap_frees_room_down_to_the_low_water_mark() -> None:
+    queue = EventQueue(QueueConfig(maxsize=10, low_water=0.3), lambda: WALL)
+    stamps = itertools.count(1_800_000_000_000)
+    queue.put_many(trades(12, stamps))  # a burst: 2 dropped
+    first = await queue.get()
+    assert isinstance(first, Gap)
+    assert first.dropped == 2
+    assert queue.rooms_freed == 0  # the first gap of an episode drops nothing more
+    await queue.get()  # the consumer goes on, but does not empty the queue...
+    queue.put_many(trades(2, stamps))  # ... and the next drop finds it lagging
+    second = await queue.get()
+    assert isinstance(second, Gap)
+    # One dropped by the put (10 queued), then 7 more: down to 3 of 10 events by the gap.
+    assert (second.dropped, len(queue), queue.rooms_freed) == (1 + 7, 3, 1)
+    assert queue.dropped == 2 + 8
+    rest = await drain(queue)
+    assert [item.timestamp for item in rest if is_market(item)] == [
+        1_800_000_000_000 + n for n in (11, 12, 13)
+    ]
+    assert len(rest) == 3
+
+
+def test_the_queue_full_warning_is_rate_limited_on_the_injected_clock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="polyfeed.queue")
+    clock = FakeClock(wall_start=WALL)
+    queue = EventQueue(QueueConfig(maxsize=10, alarm_at=10**6), clock.wall, now=clock.now)
+    stamps = itertools.count(1_800_000_000_000)
+
+    def overload(seconds: float) -> None:
+        for _ in range(int(seconds * 100)):
+            queue.put_many(trades(10, stamps))
+            queue.get_nowait()
+            clock.advance(0.01)
+
+    overload(9.9)
+    assert len(caplog.records) == 1
+    assert caplog.records[0].getMessage().endswith("1 dropped since the last warning, 1 in all")
+    overload(0.2)  # past DROP_WARNING_INTERVAL: one more line, with what was dropped since
+    assert len(caplog.records) == 2
+    since, total = re.findall(r"(\d+) dropped since the last warning, (\d+) in all", caplog.text)[1]
+    assert int(since) == int(total) - 1 > 900  # ~10 s of 9 drops every 10 ms
+
+
+async def test_disconnect_drops_after_later_queued_events_get_a_gap_of_their_own() -> None:
+    queue = make(maxsize=2, overflow="disconnect")
+    stamps = itertools.count(1_800_000_000_000)
+    a, b, dropped, c, dropped_later = trades(5, stamps)
+    queue.put_many([a, b, dropped])  # full: dropped, the connection is torn down
+    assert await queue.get() == a
+    queue.put_many([c])  # the next connection, into the room the consumer made
+    queue.put_many([Connected(url="ws://x", attempt=3), dropped_later])  # full again
+    items = await drain(queue)
+    gaps = [item for item in items if isinstance(item, Gap)]
+    assert [gap.dropped for gap in gaps] == [1, 1]
+    assert items == [b, gaps[0], c, Connected(url="ws://x", attempt=3), gaps[1]]
+    assert_gaps_in_place([a, *items])
+
+
+async def test_disconnect_drained_waits_for_the_consumer_to_reach_the_low_water_mark() -> None:
+    queue = EventQueue(QueueConfig(maxsize=10, overflow="disconnect"), lambda: WALL)
+    stamps = itertools.count(1_800_000_000_000)
+    assert queue.put_many(trades(11, stamps)) is False
+    waiter = asyncio.ensure_future(queue.drained())
+    for _ in range(4):
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        await queue.get()  # 10 -> 6 queued
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await queue.get()  # 5 queued: drained to half of maxsize
+    await asyncio.wait_for(waiter, 1.0)
+    # Below the mark already, or under another policy, or closed: at once.
+    await asyncio.wait_for(queue.drained(), 1.0)
+    full = make(maxsize=2)
+    full.put_many(trades(5, stamps))
+    await asyncio.wait_for(full.drained(), 1.0)
+    stuck = EventQueue(QueueConfig(maxsize=10, overflow="disconnect"), lambda: WALL)
+    stuck.put_many(trades(10, stamps))
+    waiter = asyncio.ensure_future(stuck.drained())
+    await asyncio.sleep(0)
+    stuck.close()
+    await asyncio.wait_for(waiter, 1.0)
+
+
+# --------------------------------------------------------------------------- bytes
+
+
+def levels(count: int) -> list[Level]:
+    return [Level(f"0.{index:04d}", str(index + 1)) for index in range(count)]
+
+
+def deep_size(item: object, seen: set[int] | None = None) -> int:
+    """Every object ``item`` references, counted once (what holding it really costs)."""
+    seen = set() if seen is None else seen
+    if id(item) in seen:
+        return 0
+    seen.add(id(item))
+    size = sys.getsizeof(item)
+    if isinstance(item, msgspec.Struct):
+        size += sum(deep_size(getattr(item, name), seen) for name in item.__struct_fields__)
+    elif isinstance(item, list | tuple):
+        size += sum(deep_size(element, seen) for element in item)
+    return size
+
+
+def capture_frames(folder: Path) -> Iterable[str]:
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".json":
+            yield path.read_text()
+        elif path.suffix == ".txt":
+            yield from (line for line in path.read_text().splitlines() if line.strip())
+
+
+def test_the_size_estimate_is_within_a_factor_of_two_on_real_and_huge_events(
+    fixtures_dir: Path,
+) -> None:
+    events: list[object] = []
+    for frame in capture_frames(fixtures_dir):
+        for channel in ("market", "user"):
+            events.extend(decode_frame(frame, channel))
+    kinds = {type(event).__name__ for event in events}
+    assert {"Book", "PriceChange", "Trade", "Order", "NewMarket", "Unknown"} <= kinds
+    asset_ids = [f"{index:077d}" for index in range(2000)]
+    # Huge ones as the decoder makes them (every string its own object).
+    huge_book = {
+        "event_type": "book",
+        "market": "0xm",
+        "asset_id": asset_ids[0],
+        "timestamp": "1800000000000",
+        "hash": "0x" + "ab" * 20,
+        "bids": [{"price": f"0.{i:04d}", "size": f"{i}.5"} for i in range(5000)],
+        "asks": [],
+    }
+    huge_change = {
+        "event_type": "price_change",
+        "market": "0xm",
+        "timestamp": "1800000000000",
+        "price_changes": [
+            {
+                "asset_id": asset_ids[i % 2],
+                "price": f"0.{i:03d}",
+                "size": f"{i}",
+                "side": "BUY",
+                "hash": "0x" + "cd" * 20,
+                "best_bid": "0.5",
+                "best_ask": "0.6",
+            }
+            for i in range(1000)
+        ],
+    }
+    events += [
+        *decode_frame(msgspec.json.encode(huge_book)),
+        *decode_frame(msgspec.json.encode(huge_change)),
+        Unknown(event_type="x", raw=b"x" * 1_000_000),
+        Notice(text="N" * 100_000),
+        # Lifecycle events at their most (ids not shared with the subscriptions).
+        BookInvalidated(asset_ids=[f"{index:077d}" for index in range(2000)], reason="r"),
+        Resubscribed(assets=[f"{index:077d}" for index in range(2000)]),
+    ]
+    for event in events:
+        estimate, actual = estimate_size(event), deep_size(event)
+        assert actual / 2 <= estimate <= actual * 2, (type(event).__name__, estimate, actual)
+
+
+@pytest.mark.parametrize("overflow", ["drop_oldest", "buffer", "disconnect"])
+def test_the_queue_is_bounded_in_bytes_with_large_items(overflow: OverflowPolicy) -> None:
+    max_bytes = 4 * 1024 * 1024
+    queue = EventQueue(
+        QueueConfig(maxsize=10_000, max_bytes=max_bytes, overflow=overflow), lambda: WALL
+    )
+    stamps = itertools.count(1_800_000_000_000)
+
+    def big_book() -> Book:  # ~5,000 levels: about 750 KB held
+        return Book(market="0xm", asset_id="a", timestamp=next(stamps), bids=levels(5000), asks=[])
+
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for _ in range(40):
+            queue.put_many([big_book()])
+        held = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    assert len(queue) <= 5  # 4 MiB / ~750 KB, whatever maxsize allows
+    assert queue.queued_bytes <= max_bytes
+    assert held < 2 * max_bytes, held
+    assert queue.dropped == 40 - len(queue)
+    # Small events fill the same budget up to maxsize.
+    small = EventQueue(QueueConfig(maxsize=100, max_bytes=max_bytes), lambda: WALL)
+    small.put_many(trades(200, stamps))
+    assert len(small) == 100
+
+
+def test_an_event_larger_than_max_bytes_is_taken_into_an_empty_queue_only() -> None:
+    queue = EventQueue(QueueConfig(max_bytes=10_000), lambda: WALL)
+    stamps = itertools.count(1_800_000_000_000)
+    huge = Book(market="0xm", asset_id="a", timestamp=next(stamps), bids=levels(100), asks=[])
+    assert estimate_size(huge) > 10_000
+    queue.put_many([huge])
+    assert len(queue) == 1
+    queue.put_many(trades(3, stamps))  # the huge one makes room for them
+    assert queue.dropped == 1
+    assert len(queue) == 3
+    queue.put_many([huge])  # and they for it
+    assert (queue.dropped, len(queue)) == (4, 1)
+
+
+# ---------------------------------------------------------------------- against the fake server
+
+
+async def received(stream: MarketStream, frames: int) -> None:
+    """Wait (up to 5 s) until the stream has read ``frames`` frames in all."""
+    for _ in range(5000):
+        if stream.metrics.messages_received_total >= frames:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"{stream.metrics.messages_received_total} of {frames} frames read")
+
+
+@pytest.mark.timeout(30)
+async def test_a_stream_consumer_at_a_tenth_of_a_fast_flow_reads_mostly_market_events() -> None:
+    config = StreamConfig(
+        queue=QueueConfig(maxsize=400),
+        heartbeat=HeartbeatConfig(interval=0.5, pong_timeout=5.0),
+    )
+    async with (
+        FakePolymarket(markets=2, seed=81) as fake,
+        MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=config) as stream,
+    ):
+        got: list[object] = []
+        while not any(isinstance(item, Book) for item in got):
+            got.append(await anext(stream))
+        frames = stream.metrics.messages_received_total
+        for _ in range(600):
+            # The feed: about ten frames of order flow per event the consumer reads.
+            burst = await fake.burst(8)
+            frames += burst.frames
+            await received(stream, frames)
+            for _ in range(max(1, burst.frames // 10)):
+                got.append(await anext(stream))
+        # The feed stops: the consumer reads what is left, the last drop report included.
+        while True:
+            try:
+                got.append(await asyncio.wait_for(anext(stream), 0.2))
+            except TimeoutError:
+                break
+        dropped = stream.health().dropped_events
+        assert stream.metrics.connects_total == 1
+    market = [item for item in got if isinstance(item, PriceChange | LastTradePrice | Book)]
+    gaps = [item for item in got if isinstance(item, Gap)]
+    assert gaps, "the consumer was slow enough to overflow the queue"
+    assert len(market) / len(got) > 0.9, (len(market), len(got), len(gaps))
+    assert sum(gap.dropped for gap in gaps) == dropped
+
+
 # --------------------------------------------------------------------------- stateful
 
 
@@ -640,10 +969,21 @@ class QueueMachine(RuleBasedStateMachine):
         maxsize=st.integers(1, 6),
         cap=st.sampled_from([1, 3, 64, 64, 64]),
         overflow=st.sampled_from(["drop_oldest", "buffer", "disconnect"]),
+        max_bytes=st.sampled_from([1_500, 4_000, 64 * 1024 * 1024]),
+        low_water=st.sampled_from([0.0, 0.5, 0.9]),
     )
-    def configure(self, maxsize: int, cap: int, overflow: OverflowPolicy) -> None:
+    def configure(
+        self, maxsize: int, cap: int, overflow: OverflowPolicy, max_bytes: int, low_water: float
+    ) -> None:
         self.queue = EventQueue(
-            QueueConfig(maxsize=maxsize, overflow=overflow), lambda: WALL, lifecycle_cap=cap
+            QueueConfig(
+                maxsize=maxsize,
+                overflow=overflow,
+                lifecycle_cap=cap,
+                max_bytes=max_bytes,
+                low_water=low_water,
+            ),
+            lambda: WALL,
         )
 
     @rule(
@@ -651,6 +991,9 @@ class QueueMachine(RuleBasedStateMachine):
             st.one_of(
                 st.sampled_from(ASSETS).map(lambda a: ("data", a)),
                 st.sampled_from(ASSETS).map(lambda a: ("data", a)),
+                st.tuples(st.sampled_from(ASSETS), st.integers(0, 12)).map(
+                    lambda pair: ("book", *pair)
+                ),
                 LIFECYCLE_EVENTS,
             ),
             max_size=8,
@@ -659,11 +1002,20 @@ class QueueMachine(RuleBasedStateMachine):
     def put_batch(self, batch: list[object]) -> None:
         items: list[object] = []
         for item in batch:
-            if isinstance(item, tuple):
+            if isinstance(item, tuple) and item[0] == "data":
                 seq = next(self.sequence)
-                _, asset = item
                 item = LastTradePrice(
-                    market="m", asset_id=asset, price=str(seq), timestamp=1_800_000_000_000 + seq
+                    market="m", asset_id=item[1], price=str(seq), timestamp=1_800_000_000_000 + seq
+                )
+            elif isinstance(item, tuple):  # a book of 0-12 levels: 600-2,400 estimated bytes
+                seq = next(self.sequence)
+                _, asset, depth = item
+                item = Book(
+                    market="m",
+                    asset_id=asset,
+                    timestamp=1_800_000_000_000 + seq,
+                    bids=levels(depth),
+                    asks=[],
                 )
             items.append(item)
         self.put.extend(items)
@@ -685,17 +1037,24 @@ class QueueMachine(RuleBasedStateMachine):
         # White box: the count the cap is checked against is the true count.
         queued = [*queue._kept, *queue._items]
         assert queue.lifecycle_queued == sum(1 for item in queued if is_lifecycle(item))
+        assert list(queue._sizes) == list(map(estimate_size, queue._items))
+        assert queue.queued_bytes == sum(queue._sizes)
+        # The byte bound on market events (one larger event alone excepted).
+        market = [item for item in queue._items if is_market(item)]
+        assert sum(map(estimate_size, market)) <= queue.config.max_bytes or len(market) == 1
 
     def teardown(self) -> None:
         self.take(10**6)
         queue, got, put = self.queue, self.got, self.put
-        data_put = [item for item in put if isinstance(item, LastTradePrice)]
-        data_got = [item for item in got if isinstance(item, LastTradePrice)]
+        data_put = [item for item in put if is_market(item)]
+        data_got = [item for item in got if is_market(item)]
         # In order, and every missing one counted in a Gap.
         assert [d.timestamp for d in data_got] == sorted(d.timestamp for d in data_got)
         dropped = sum(item.dropped for item in got if isinstance(item, Gap))
         assert len(data_got) + dropped == len(data_put)
         assert queue.dropped == dropped
+        # Each drop gap where its events were (the disconnect policy's too).
+        assert_gaps_in_place(got)
         # Every notice reaches the consumer, merged or folded into a summary gap.
         summarised = {
             asset

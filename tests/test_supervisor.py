@@ -43,7 +43,7 @@ from polyfeed.aio.event_queue import EventQueue
 from polyfeed.aio.supervisor import Supervisor, reason_slug
 from polyfeed.config import Endpoints
 from polyfeed.core.backoff import Backoff
-from polyfeed.core.messages import Order
+from polyfeed.core.messages import Order, PriceChange
 from polyfeed.core.session import Channel
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.errors import (
@@ -747,3 +747,38 @@ async def test_supervisor_is_closed_after_a_fatal_error() -> None:
         await supervisor.run()
     assert supervisor.state == "closed"
     assert "closed" in repr(supervisor)
+
+
+@pytest.mark.timeout(20)
+async def test_disconnect_policy_reconnects_once_the_consumer_drained_the_queue() -> None:
+    """Issue 8, item 5: every new connection overflowed at once (five reconnects in 30 s), and
+    the gap waited behind the queued events of the next connection."""
+    cfg = config(
+        queue=QueueConfig(maxsize=200, overflow="disconnect"),
+        watchdog=WatchdogConfig(data_timeout=5.0, confirm_timeout=5.0),
+    )
+    async with (
+        FakePolymarket(markets=2, seed=83) as fake,
+        MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=cfg, books=False) as s,
+    ):
+        got: list[object] = [await next_of(s, Book)]
+        await fake.burst(400)  # the consumer reads nothing: the queue overflows
+        await asyncio.sleep(0.4)  # five times the longest backoff
+        assert s.metrics.connects_total == 1, "no reconnect into a queue still full"
+        queued = s.health().queued_events
+        assert queued >= 190
+        while not isinstance(got[-1], Connected):
+            got.append(await anext(s))
+        # The reconnect came once the consumer had read half the queue.
+        assert len(got) >= queued // 2
+        second = len(got) - 1
+        got.append(await next_of(s, Book))
+        assert s.metrics.connects_total == 2
+    overflow = [
+        index
+        for index, item in enumerate(got)
+        if isinstance(item, Gap) and item.reason == "consumer queue overflow"
+    ]
+    assert len(overflow) == 1
+    assert overflow[0] < second, "the drop gap comes before the next connection's data"
+    assert not any(isinstance(item, Book | PriceChange) for item in got[overflow[0] : second])

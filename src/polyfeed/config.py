@@ -113,18 +113,39 @@ class BackoffConfig:
             raise ConfigError("auth_retries must be >= 0")
 
 
+LIFECYCLE_CAP = 256
+"""Default hard cap on lifecycle events queued at once (``QueueConfig.lifecycle_cap``)."""
+
+MAX_QUEUE_BYTES = 64 * 1024 * 1024
+"""Default ``QueueConfig.max_bytes``: 64 MiB of estimated event size."""
+
+
 @dataclass(frozen=True, slots=True)
 class QueueConfig:
     """The bounded queue between the reader and the consumer.
 
     ``drop_oldest``: drop the oldest item, count it and report a gap. ``disconnect``: tear the
-    connection down and reconnect (data is replayed as fresh snapshots). ``buffer``: a large
-    buffer; above ``alarm_at`` items a warning is logged, when full the oldest is dropped.
+    connection down and reconnect (data is replayed as fresh snapshots) once the consumer has
+    drained the queue to its low-water mark. ``buffer``: a large buffer; above ``alarm_at``
+    items a warning is logged, when full the oldest is dropped.
+
+    The queue is full at ``maxsize`` events or ``max_bytes`` of their estimated size
+    (:func:`polyfeed.aio.event_queue.estimate_size`), whichever comes first; one event larger
+    than ``max_bytes`` is still taken into an empty queue. ``low_water`` (a fraction of both
+    bounds) is where a lagging queue is brought back to: under ``drop_oldest``/``buffer`` a drop
+    ``Gap`` delivered while the consumer is still behind the previous one drops the oldest
+    events down to it (counted in that gap), so a consumer slower than the feed gets runs of
+    recent events rather than a gap on every read; under ``disconnect`` the reconnect waits
+    until the consumer has drained the queue to it. ``lifecycle_cap``: lifecycle events queued
+    at once before they collapse into one summary ``Gap``.
     """
 
     maxsize: int = 10_000
     overflow: OverflowPolicy = "drop_oldest"
     alarm_at: int | None = None
+    max_bytes: int = MAX_QUEUE_BYTES
+    low_water: float = 0.5
+    lifecycle_cap: int = LIFECYCLE_CAP
 
     def __post_init__(self) -> None:
         if self.maxsize < 1:
@@ -134,6 +155,25 @@ class QueueConfig:
         if self.alarm_at is not None and self.alarm_at < 1:
             # 0 would warn on every put, even into an empty queue.
             raise ConfigError(f"queue alarm_at must be >= 1 or None, got {self.alarm_at!r}")
+        if self.max_bytes < 1:
+            raise ConfigError(f"queue max_bytes must be >= 1, got {self.max_bytes!r}")
+        # `not 0 <= x < 1` rather than two comparisons: NaN fails every comparison.
+        if not 0 <= self.low_water < 1:
+            raise ConfigError(
+                f"queue low_water is a fraction of the bounds in [0, 1), got {self.low_water!r}"
+            )
+        if self.lifecycle_cap < 1:
+            raise ConfigError(f"queue lifecycle_cap must be >= 1, got {self.lifecycle_cap!r}")
+
+    @property
+    def low_water_items(self) -> int:
+        """``low_water`` of ``maxsize``, in events."""
+        return int(self.maxsize * self.low_water)
+
+    @property
+    def low_water_bytes(self) -> int:
+        """``low_water`` of ``max_bytes``, in estimated bytes."""
+        return int(self.max_bytes * self.low_water)
 
 
 @dataclass(frozen=True, slots=True)

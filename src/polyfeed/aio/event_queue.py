@@ -4,28 +4,35 @@
 heartbeats and deadlines never depend on the consumer. When the queue is full the overflow policy
 decides; every dropped event is counted and the consumer is told with a ``Gap`` before the next
 event it gets. Lifecycle events are never dropped silently: neighbours of one kind merge, and past
-a hard cap the queued ones collapse into one summary ``Gap`` (see :class:`EventQueue`).
+a hard cap the queued ones collapse into one summary ``Gap`` (see :class:`EventQueue`). The queue
+is bounded in events and in bytes (estimated per event: :func:`estimate_size`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, assert_never
 
-from polyfeed.config import QueueConfig
+from polyfeed.config import LIFECYCLE_CAP, QueueConfig
 from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
+    Malformed,
+    MarketResolved,
+    NewMarket,
+    Notice,
     Order,
     PriceChange,
     TickSizeChange,
     Trade,
+    Unknown,
 )
-from polyfeed.errors import ConfigError, StreamClosedError
+from polyfeed.errors import StreamClosedError
 from polyfeed.events import (
     BookInvalidated,
     BookResynced,
@@ -39,13 +46,134 @@ from polyfeed.events import (
     is_lifecycle,
 )
 
-LIFECYCLE_CAP = 256
-"""Default hard cap on lifecycle events queued at once (see :class:`EventQueue`)."""
+__all__ = [
+    "COLLAPSED_REASON",
+    "DROP_WARNING_INTERVAL",
+    "LIFECYCLE_CAP",
+    "EventQueue",
+    "coalesce",
+    "estimate_size",
+    "event_assets",
+    "event_time",
+    "lifecycle_assets",
+]
 
 COLLAPSED_REASON = "lifecycle overflow"
 """``Gap.reason`` of the summary gap that stands for collapsed lifecycle events."""
 
+DROP_WARNING_INTERVAL = 10.0
+"""Seconds (on the queue's ``now`` clock, the stream's monotonic clock) between two "consumer
+queue full" warnings; drops in between are counted and reported with the next one."""
+
 logger = logging.getLogger("polyfeed.queue")
+
+
+# --------------------------------------------------------------------------- size estimate
+#
+# Constants measured on the decoded real captures (tests/test_event_queue.py checks each
+# estimate against a recursive ``sys.getsizeof`` of the event, which counts every string and
+# list it holds). Fixed-shape events cost what their usual field lengths cost; events that hold
+# lists or free text add a per-element or per-character term, so a huge book, a long raw
+# ``Unknown`` or a lifecycle event naming thousands of assets is charged for its size.
+_BOOK = 600
+_BOOK_LEVEL = 150  # a Level and its two price/size strings
+_PRICE_CHANGE = 200
+_PRICE_CHANGE_ENTRY = 620  # an entry: 77-digit asset id, hash, price, size, side, best bid/ask
+_TRADE = 1700
+_MAKER_ORDER = 750
+_NEW_MARKET = 1500
+_TEXT_EVENT = 150  # Unknown, Malformed, Notice: the struct, plus one byte per character
+_LIFECYCLE = 250
+_ASSET_ID = 140  # a 77-digit token id and its list slot
+_FIXED_SIZE: dict[type, int] = {
+    LastTradePrice: 650,
+    TickSizeChange: 550,
+    BestBidAsk: 550,
+    Order: 1500,
+}
+
+
+def _book_size(item: Book) -> int:
+    return _BOOK + _BOOK_LEVEL * (len(item.bids) + len(item.asks))
+
+
+def _trade_size(item: Trade) -> int:
+    return _TRADE + _MAKER_ORDER * len(item.maker_orders)
+
+
+def _new_market_size(item: NewMarket) -> int:
+    ids = len(item.assets_ids) + len(item.clob_token_ids) + len(item.outcomes) + len(item.tags)
+    text = len(item.description or "") + len(item.question or "")
+    event = item.event_message
+    if event is not None:
+        text += len(event.description or "") + len(event.title or "")
+    return _NEW_MARKET + _ASSET_ID * ids + text
+
+
+def _market_resolved_size(item: MarketResolved) -> int:
+    return _FIXED_SIZE[BestBidAsk] + _ASSET_ID * len(item.assets_ids)
+
+
+def _unknown_size(item: Unknown) -> int:
+    return _TEXT_EVENT + len(item.raw) + len(item.event_type or "")
+
+
+def _malformed_size(item: Malformed) -> int:
+    return _TEXT_EVENT + len(item.reason) + len(item.excerpt)
+
+
+def _notice_size(item: Notice) -> int:
+    return _TEXT_EVENT + len(item.text)
+
+
+def _lifecycle_size(item: LifecycleEvent) -> int:
+    return _LIFECYCLE + _ASSET_ID * len(lifecycle_assets(item))
+
+
+_SIZERS: dict[type, Callable[[Any], int]] = {
+    Book: _book_size,
+    Trade: _trade_size,
+    NewMarket: _new_market_size,
+    MarketResolved: _market_resolved_size,
+    Unknown: _unknown_size,
+    Malformed: _malformed_size,
+    Notice: _notice_size,
+    **dict.fromkeys(
+        (
+            Connected,
+            Disconnected,
+            Reconnecting,
+            Stale,
+            Resubscribed,
+            Gap,
+            BookInvalidated,
+            BookResynced,
+        ),
+        _lifecycle_size,
+    ),
+}
+
+
+def estimate_size(item: object) -> int:
+    """The memory an event holds, estimated in O(1) from its type and the lengths of its lists
+    and free text (``sys.getsizeof`` for anything that is not a polyfeed event).
+
+    Within a factor of two of the event's full size (every object it references counted once) on
+    every real capture and on events with thousands of levels, entries, assets or characters.
+    It overestimates what merged lifecycle events really hold (their asset id strings are
+    shared with the subscriptions) and underestimates free text outside ASCII (up to 4 bytes a
+    character); frames are not kept, so their length plays no part.
+    """
+    kind = type(item)
+    if kind is PriceChange:  # most of the feed: no call, no lookup
+        return _PRICE_CHANGE + _PRICE_CHANGE_ENTRY * len(item.price_changes)  # type: ignore[attr-defined]
+    fixed = _FIXED_SIZE.get(kind)
+    if fixed is not None:
+        return fixed
+    sizer = _SIZERS.get(kind)
+    if sizer is not None:
+        return sizer(item)
+    return sys.getsizeof(item)
 
 
 def event_assets(item: object) -> tuple[str, ...]:
@@ -137,14 +265,28 @@ def lifecycle_assets(event: LifecycleEvent) -> list[str]:
 class EventQueue:
     """A bounded FIFO with an overflow policy; one consumer.
 
-    The bound: at any time at most ``config.maxsize`` market/user events and at most
-    ``lifecycle_cap`` lifecycle events are queued (``len(queue) <= maxsize + lifecycle_cap``),
-    plus one pending drop record (a count, a time span and the distinct asset ids dropped). A
-    lifecycle event names each asset id at most once, so memory is bounded by the stream's
-    assets, ``maxsize`` and ``lifecycle_cap`` however long the consumer stalls and however often
-    the link flaps.
+    The bound: at any time at most ``config.maxsize`` market/user events, of at most
+    ``config.max_bytes`` estimated bytes together (:func:`estimate_size`; one larger event is
+    still taken into an empty queue), and at most ``config.lifecycle_cap`` lifecycle events are
+    queued (``len(queue) <= maxsize + lifecycle_cap``), plus one pending drop record (a count, a
+    time span and the distinct asset ids dropped). A lifecycle event names each asset id at most
+    once, so memory is bounded by the stream's assets, ``maxsize``, ``max_bytes`` and
+    ``lifecycle_cap`` however long the consumer stalls and however often the link flaps.
 
-    How lifecycle events stay within it, in delivery order and never silently lost:
+    A consumer slower than the feed still gets the feed's recent events. Under ``drop_oldest``
+    and ``buffer`` a full queue drops its oldest event for each new one, and the drops are
+    reported by one ``Gap`` delivered before what remains. If the consumer has not emptied the
+    queue since the previous drop gap (it is lagging, not hit by one burst), the next gap frees
+    room: it also drops the oldest events down to ``config.low_water`` of the bounds, counted in
+    it. The consumer then reads runs of consecutive recent events, each run preceded by one gap
+    that says exactly what it missed. Under ``disconnect`` the newest event is dropped, the
+    connection is torn down and :meth:`drained` holds the reconnect until the consumer has
+    drained the queue to the low-water mark; each gap is delivered after the events queued
+    before its drops and before anything queued after them (the next connection's data). The
+    "consumer queue full" warning is logged at most once per :data:`DROP_WARNING_INTERVAL`
+    seconds of the ``now`` clock.
+
+    How lifecycle events stay within the bound, in delivery order and never silently lost:
 
     - neighbours merge (:func:`coalesce`): consecutive ``Reconnecting`` keep the latest;
       consecutive ``BookInvalidated`` of one reason, ``BookResynced`` of one source, become one
@@ -162,14 +304,17 @@ class EventQueue:
         config: QueueConfig,
         wall: Callable[[], float],
         *,
-        lifecycle_cap: int = LIFECYCLE_CAP,
+        now: Callable[[], float] | None = None,
     ) -> None:
-        if lifecycle_cap < 1:
-            raise ConfigError(f"lifecycle_cap must be >= 1, got {lifecycle_cap!r}")
         self.config = config
-        self.lifecycle_cap = lifecycle_cap
+        self.lifecycle_cap = config.lifecycle_cap
         self._wall = wall
+        self._now = now if now is not None else wall
         self._items: deque[Any] = deque()
+        # The estimated size of each item in ``_items`` (kept so a take needs no estimate), and
+        # their sum.
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
         # Lifecycle events rescued from dropped stretches: all delivered before ``_items``.
         self._kept: deque[Any] = deque()
         self._ready = asyncio.Event()
@@ -179,7 +324,17 @@ class EventQueue:
         # How many queued items precede the pending Gap: 0 when the oldest were dropped; under
         # ``disconnect`` the newest are dropped, so the Gap waits behind what was queued then.
         self._gap_after = 0
+        # A drop gap was delivered and the consumer has not emptied the queue since: the next
+        # drop gap frees room.
+        self._lagging = False
+        self._drained: asyncio.Event | None = None
+        # ``_lagging or _drained is not None``: whether a take must check the low-water mark.
+        self._watch_takes = False
+        self._low_items = config.low_water_items
+        self._low_bytes = config.low_water_bytes
         self._alarmed = False
+        self._warned_at: float | None = None
+        self._dropped_at_warning = 0
         # Lifecycle events in ``_items`` and ``_kept``, and the wall time since when (at least)
         # one has been queued: the start of a summary gap.
         self._lifecycle = 0
@@ -189,6 +344,7 @@ class EventQueue:
         self.overflowed = False
         self.coalesced = 0
         self.collapses = 0
+        self.rooms_freed = 0
         alarm = config.alarm_at
         self._alarm_at = alarm if alarm is not None else max(1, (config.maxsize * 8) // 10)
 
@@ -196,9 +352,10 @@ class EventQueue:
         state = "closed" if self._closed else "open"
         return (
             f"<EventQueue {state} {len(self._items)}/{self.config.maxsize} "
+            f"bytes={self._bytes}/{self.config.max_bytes} "
             f"policy={self.config.overflow} dropped={self.dropped} high_water={self.high_water} "
             f"lifecycle={self._lifecycle}/{self.lifecycle_cap} coalesced={self.coalesced} "
-            f"collapses={self.collapses}>"
+            f"collapses={self.collapses} rooms_freed={self.rooms_freed}>"
         )
 
     def __len__(self) -> int:
@@ -209,35 +366,40 @@ class EventQueue:
         """Lifecycle events queued now (at most ``lifecycle_cap``)."""
         return self._lifecycle
 
+    @property
+    def queued_bytes(self) -> int:
+        """Estimated bytes of the events queued now (lifecycle events set aside not counted)."""
+        return self._bytes
+
     def put_many(self, items: Iterable[Any]) -> bool:
         """Enqueue without waiting. False when the ``disconnect`` policy asks for a reconnect."""
         if self._closed:
             return True
         queue = self._items
+        sizes = self._sizes
         maxsize = self.config.maxsize
+        max_bytes = self.config.max_bytes
+        total = self._bytes
         ok = True
         for item in items:
-            if is_lifecycle(item):
-                if self._merge_at_tail(item):
-                    continue
-                if len(queue) >= maxsize:
-                    if self.config.overflow == "disconnect":
-                        # Over the limit rather than dropped; ``lifecycle_cap`` bounds these.
-                        self.overflowed = True
-                        ok = False
-                    else:
-                        self._evict_oldest()
+            if type(item) is PriceChange:  # most of the feed: estimate_size inlined
+                size = _PRICE_CHANGE + _PRICE_CHANGE_ENTRY * len(item.price_changes)
+                lifecycle = False
+            else:
+                size = estimate_size(item)
+                lifecycle = is_lifecycle(item)
+            if not lifecycle and (
+                (len(queue) < maxsize and total + size <= max_bytes) or not queue
+            ):
                 queue.append(item)
-                self._lifecycle_added()
+                sizes.append(size)
+                total += size
                 continue
-            if len(queue) >= maxsize:
-                if self.config.overflow == "disconnect":
-                    self.overflowed = True
-                    ok = False
-                    self._record_drop(item, newest=True)
-                    continue
-                self._evict_oldest()
-            queue.append(item)
+            self._bytes = total
+            if not self._put_one(item, size, lifecycle=lifecycle):
+                ok = False
+            total = self._bytes
+        self._bytes = total
         size = len(queue)
         if size > self.high_water:
             self.high_water = size
@@ -255,6 +417,35 @@ class EventQueue:
             self._ready.set()
         return ok
 
+    def _put_one(self, item: object, size: int, *, lifecycle: bool) -> bool:
+        """Enqueue a lifecycle event, or an event into a full queue; False: disconnect."""
+        queue = self._items
+        maxsize = self.config.maxsize
+        max_bytes = self.config.max_bytes
+        disconnect = self.config.overflow == "disconnect"
+        if lifecycle and self._merge_at_tail(item):
+            return True
+        ok = True
+        if queue and (len(queue) >= maxsize or self._bytes + size > max_bytes):
+            if disconnect:
+                self.overflowed = True
+                ok = False
+                if not lifecycle:
+                    self._record_drop(item, newest=True)
+                    return False
+                # A lifecycle event goes over the limit rather than being dropped;
+                # ``lifecycle_cap`` bounds these.
+            else:
+                # Several old events may have to go to make room for one large one.
+                while queue and (len(queue) >= maxsize or self._bytes + size > max_bytes):
+                    self._evict_oldest()
+        queue.append(item)
+        self._sizes.append(size)
+        self._bytes += size
+        if lifecycle:
+            self._lifecycle_added()
+        return ok
+
     def _merge_at_tail(self, item: object) -> bool:
         """Merge ``item`` into the event delivered just before it, if that one is its kind."""
         items = self._items
@@ -266,10 +457,15 @@ class EventQueue:
             tail = self._kept
         else:
             return False
-        merged = coalesce(tail[-1], item)
+        older = tail[-1]
+        merged = coalesce(older, item)
         if merged is None:
             return False
         tail[-1] = merged
+        if tail is items:
+            size = estimate_size(merged)
+            self._bytes += size - self._sizes[-1]
+            self._sizes[-1] = size
         self.coalesced += 1
         return True
 
@@ -319,6 +515,9 @@ class EventQueue:
         # In place: ``put_many`` holds a reference to this deque.
         self._items.clear()
         self._items.extend(kept_data)
+        self._sizes.clear()
+        self._sizes.extend(map(estimate_size, kept_data))
+        self._bytes = sum(self._sizes)
         self._kept.clear()
         self._kept.append(
             Gap(
@@ -344,6 +543,7 @@ class EventQueue:
         queue = self._items
         while queue:
             victim = queue.popleft()
+            self._bytes -= self._sizes.popleft()
             if is_lifecycle(victim):
                 # Lifecycle events say what happened to the stream: keep them, merged with
                 # their new neighbour when they can be.
@@ -359,19 +559,65 @@ class EventQueue:
             self._record_drop(victim, newest=False)
             return
 
+    def _free_room(self) -> None:
+        """Drop the oldest events down to the low-water mark (into the pending drop record)."""
+        queue = self._items
+        before = self.dropped
+        while queue and (len(queue) > self._low_items or self._bytes > self._low_bytes):
+            self._evict_oldest()
+        if self.dropped > before:
+            self.rooms_freed += 1
+
     def _record_drop(self, item: object, *, newest: bool) -> None:
+        if newest and self._drops is not None and self._gap_after < len(self._items):
+            # Events were queued after the pending gap's place since: that gap is final, and
+            # these drops need a gap of their own, after those events.
+            self._place_gap()
         if self._drops is None:
             self._drops = _DropRecord()
             self._gap_after = len(self._items) if newest else 0
-            logger.warning("consumer queue full: dropping events (policy %s)", self.config.overflow)
+            warn = True
+        else:
+            warn = False
         self._drops.add(item, self._wall())
         self.dropped += 1
+        if warn:
+            self._warn_dropping()
+
+    def _place_gap(self) -> None:
+        """Queue the pending drop report as a ``Gap`` at its place among the queued events."""
+        gap = self.take_gap()
+        assert gap is not None
+        size = estimate_size(gap)
+        self._items.insert(self._gap_after, gap)
+        self._sizes.insert(self._gap_after, size)
+        self._bytes += size
+        self._gap_after = 0
+        self._lifecycle_added()
+
+    def _warn_dropping(self) -> None:
+        now = self._now()
+        warned_at = self._warned_at
+        # ``now < warned_at``: a clock that went back (a wall clock) must not mute the warning.
+        if warned_at is not None and warned_at <= now < warned_at + DROP_WARNING_INTERVAL:
+            return
+        self._warned_at = now
+        since, self._dropped_at_warning = self.dropped - self._dropped_at_warning, self.dropped
+        logger.warning(
+            "consumer queue full: dropping events (policy %s): %d dropped since the last "
+            "warning, %d in all",
+            self.config.overflow,
+            since,
+            self.dropped,
+        )
 
     def close(self, error: BaseException | None = None) -> None:
         """No more items; the consumer drains what is queued, then gets ``error`` (or stops)."""
         self._closed = True
         self._closed_error = error
         self._ready.set()
+        if self._drained is not None:
+            self._drained.set()
 
     def take_gap(self) -> Gap | None:
         """A ``Gap`` for the events dropped since the last call, if any."""
@@ -387,21 +633,42 @@ class EventQueue:
             dropped=drops.count,
         )
 
+    def _below_low_water(self) -> bool:
+        return len(self._items) <= self._low_items and self._bytes <= self._low_bytes
+
+    def _after_take(self) -> None:
+        if not self._items:
+            self._lagging = False
+        if self._drained is not None and self._below_low_water():
+            self._drained.set()
+        self._watch_takes = self._lagging or self._drained is not None
+
     def _pop(self) -> Any:
         """The next item in delivery order, or ``_NOTHING``."""
         if self._kept:
             self._lifecycle_taken()
             return self._kept.popleft()
-        if self._gap_after == 0 or not self._items:
+        if self._drops is not None and (self._gap_after == 0 or not self._items):
+            if self._lagging and self._gap_after == 0:
+                # Still behind since the last gap: make this one free room.
+                self._free_room()
+                if self._kept:
+                    self._lifecycle_taken()
+                    return self._kept.popleft()
             gap = self.take_gap()
-            if gap is not None:
-                return gap
+            if self.config.overflow != "disconnect":
+                self._lagging = bool(self._items)
+                self._watch_takes = self._lagging or self._drained is not None
+            return gap
         if self._items:
             if self._gap_after:
                 self._gap_after -= 1
             item = self._items.popleft()
+            self._bytes -= self._sizes.popleft()
             if self._lifecycle and is_lifecycle(item):
                 self._lifecycle_taken()
+            if self._watch_takes:
+                self._after_take()
             return item
         return _NOTHING
 
@@ -412,8 +679,11 @@ class EventQueue:
         if items and self._drops is None and not self._kept:
             # Hot path: nothing dropped, nothing kept aside.
             item = items.popleft()
+            self._bytes -= self._sizes.popleft()
             if self._lifecycle and is_lifecycle(item):
                 self._lifecycle_taken()
+            if self._watch_takes:
+                self._after_take()
             if not items and not self._closed:
                 self._ready.clear()
             return item
@@ -436,3 +706,28 @@ class EventQueue:
         if item is _NOTHING:
             raise StreamClosedError("no event queued")
         return item
+
+    async def drained(self) -> None:
+        """Under ``disconnect``: return once the consumer has drained the queue to its low-water
+        mark (or it is closed). Under the other policies, at once.
+
+        The supervisor awaits this before reconnecting: a new connection's snapshots into a
+        queue still nearly full would overflow it again at once.
+        """
+        if self.config.overflow != "disconnect" or self._closed or self._below_low_water():
+            return
+        logger.info(
+            "waiting for the consumer to drain the queue to %d events / %d bytes before "
+            "reconnecting (%d events / %d bytes queued)",
+            self._low_items,
+            self._low_bytes,
+            len(self._items),
+            self._bytes,
+        )
+        drained = self._drained = asyncio.Event()
+        self._watch_takes = True
+        try:
+            await drained.wait()
+        finally:
+            self._drained = None
+            self._watch_takes = self._lagging

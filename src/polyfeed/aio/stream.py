@@ -152,7 +152,7 @@ class _Stream(Generic[EventT]):
         if self._runner is not None:
             return
         self._metrics = self.metrics
-        queue = self._queue = EventQueue(self.config.queue, self.clock.wall)
+        queue = self._queue = EventQueue(self.config.queue, self.clock.wall, now=self.clock.now)
         supervisor = self._supervisor = Supervisor(
             self._channel,
             self.url,

@@ -291,6 +291,9 @@ class Supervisor:
             )
             self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
             await self.clock.sleep_until(self.clock.now() + delay)
+            # ``disconnect`` policy: a new connection into a queue still nearly full would
+            # overflow at once; reconnect once the consumer has drained it to the low-water mark.
+            await self.queue.drained()
 
     def _first_frame(self) -> None:
         # The first frame on a new socket (a PONG or data) proves the server has processed the
