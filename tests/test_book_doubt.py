@@ -1,0 +1,250 @@
+"""Tests of doubt, grace and hash runs (polyfeed.core.book.doubt)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from book_support import (
+    ASSET,
+    ENTRY_SPEC,
+    MARKET,
+    OPS,
+    SNAPSHOT_SPEC,
+    RefBook,
+    assert_fast_path_invariant,
+    book_msg,
+    hash_sequence,
+    make_change,
+    make_entry,
+    server_entries,
+    side_levels,
+    snapshot_from_spec,
+    synced_book,
+)
+from polyfeed.core.book import (
+    BookOptions,
+    BookVerdict,
+    OrderBook,
+)
+from polyfeed.core.messages import (
+    BestBidAsk,
+    LastTradePrice,
+)
+
+
+def test_dropped_delta_is_detected_by_the_next_hash(fixtures_dir: Path) -> None:
+    snapshot, [(_, _), (change1, rest1)] = hash_sequence(fixtures_dir)
+    book = OrderBook(
+        snapshot.asset_id,
+        min_order_size="5",
+        tick_size="0.01",
+        neg_risk=False,
+        options=BookOptions(grace_messages=0),
+    )
+    book.apply(snapshot)
+    # change 0 was "lost". change1 may be the first message of a run (messages sharing its
+    # timestamp and hash): it is judged when the run ends.
+    assert book.apply(change1).action == "ok"
+    assert book.in_doubt == "hash mismatch"
+    assert book.counters.hash_mismatches == 0
+    # The next message has another timestamp and does not match either: the run failed.
+    entry = make_entry("0.02", "1", "BUY", asset=snapshot.asset_id, hash="0" * 40)
+    verdict = book.apply(make_change(change1.timestamp + 1, entry))
+    assert verdict == BookVerdict(book.asset_id, "invalidated", "hash mismatch")
+    assert not book.synced
+    assert book.needs_resync
+    assert book.counters.hash_mismatches == 1
+    # The REST book agrees with what the server has, not with us.
+    rid = book.begin_resync()
+    assert book.complete_resync(rest1, resync_id=rid) == BookVerdict(
+        book.asset_id, "resynced", "rest"
+    )
+    assert book.synced
+    assert book.compute_hash(rest1.timestamp) == rest1.hash
+
+
+def test_dropped_delta_with_default_grace_invalidates_after_grace_seconds(
+    fixtures_dir: Path,
+) -> None:
+    snapshot, [(_, _), (change1, _)] = hash_sequence(fixtures_dir)
+    book = OrderBook(snapshot.asset_id, min_order_size="5", tick_size="0.01", neg_risk=False)
+    book.apply(snapshot, now=10.0)
+    assert book.apply(change1, now=10.0).action == "ok"
+    assert book.in_doubt == "hash mismatch"
+    assert book.next_deadline() == pytest.approx(12.0)
+    assert book.handle_timer(11.0).action == "ok"
+    assert book.handle_timer(12.0) == BookVerdict(book.asset_id, "invalidated", "hash mismatch")
+    assert book.next_deadline() is None
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS, every=st.sampled_from([1, 3, 0]))
+def test_consistent_server_never_raises_an_alarm(ops: list[Any], every: int) -> None:
+    book = OrderBook(
+        ASSET,
+        MARKET,
+        min_order_size="5",
+        tick_size="0.01",
+        neg_risk=False,
+        options=BookOptions(hash_check_every=every),
+    )
+    ref = RefBook()
+    for timestamp, (kind, spec) in enumerate(ops, start=1):
+        if kind == "snap":
+            snapshot = snapshot_from_spec(spec, timestamp)
+            ref.snapshot(snapshot)
+            snapshot = msgspec.structs.replace(snapshot, hash=ref.hash(timestamp))
+            verdict = book.apply(snapshot)
+        else:
+            verdict = book.apply(make_change(timestamp, *server_entries(spec, ref, timestamp)))
+        assert_fast_path_invariant(book)
+        if every == 0:
+            # Without hashes a real crossing cannot be proven transient: only that may alarm.
+            assert verdict.action == "ok" or verdict.reason in ("crossed book", "snapshot")
+            if book.synced and not book.crossed:
+                assert book.in_doubt is None
+            continue
+        assert verdict.action == "ok"
+        if book.synced:
+            assert book.in_doubt is None
+            assert book.best_bid == ref.best("bids")
+            assert book.best_ask == ref.best("asks")
+    assert book.counters.hash_mismatches == 0
+    assert book.counters.top_mismatches == 0
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snap=SNAPSHOT_SPEC,
+    deltas=st.lists(st.lists(ENTRY_SPEC, min_size=1, max_size=3), min_size=2, max_size=12),
+    data=st.data(),
+)
+def test_a_dropped_message_is_detected_exactly_when_the_books_differ(
+    snap: Any, deltas: list[Any], data: st.DataObject
+) -> None:
+    # Each message is its own run (own timestamp): a run whose hash does not reproduce fails
+    # when the next message does not match either, or grace_seconds after it began.
+    dropped = data.draw(st.integers(min_value=0, max_value=len(deltas) - 2))
+    book = OrderBook(
+        ASSET,
+        MARKET,
+        min_order_size="5",
+        tick_size="0.01",
+        neg_risk=False,
+        options=BookOptions(grace_messages=0, check_top=False),
+    )
+    ref = RefBook()
+    snapshot = snapshot_from_spec(snap, 1)
+    ref.snapshot(snapshot)
+    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)))
+    differed = False
+    for timestamp, spec in enumerate(deltas, start=2):
+        entries = server_entries(spec, ref, timestamp)
+        if timestamp - 2 == dropped:
+            continue
+        verdict = book.apply(make_change(timestamp, *entries), now=0.0)
+        assert_fast_path_invariant(book)
+        differs = side_levels(book, "bids") != ref.levels("bids") or side_levels(
+            book, "asks"
+        ) != ref.levels("asks")
+        if differed and differs:
+            assert verdict == BookVerdict(ASSET, "invalidated", "hash mismatch")
+            return
+        assert verdict.action == "ok"
+        assert (book.in_doubt == "hash mismatch") is differs
+        differed = differs
+    if differed:
+        assert book.next_deadline() == 2.0
+        assert book.handle_timer(2.0) == BookVerdict(ASSET, "invalidated", "hash mismatch")
+    else:
+        assert book.next_deadline() is None
+
+
+def test_crossed_book_reports_the_server_top_and_heals() -> None:
+    book = synced_book(options=BookOptions(hash_check_every=0, grace_messages=2))
+    # A taker sell at 0.44 arrives before the bids it hits are removed.
+    verdict = book.apply(
+        make_change(2000, make_entry("0.44", "30", "SELL", best_bid="0.40", best_ask="0.44"))
+    )
+    assert verdict.action == "ok"
+    assert book.crossed
+    assert (book.best_bid, book.best_ask) == (Decimal("0.40"), Decimal("0.44"))
+    assert book.in_doubt == "crossed book"
+    book.apply(make_change(2000, make_entry("0.45", "0", "BUY", best_bid="0.40", best_ask="0.44")))
+    assert not book.crossed
+    assert book.in_doubt is None
+    assert book.synced
+
+
+def test_crossing_beyond_grace_messages_invalidates() -> None:
+    book = synced_book(options=BookOptions(hash_check_every=0, grace_messages=2))
+    crossing = make_entry("0.44", "30", "SELL", best_bid="0.40", best_ask="0.44")
+    assert book.apply(make_change(2000, crossing)).action == "ok"
+    assert book.apply(make_change(2001, crossing)).action == "ok"
+    assert book.apply(make_change(2002, crossing)) == BookVerdict(
+        ASSET, "invalidated", "crossed book"
+    )
+    assert not book.synced
+
+
+def test_crossing_beyond_grace_seconds_invalidates() -> None:
+    book = synced_book(options=BookOptions(hash_check_every=0, grace_seconds=1.0))
+    crossing = make_entry("0.44", "30", "SELL", best_bid="0.40", best_ask="0.44")
+    assert book.apply(make_change(2000, crossing), now=100.0).action == "ok"
+    assert book.apply(make_change(2001, crossing), now=100.5).action == "ok"
+    assert book.apply(make_change(2002, crossing), now=101.0).action == "invalidated"
+
+
+def test_top_of_book_disagreement_is_a_doubt_then_a_resync() -> None:
+    book = synced_book(options=BookOptions(hash_check_every=0, grace_messages=1))
+    wrong = make_entry("0.41", "5", "BUY", best_bid="0.46", best_ask="0.55")
+    assert book.apply(make_change(2000, wrong)).action == "ok"
+    assert book.in_doubt == "top of book mismatch"
+    assert book.counters.top_mismatches == 1
+    assert book.apply(make_change(2001, wrong)) == BookVerdict(
+        ASSET, "invalidated", "top of book mismatch"
+    )
+    book2 = synced_book()
+    book2.apply(
+        BestBidAsk(market=MARKET, asset_id=ASSET, best_bid="0.45", best_ask="0.5", timestamp=1)
+    )
+    assert (book2.counters.top_checks, book2.counters.top_mismatches) == (1, 1)
+    assert book2.synced
+
+
+def test_doubt_started_without_a_clock_expires_from_the_first_timer() -> None:
+    book = synced_book(options=BookOptions(hash_check_every=0, grace_seconds=2.0))
+    book.apply(
+        make_change(2000, make_entry("0.44", "30", "SELL", best_bid="0.40", best_ask="0.44"))
+    )
+    assert book.next_deadline() is None
+    assert book.handle_timer(5.0).action == "ok"
+    assert book.next_deadline() == pytest.approx(7.0)
+    assert book.handle_timer(7.0).action == "invalidated"
+
+
+def test_trade_price_that_does_not_help_lets_an_expired_doubt_invalidate() -> None:
+    book = OrderBook(
+        ASSET,
+        MARKET,
+        min_order_size="5",
+        tick_size="0.01",
+        neg_risk=False,
+        options=BookOptions(grace_seconds=1.0),
+    )
+    ref = RefBook()
+    snapshot = book_msg([("0.45", "50")], [("0.55", "70")])
+    ref.snapshot(snapshot)
+    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    book.apply(make_change(2000, make_entry("0.44", "1", "BUY", hash="0" * 40)), now=1.0)
+    assert book.in_doubt == "hash mismatch"
+    trade = LastTradePrice(market=MARKET, asset_id=ASSET, price="0.44", timestamp=2001)
+    assert book.apply(trade, now=1.5).action == "ok"
+    assert book.apply(trade, now=2.0) == BookVerdict(ASSET, "invalidated", "hash mismatch")
