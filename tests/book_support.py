@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -257,3 +258,52 @@ def synced_book(**kwargs: Any) -> OrderBook:
     book.apply(book_msg([("0.40", "100"), ("0.45", "50")], [("0.55", "70"), ("0.60", "10")]))
     assert book.synced
     return book
+
+
+# --------------------------------------------------------------------------- malformed input
+
+_WIRE_DECIMAL = re.compile(r"[0-9]+\.?[0-9]*|\.[0-9]+")
+JUNK = [
+    "1abc",
+    "abc",
+    "-5",
+    "+1",
+    "NaN",
+    "nan",
+    "Infinity",
+    "1e3",
+    "1E-2",
+    " 1",
+    "1 ",
+    "1_0",
+    "\u0661",  # ARABIC-INDIC DIGIT ONE: str.isdigit() says yes
+    "1.2.3",
+    ".",
+    "9" * 41,
+    "0x10",
+]
+
+
+def ref_size_valid(size: str) -> bool:
+    """The grammar, written independently: empty, or ASCII digits with at most one dot."""
+    return size == "" or (len(size) <= 40 and _WIRE_DECIMAL.fullmatch(size) is not None)
+
+
+def ref_price_valid(price: str) -> bool:
+    """A price is a size-grammar number (not empty) with at most six decimals."""
+    if price == "" or not ref_size_valid(price):
+        return False
+    scaled = Decimal(price).scaleb(6)
+    return scaled == scaled.to_integral_value()
+
+
+def ref_entry_valid(side: str, price: str, size: str) -> bool:
+    """Whether the book must accept an entry (else: malformed)."""
+    known_side = side in ("BUY", "SELL", "buy", "sell")
+    return known_side and ref_price_valid(price) and ref_size_valid(size)
+
+
+ANY_SIZES = st.one_of(SIZES, st.sampled_from(JUNK), st.text(max_size=5))
+ANY_PRICES = st.one_of(PRICE_TEXTS, st.sampled_from([*JUNK, "0.1234567"]), st.text(max_size=5))
+ANY_ENTRY_SPEC = st.tuples(st.sampled_from(["BUY", "SELL", "buy", "HOLD"]), ANY_PRICES, ANY_SIZES)
+"""Entries of any shape: well formed most of the time, malformed in every way otherwise."""

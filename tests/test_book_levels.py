@@ -26,8 +26,11 @@ from book_support import (
 from polyfeed.core.book import (
     OrderBook,
 )
+from polyfeed.core.book.levels import APPLIED, HELD, MALFORMED_ENTRY, Levels
+from polyfeed.core.book.numbers import parse_price
 from polyfeed.core.messages import (
     Book,
+    Level,
     PriceChange,
 )
 
@@ -87,3 +90,29 @@ def test_edited_single_book_capture_levels(fixtures_dir: Path) -> None:
     assert book.last_trade_price == "0.52"
     assert book.tick_size == "0.01"
     assert book.synced
+
+
+def test_set_is_the_one_function_that_sets_a_level() -> None:
+    levels = Levels()
+    assert levels.set("BUY", "0.45", "10", 0) == APPLIED
+    assert levels.set("sell", "0.55", "5", 0) == APPLIED
+    assert levels.set("BUY", "0.452", "1", tick=parse_price("0.01")[0]) == HELD
+    for side, price, size in [("HOLD", "0.4", "1"), ("BUY", "x", "1"), ("BUY", "0.4", "1abc")]:
+        assert levels.set(side, price, size, 0) == MALFORMED_ENTRY
+    assert [lv.price for lv in levels.best_first(True)] == ["0.45"]
+    assert levels.wire(False) == [Level("0.55", "5")]
+    assert levels.set("BUY", "0.450", "0.00", 0) == APPLIED
+    assert levels.bid_keys == [] and not levels.crossed
+    assert repr(levels) == "Levels(bids=0, asks=1)"
+
+
+def test_restore_undoes_set() -> None:
+    levels = Levels()
+    levels.set("BUY", "0.45", "10", 0)
+    text = levels.bids_text()
+    for entry in (make_entry("0.45", "3", "BUY"), make_entry("0.46", "1", "BUY")):
+        undo = levels.before(entry)
+        levels.set(entry.side, entry.price, entry.size, 0)
+        assert levels.bids_text() != text
+        levels.restore(undo)
+        assert levels.bids_text() == text

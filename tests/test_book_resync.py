@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from book_support import (
+    ANY_ENTRY_SPEC,
     ASSET,
     CHECKS_OFF,
+    MARKET,
+    SNAPSHOT_SPEC,
+    RefBook,
     book_msg,
     hash_sequence,
     make_change,
     make_entry,
+    ref_entry_valid,
     side_levels,
+    snapshot_from_spec,
     synced_book,
 )
 from polyfeed.core.book import (
@@ -128,3 +138,73 @@ def test_forced_refresh_while_synced() -> None:
     rest = book_msg([("0.46", "1"), ("0.45", "50")], [("0.55", "70")], timestamp=2000)
     assert book.complete_resync(rest, resync_id=rid) == BookVerdict(ASSET, "ok", "")
     assert book.best_bid == Decimal("0.47")
+
+
+# --------------------------------------------------------------------------- defect 8: replay
+
+
+def test_a_malformed_entry_buffered_while_unsynced_is_counted_at_replay() -> None:
+    book = synced_book(options=CHECKS_OFF)
+    book.invalidate("gap")
+    book.apply(make_change(2000, make_entry("0.41", "1abc", "BUY"), make_entry("0.42", "2", "BUY")))
+    book.apply(make_change(2001, make_entry("0.43", "3", "BUY")))
+    assert book.counters.malformed == 0  # unsynced: judged at replay, if the snapshot is older
+    verdict = book.complete_resync(book_msg([("0.40", "1")], [("0.60", "1")], timestamp=1999))
+    assert verdict.action == "invalidated"
+    assert verdict.reason == "malformed price_change entry ('0.41', '1abc')"
+    assert book.counters.malformed == 1
+    assert side_levels(book, "bids") == [("0.43", "3"), ("0.42", "2"), ("0.40", "1")]
+    assert book.depth("bids") == Decimal(6)
+    # A snapshot that covers the bad message ends it.
+    assert book.complete_resync(book_msg([("0.40", "1")], [("0.60", "1")], timestamp=2000)) == (
+        BookVerdict(ASSET, "resynced", "rest")
+    )
+    assert side_levels(book, "bids") == [("0.43", "3"), ("0.40", "1")]
+    assert book.counters.malformed == 1
+
+
+def test_a_malformed_message_on_a_synced_book_is_counted_once() -> None:
+    book = synced_book(options=CHECKS_OFF)
+    assert book.apply(make_change(2000, make_entry("0.41", "x", "BUY"))).action == "invalidated"
+    assert book.counters.malformed == 1
+    # The REST book lags behind the bad message: the replay meets it again.
+    verdict = book.complete_resync(book_msg([("0.40", "1")], [("0.60", "1")], timestamp=1500))
+    assert verdict.action == "invalidated"
+    assert book.counters.malformed == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snap=SNAPSHOT_SPEC,
+    messages=st.lists(st.lists(ANY_ENTRY_SPEC, min_size=1, max_size=3), max_size=12),
+    data=st.data(),
+)
+def test_replay_agrees_with_the_reference_model_on_any_entries(
+    snap: Any, messages: list[Any], data: st.DataObject
+) -> None:
+    book = OrderBook(ASSET, MARKET, options=CHECKS_OFF)
+    changes = [
+        make_change(timestamp, *(make_entry(price, size, side) for side, price, size in spec))
+        for timestamp, spec in enumerate(messages, start=1)
+    ]
+    for change in changes:
+        assert book.apply(change).action == "ok"  # unsynced: buffered, judged later
+    assert book.counters.malformed == 0
+    covered = data.draw(st.integers(min_value=0, max_value=len(messages)))
+    snapshot = snapshot_from_spec(snap, covered)
+    ref = RefBook()
+    ref.snapshot(snapshot)
+    malformed = 0
+    for change in changes[covered:]:
+        for entry in change.price_changes:
+            if ref_entry_valid(entry.side, entry.price, entry.size):
+                ref.entry(entry)
+            else:
+                malformed += 1
+    verdict = book.apply(snapshot)
+    assert book.counters.malformed == malformed
+    assert verdict.action == ("invalidated" if malformed else "ok")
+    assert side_levels(book, "bids") == ref.levels("bids")
+    assert side_levels(book, "asks") == ref.levels("asks")
+    for side in ("bids", "asks"):
+        assert book.depth(side) == ref.depth(side, 10**6)

@@ -583,7 +583,12 @@ class OrderBook:
         resync.synced = resync.ever_synced = True
         if source == "snapshot" and resync.in_flight:
             resync.abandon()  # a WS snapshot supersedes whatever fetch was in flight
-        verdict = self._replay(resync.take(snapshot.timestamp), now)
+        replayed = resync.take(snapshot.timestamp)
+        verdict = self._replay(replayed, now)
+        if verdict.action == "invalidated":
+            # The next snapshot may still be older than them: keep them (already judged).
+            for timestamp, entries, _ in replayed:
+                resync.keep(timestamp, entries, judged=True)
         if verdict.action == "invalidated" or was_synced:
             return verdict
         if not ever_synced and source == "snapshot":
