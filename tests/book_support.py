@@ -307,3 +307,29 @@ ANY_SIZES = st.one_of(SIZES, st.sampled_from(JUNK), st.text(max_size=5))
 ANY_PRICES = st.one_of(PRICE_TEXTS, st.sampled_from([*JUNK, "0.1234567"]), st.text(max_size=5))
 ANY_ENTRY_SPEC = st.tuples(st.sampled_from(["BUY", "SELL", "buy", "HOLD"]), ANY_PRICES, ANY_SIZES)
 """Entries of any shape: well formed most of the time, malformed in every way otherwise."""
+
+
+def server_run(specs: list[list[Any]], ref: RefBook, timestamp: int) -> list[PriceChange]:
+    """One matching event split over several messages, as Polymarket sends it: every message
+    shares the timestamp, and every entry carries the hash and top of the book after the run."""
+    for spec in specs:
+        for side, price, size in spec:
+            ref.set("bids" if side.upper() == "BUY" else "asks", price, size)
+    best_bid, best_ask = ref.best("bids"), ref.best("asks")
+    final = {
+        "hash": ref.hash(timestamp),
+        "best_bid": "0" if best_bid is None else str(best_bid),
+        "best_ask": "0" if best_ask is None else str(best_ask),
+    }
+    return [
+        make_change(
+            timestamp, *(make_entry(price, size, side, **final) for side, price, size in spec)
+        )
+        for spec in specs
+    ]
+
+
+RUNS = st.lists(
+    st.lists(st.lists(ENTRY_SPEC, min_size=1, max_size=2), min_size=1, max_size=4), max_size=12
+)
+"""Matching events, each a run of one to four messages."""

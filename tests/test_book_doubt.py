@@ -16,6 +16,7 @@ from book_support import (
     ENTRY_SPEC,
     MARKET,
     OPS,
+    RUNS,
     SNAPSHOT_SPEC,
     RefBook,
     assert_fast_path_invariant,
@@ -24,6 +25,7 @@ from book_support import (
     make_change,
     make_entry,
     server_entries,
+    server_run,
     side_levels,
     snapshot_from_spec,
     synced_book,
@@ -248,3 +250,149 @@ def test_trade_price_that_does_not_help_lets_an_expired_doubt_invalidate() -> No
     trade = LastTradePrice(market=MARKET, asset_id=ASSET, price="0.44", timestamp=2001)
     assert book.apply(trade, now=1.5).action == "ok"
     assert book.apply(trade, now=2.0) == BookVerdict(ASSET, "invalidated", "hash mismatch")
+
+
+# --------------------------------------------------------------------------- defect 9: runs
+
+
+def _verified_book(**options: Any) -> tuple[OrderBook, RefBook]:
+    book = OrderBook(
+        ASSET,
+        MARKET,
+        min_order_size="5",
+        tick_size="0.01",
+        neg_risk=False,
+        options=BookOptions(**options),
+    )
+    ref = RefBook()
+    snapshot = book_msg([("0.40", "100"), ("0.45", "50")], [("0.55", "70"), ("0.60", "10")])
+    ref.snapshot(snapshot)
+    assert book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000))).action == "ok"
+    assert book.scheme_detected
+    return book, ref
+
+
+def test_a_run_of_messages_sharing_timestamp_and_final_hash_is_verified_at_its_end() -> None:
+    book, ref = _verified_book()
+    # A taker buy sweeps 0.55 and part of 0.60, then a new ask appears: three messages.
+    run = server_run(
+        [[("SELL", "0.55", "0")], [("SELL", "0.60", "4")], [("SELL", "0.58", "9")]], ref, 2000
+    )
+    for message in run[:-1]:
+        assert book.apply(message, now=5.0).action == "ok"
+        assert book.in_doubt == "hash mismatch"  # not verified yet
+        assert book.next_deadline() == pytest.approx(7.0)
+    assert book.apply(run[-1], now=5.0).action == "ok"
+    assert book.in_doubt is None
+    assert book.next_deadline() is None
+    assert book.counters.hash_mismatches == 0
+    assert (book.best_bid, book.best_ask) == (Decimal("0.45"), Decimal("0.58"))
+    # Again with the strictest grace: still no alarm.
+    strict, ref = _verified_book(grace_messages=0)
+    for message in server_run([[("BUY", "0.45", "0")], [("BUY", "0.44", "7")]], ref, 2000):
+        assert strict.apply(message).action == "ok"
+    assert strict.in_doubt is None and strict.counters.hash_mismatches == 0
+
+
+def test_a_wrong_book_is_still_caught_when_its_run_ends() -> None:
+    book, ref = _verified_book()
+    server_run([[("BUY", "0.30", "1")]], ref, 1500)  # lost on the way
+    first = server_run([[("SELL", "0.55", "0")], [("SELL", "0.58", "9")]], ref, 2000)
+    for message in first:
+        assert book.apply(message).action == "ok"
+    assert book.counters.hash_mismatches == 0  # the run has not ended
+    second = server_run([[("BUY", "0.46", "5")]], ref, 2001)
+    assert book.apply(second[0]).action == "ok"  # first run failed: one mismatch, in grace
+    assert book.counters.hash_mismatches == 1
+    third = server_run([[("BUY", "0.47", "5")]], ref, 2002)
+    assert book.apply(third[0]) == BookVerdict(ASSET, "invalidated", "hash mismatch")
+    assert book.counters.hash_mismatches == 2
+
+
+def test_a_run_that_never_ends_fails_after_grace_seconds() -> None:
+    book, ref = _verified_book(grace_seconds=1.0)
+    server_run([[("BUY", "0.30", "1")]], ref, 1500)  # lost
+    (message,) = server_run([[("SELL", "0.58", "9")]], ref, 2000)
+    assert book.apply(message, now=10.0).action == "ok"
+    assert book.apply(message, now=10.5).action == "ok"  # same run: not judged
+    assert book.next_deadline() == pytest.approx(11.0)
+    assert book.handle_timer(10.9).action == "ok"
+    assert book.handle_timer(11.0) == BookVerdict(ASSET, "invalidated", "hash mismatch")
+    assert book.counters.hash_mismatches == 1
+    assert book.next_deadline() is None
+    # Messages of a run arriving past grace_seconds end it too.
+    book, ref = _verified_book(grace_seconds=1.0)
+    server_run([[("BUY", "0.30", "1")]], ref, 1500)
+    (message,) = server_run([[("SELL", "0.58", "9")]], ref, 2000)
+    assert book.apply(message, now=10.0).action == "ok"
+    assert book.apply(message, now=11.0) == BookVerdict(ASSET, "invalidated", "hash mismatch")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snap=SNAPSHOT_SPEC, runs=RUNS, every=st.sampled_from([1, 3]))
+def test_a_consistent_server_sending_runs_never_raises_an_alarm(
+    snap: Any, runs: list[Any], every: int
+) -> None:
+    book = OrderBook(
+        ASSET,
+        MARKET,
+        min_order_size="5",
+        tick_size="0.01",
+        neg_risk=False,
+        options=BookOptions(hash_check_every=every, grace_messages=0, hash_grace_messages=0),
+    )
+    ref = RefBook()
+    snapshot = snapshot_from_spec(snap, 1)
+    ref.snapshot(snapshot)
+    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)), now=0.0)
+    for timestamp, specs in enumerate(runs, start=2):
+        for message in server_run(specs, ref, timestamp):
+            assert book.apply(message, now=0.0).action == "ok"
+            assert_fast_path_invariant(book)
+        assert side_levels(book, "bids") == ref.levels("bids")
+        if every == 1 and not (book.crossed and book.in_doubt == "crossed book"):
+            assert book.in_doubt is None
+    assert book.counters.hash_mismatches == 0
+    assert book.handle_timer(1.0).action == "ok" or book.crossed
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snap=SNAPSHOT_SPEC, runs=RUNS.filter(lambda r: len(r) >= 2), data=st.data())
+def test_a_dropped_message_inside_runs_is_caught_when_the_books_differ_at_a_run_end(
+    snap: Any, runs: list[Any], data: st.DataObject
+) -> None:
+    book = OrderBook(
+        ASSET,
+        MARKET,
+        min_order_size="5",
+        tick_size="0.01",
+        neg_risk=False,
+        options=BookOptions(check_top=False, grace_messages=0),
+    )
+    ref = RefBook()
+    snapshot = snapshot_from_spec(snap, 1)
+    ref.snapshot(snapshot)
+    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)), now=0.0)
+    lost_run = data.draw(st.integers(min_value=0, max_value=len(runs) - 1))
+    lost = data.draw(st.integers(min_value=0, max_value=len(runs[lost_run]) - 1))
+    differed = False
+    for index, specs in enumerate(runs):
+        messages = server_run(specs, ref, index + 2)
+        verdicts = [
+            book.apply(message, now=0.0)
+            for number, message in enumerate(messages)
+            if (index, number) != (lost_run, lost)
+        ]
+        if not verdicts:
+            continue  # the whole run was lost: the book learns of it from the next one
+        differs = side_levels(book, "bids") != ref.levels("bids") or side_levels(
+            book, "asks"
+        ) != ref.levels("asks")
+        if differed and verdicts[0].action == "invalidated":
+            assert verdicts[0] == BookVerdict(ASSET, "invalidated", "hash mismatch")
+            return
+        assert all(verdict.action == "ok" for verdict in verdicts)
+        assert (book.in_doubt == "hash mismatch") is differs
+        differed = differs
+    verdict = book.handle_timer(2.0)
+    assert verdict.action == ("invalidated" if differed else "ok")
