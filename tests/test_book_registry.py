@@ -152,3 +152,22 @@ def test_registry_passes_on_every_non_ok_verdict() -> None:
     )
     registry.apply(again)
     assert registry.apply(bad_tick)[0].action == "invalidated"
+
+
+def test_a_snapshot_after_remove_does_not_bring_the_book_back() -> None:
+    registry = BookRegistry(CHECKS_OFF)
+    registry.add(ASSET)
+    registry.apply(book_msg([("0.40", "1")], [("0.60", "1")]))
+    registry.remove(ASSET)  # unsubscribed; a snapshot was already on its way
+    late = book_msg([("0.41", "1")], [("0.59", "1")], timestamp=2000)
+    assert registry.apply(late) == []
+    assert ASSET not in registry
+    assert registry.complete_resync(late).reason == "unknown asset"
+    assert "removed=1" in repr(registry)
+    # Subscribed again: snapshots count again.
+    registry.add(ASSET)
+    assert registry.apply(late) == []
+    assert registry[ASSET].best_bid == Decimal("0.41")
+    # An asset never added still gets a book from its snapshot, as before.
+    registry.apply(book_msg([("0.10", "1")], [("0.90", "1")], asset=OTHER))
+    assert OTHER in registry

@@ -26,7 +26,9 @@ class BookRegistry(Mapping[str, OrderBook]):
     """The books of many assets: applies whole messages to every book they concern.
 
     A ``book`` snapshot for an unknown asset adds a book (the subscription is the caller's
-    business); deltas and trades for unknown assets are ignored. Market metadata given for a
+    business), unless :meth:`remove` removed that asset since it was last added: a snapshot
+    still in flight after an unsubscribe does not bring the book back. Deltas and trades for
+    unknown assets are ignored. Market metadata given for a
     condition id is kept and handed to books of that market when they learn their market.
     """
 
@@ -36,6 +38,8 @@ class BookRegistry(Mapping[str, OrderBook]):
         self.options = options if options is not None else BookOptions()
         self._scheme = hash_scheme
         self._books: dict[str, OrderBook] = {}
+        # Assets removed (unsubscribed) and not added since: their late snapshots are ignored.
+        self._removed: set[str] = set()
         self._market_info: dict[str, tuple[str | None, str | None, bool | None]] = {}
 
     def __getitem__(self, asset_id: str) -> OrderBook:
@@ -50,11 +54,13 @@ class BookRegistry(Mapping[str, OrderBook]):
     def __repr__(self) -> str:
         synced = sum(1 for book in self._books.values() if book.synced)
         return (
-            f"BookRegistry(books={len(self._books)}, synced={synced}, scheme={self._scheme.name})"
+            f"BookRegistry(books={len(self._books)}, synced={synced}, "
+            f"removed={len(self._removed)}, scheme={self._scheme.name})"
         )
 
     def add(self, asset_id: str, market: str | None = None) -> OrderBook:
         """The book of ``asset_id``, created (unsynced) if needed."""
+        self._removed.discard(asset_id)
         book = self._books.get(asset_id)
         if book is None:
             book = OrderBook(asset_id, market, hash_scheme=self._scheme, options=self.options)
@@ -64,8 +70,9 @@ class BookRegistry(Mapping[str, OrderBook]):
         return book
 
     def remove(self, asset_id: str) -> None:
-        """Forget a book (unsubscribed)."""
+        """Forget a book (unsubscribed); its snapshots are ignored until :meth:`add`."""
         self._books.pop(asset_id, None)
+        self._removed.add(asset_id)
 
     def set_market_info(
         self,
@@ -120,6 +127,8 @@ class BookRegistry(Mapping[str, OrderBook]):
             case Book():
                 book = books.get(event.asset_id)
                 if book is None:
+                    if event.asset_id in self._removed:
+                        return verdicts
                     book = self.add(event.asset_id, event.market)
                 elif book.market is None:
                     self._learn_market(book, event.market)
