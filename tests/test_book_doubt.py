@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from book_support import (
     ASSET,
@@ -396,3 +397,61 @@ def test_a_dropped_message_inside_runs_is_caught_when_the_books_differ_at_a_run_
         differed = differs
     verdict = book.handle_timer(2.0)
     assert verdict.action == ("invalidated" if differed else "ok")
+
+
+class DoubtMachine(RuleBasedStateMachine):
+    """A verified book fed runs (some with a message lost), timers and resyncs.
+
+    Invariants: a timer never asks to be woken in the past; the fast-path flag never hides a
+    doubt; a book that passed a run's end with a match equals the server's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.book, self.ref = _verified_book(grace_seconds=1.0, grace_messages=3)
+        self.now = 0.0
+        self.timestamp = 2000
+
+    @rule(seconds=st.sampled_from([0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.3]))
+    def time_passes(self, seconds: float) -> None:
+        self.now += seconds
+
+    @rule(specs=st.lists(st.lists(ENTRY_SPEC, min_size=1, max_size=2), min_size=1, max_size=3))
+    def a_run_arrives(self, specs: list[Any]) -> None:
+        self.timestamp += 1
+        for message in server_run(specs, self.ref, self.timestamp):
+            self.book.apply(message, now=self.now)
+        if self.book.synced and self.book.in_doubt is None:
+            assert side_levels(self.book, "bids") == self.ref.levels("bids")
+            assert side_levels(self.book, "asks") == self.ref.levels("asks")
+
+    @rule(specs=st.lists(st.lists(ENTRY_SPEC, min_size=1, max_size=2), min_size=2, max_size=3))
+    def a_run_loses_its_first_message(self, specs: list[Any]) -> None:
+        self.timestamp += 1
+        for message in server_run(specs, self.ref, self.timestamp)[1:]:
+            self.book.apply(message, now=self.now)
+
+    @rule()
+    def timer_fires(self) -> None:
+        self.book.handle_timer(self.now)
+        deadline = self.book.next_deadline()
+        assert deadline is None or deadline > self.now
+
+    @rule()
+    def resync_from_rest(self) -> None:
+        if self.book.needs_resync:
+            resync_id = self.book.begin_resync()
+            bids, asks = self.ref.wire()
+            rest = book_msg(bids, asks, timestamp=self.timestamp)
+            rest = msgspec.structs.replace(rest, hash=self.ref.hash(self.timestamp))
+            verdict = self.book.complete_resync(rest, resync_id=resync_id, now=self.now)
+            assert verdict == BookVerdict(ASSET, "resynced", "rest")
+            assert side_levels(self.book, "bids") == self.ref.levels("bids")
+
+    @invariant()
+    def the_fast_path_never_hides_a_doubt(self) -> None:
+        assert_fast_path_invariant(self.book)
+
+
+DoubtMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+test_doubt_machine = DoubtMachine.TestCase
