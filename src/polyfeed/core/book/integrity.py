@@ -112,10 +112,13 @@ class HashCheck:
             template = self._template = (key, last_trade_price, head, middle, tail)
         _, _, head, middle, tail = template
         stamp = "" if timestamp is None else timestamp
-        text = (
-            f'{head}{stamp}{middle}"bids":[{levels.bids_text()}],'
-            f'"asks":[{levels.asks_text()}]{tail}'
-        )
+        bids = levels.bid_json
+        if bids is None:
+            bids = levels.bids_text()
+        asks = levels.ask_json
+        if asks is None:
+            asks = levels.asks_text()
+        text = f'{head}{stamp}{middle}"bids":[{bids}],"asks":[{asks}]{tail}'
         return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
     def detect(
@@ -173,7 +176,7 @@ class HashCheck:
             counters.hash_skipped += 1
             return SKIPPED
         counters.hash_checks += 1
-        if self.matches(levels, inputs, expected, timestamp, ltp):
+        if self.compute(levels, inputs, timestamp, self.scheme, ltp) == expected:
             return MATCH
         self.pending = (expected, timestamp)
         return MISMATCH

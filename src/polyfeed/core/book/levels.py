@@ -36,8 +36,6 @@ APPLIED: Final = 0
 MALFORMED_ENTRY: Final = 1
 HELD: Final = 2
 
-_NONZERO_LEADS = frozenset("123456789")
-
 Side = dict[int, tuple[str, str]]
 Undo = tuple[bool, int, tuple[str, str] | None]
 """How to put one level back: (is bid, key, previous strings or None when it was absent)."""
@@ -124,21 +122,23 @@ class Levels:
                 hit = parse_price(price)
             except ValueError:
                 return MALFORMED_ENTRY
+        # The side's preimage text is dropped up front (even if nothing changes below):
+        # cheaper than tracking whether it must be.
         if side == "BUY" or side == "buy":
             key = hit[0]
             levels = self.bids
             keys = self.bid_keys
-            is_bid = True
+            self.bid_json = None
         elif side == "SELL" or side == "sell":
             key = -hit[0]
             levels = self.asks
             keys = self.ask_keys
-            is_bid = False
+            self.ask_json = None
         else:
             return MALFORMED_ENTRY
         # size_kind, inlined (this is the hot path of the whole library); a test pins them equal.
         if size.isascii() and size.replace(".", "", 1).isdigit():
-            positive = size[0] in _NONZERO_LEADS or bool(size.strip("0."))
+            positive = size[0] > "0" or bool(size.strip("0."))  # "." sorts below "0"
             if len(size) > MAX_DECIMAL_LENGTH:
                 return MALFORMED_ENTRY
         elif size:
@@ -153,12 +153,6 @@ class Levels:
             levels[key] = (price, size)
         elif levels.pop(key, None) is not None:
             del keys[bisect_left(keys, key)]
-        else:
-            return APPLIED
-        if is_bid:
-            self.bid_json = None
-        else:
-            self.ask_json = None
         return APPLIED
 
     def before(self, entry: PriceChangeEntry) -> Undo:

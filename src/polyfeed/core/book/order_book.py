@@ -309,7 +309,8 @@ class OrderBook:
         synced = resync.synced
         # Off-grid deltas are only suspicious against a synced book with a known grid.
         tick = self._tick_key if synced else 0
-        set_level = self._levels.set
+        levels = self._levels
+        set_level = levels.set
         for entry in event.price_changes:
             if entry.asset_id != asset:
                 continue
@@ -334,7 +335,6 @@ class OrderBook:
             # which repeats these steps with every check.
             every = self._hash_every
             countdown = self._hash_countdown - 1 if every else 1
-            levels = self._levels
             bids = levels.bid_keys
             asks = levels.ask_keys
             if countdown > 0 and bids and asks:
@@ -455,7 +455,8 @@ class OrderBook:
         top_ok = True
         if options.check_top and (last.best_bid is not None or last.best_ask is not None):
             top_ok = self._check_top(last.best_bid, last.best_ask)
-        if every and not checked and (crossed or not top_ok or self._held):
+        held = bool(self._held.entries)
+        if every and not checked and (crossed or not top_ok or held):
             # A doubt is starting: let the hash settle it now rather than a message later.
             self._hash_countdown = every
             result = self._check_delta_hash(last.hash, timestamp)
@@ -464,17 +465,22 @@ class OrderBook:
         if result == MATCH:
             self._held.clear()  # a match proves the server never took them
             self._hash.pending = None
-        reason = self._grace.judge(
-            result,
-            timestamp,
-            last.hash,
-            held=bool(self._held),
-            crossed=crossed,
-            top_ok=top_ok,
-            now=now,
-        )
-        if reason is not None:
-            return self._invalidate(reason)
+            held = False
+        grace = self._grace
+        # Skipped in the common case, where judge() would change nothing.
+        if (
+            result == MISMATCH
+            or held
+            or crossed
+            or not top_ok
+            or grace.doubt is not None
+            or grace.run is not None
+        ):
+            reason = grace.judge(
+                result, timestamp, last.hash, held=held, crossed=crossed, top_ok=top_ok, now=now
+            )
+            if reason is not None:
+                return self._invalidate(reason)
         verdict = self._ok
         if self._rest.pending is not None:
             verdict = self._rest_verdict(self._rest.recheck(self._levels, timestamp, now))
@@ -482,7 +488,13 @@ class OrderBook:
         return verdict
 
     def _update_quiet(self) -> None:
-        self._quiet = self._grace.calm and not self._held and self._rest.pending is None
+        grace = self._grace
+        self._quiet = (
+            grace.doubt is None
+            and grace.run is None
+            and not self._held.entries
+            and self._rest.pending is None
+        )
 
     def _check_top(self, best_bid: str | None, best_ask: str | None) -> bool:
         self.counters.top_checks += 1
@@ -496,7 +508,7 @@ class OrderBook:
         levels = self._levels
         ltp = self._last_trade_price
         result = check.check_delta(levels, self, expected, timestamp, ltp, self.counters)
-        if result != MISMATCH or not self._held:
+        if result != MISMATCH or not self._held.entries:
             return result
         if self._held.apply_if(
             levels, lambda: check.matches(levels, self, expected, timestamp, ltp)
