@@ -36,6 +36,9 @@ from polyfeed.core.book import (
     BookVerdict,
     OrderBook,
 )
+from polyfeed.core.book.doubt import Grace
+from polyfeed.core.book.integrity import MISMATCH
+from polyfeed.core.book.options import BookCounters
 from polyfeed.core.messages import (
     BestBidAsk,
     LastTradePrice,
@@ -455,3 +458,13 @@ class DoubtMachine(RuleBasedStateMachine):
 
 DoubtMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 test_doubt_machine = DoubtMachine.TestCase
+
+
+def test_grace_repr_and_deadlines() -> None:
+    grace = Grace(BookOptions(grace_seconds=2.0), BookCounters())
+    assert repr(grace) == "Grace(doubt=None)" and grace.calm
+    assert grace.judge(MISMATCH, 7, "abc", held=False, crossed=False, top_ok=True, now=1.0) is None
+    assert repr(grace) == "Grace(doubt='hash mismatch' run@7)"
+    assert grace.next_deadline() == pytest.approx(3.0)
+    assert grace.expire(3.0) == "hash mismatch"
+    assert grace.calm and grace.next_deadline() is None

@@ -21,6 +21,7 @@ from polyfeed.core.book import (
     BookVerdict,
     OrderBook,
 )
+from polyfeed.core.book.held import HeldDeltas
 from polyfeed.core.messages import (
     TickSizeChange,
 )
@@ -129,3 +130,9 @@ def test_held_delta_the_server_did_not_take_is_reverted() -> None:
     assert book.held == 0
     assert book.in_doubt is None
     assert side_levels(book, "bids") == [("0.45", "50")]
+
+
+def test_held_deltas_repr() -> None:
+    held = HeldDeltas()
+    held.hold(make_entry("0.452", "1", "BUY"))
+    assert (repr(held), len(held), bool(held)) == ("HeldDeltas(1)", 1, True)

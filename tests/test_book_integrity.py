@@ -29,6 +29,7 @@ from polyfeed.core.book import (
     BookVerdict,
     OrderBook,
 )
+from polyfeed.core.book.integrity import HashCheck
 from polyfeed.core.book_hash import HashScheme, book_hash
 from polyfeed.core.messages import (
     Book,
@@ -252,3 +253,11 @@ def test_malformed_server_top_counts_as_a_mismatch() -> None:
     assert book.crossed
     assert book.best_bid == Decimal("0.45")  # unusable server values: raw top reported
     assert book.synced
+
+
+def test_hash_check_repr() -> None:
+    check = HashCheck(HashScheme.V2025, auto_detect=True)
+    assert repr(check) == "HashCheck(scheme=V2025?, budget=3, pending=False)"
+    assert repr(HashCheck(HashScheme.V2024, auto_detect=False)).startswith(
+        "HashCheck(scheme=V2024,"
+    )

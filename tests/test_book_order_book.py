@@ -31,45 +31,16 @@ from book_support import (
 )
 from polyfeed.core.book import (
     BookOptions,
-    BookRegistry,
     BookVerdict,
     OrderBook,
 )
 from polyfeed.core.messages import (
     LastTradePrice,
-    Level,
     NewMarket,
     PriceChangeEntry,
     TickSizeChange,
 )
 from polyfeed.errors import ConfigError
-
-
-def test_reading_api_and_repr() -> None:
-    book = synced_book()
-    assert (book.best_bid, book.best_ask) == (Decimal("0.45"), Decimal("0.55"))
-    assert book.spread == Decimal("0.10")
-    assert book.midpoint == Decimal("0.5")
-    assert book.top_n("bids", 1) == [Level("0.45", "50")]
-    assert book.top_n("asks", 5) == [Level("0.55", "70"), Level("0.60", "10")]
-    assert book.top_n("asks", 0) == []
-    assert book.depth("bids", 1) == Decimal(50)
-    assert book.depth("asks") == Decimal(80)
-    assert book.depth("asks", 0) == Decimal(0)
-    wire = book.to_book()
-    assert [lv.price for lv in wire.bids] == ["0.40", "0.45"]
-    assert [lv.price for lv in wire.asks] == ["0.60", "0.55"]
-    with pytest.raises(ConfigError):
-        book.depth("up")  # type: ignore[arg-type]
-    text = repr(book)
-    assert "1111…1111 synced" in text
-    assert "bid=0.45 ask=0.55" in text
-    assert "levels=2/2" in text
-    assert "hash=" in text
-    empty = OrderBook("short")
-    assert empty.best_bid is None and empty.spread is None and empty.midpoint is None
-    assert "short unsynced" in repr(empty)
-    assert "books=0" in repr(BookRegistry())
 
 
 @pytest.mark.parametrize(

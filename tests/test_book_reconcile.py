@@ -18,6 +18,8 @@ from polyfeed.core.book import (
     BookVerdict,
     OrderBook,
 )
+from polyfeed.core.book.options import BookCounters
+from polyfeed.core.book.reconcile import RestCheck
 from polyfeed.core.messages import (
     Level,
 )
@@ -93,3 +95,10 @@ def test_pending_rest_book_overtaken_or_expired(fixtures_dir: Path) -> None:
     book3 = OrderBook(snapshot.asset_id, options=CHECKS_OFF)
     book3.apply(snapshot)
     assert book3.reconcile(broken).reason == "pending"
+
+
+def test_rest_check_repr() -> None:
+    check = RestCheck(2.0, BookCounters())
+    assert repr(check) == "RestCheck(pending=None)"
+    assert check.next_deadline() is None
+    assert check.expire(1.0) == "none"

@@ -31,6 +31,7 @@ from polyfeed.core.book import (
     BookVerdict,
     OrderBook,
 )
+from polyfeed.core.book.resync import ResyncState
 
 
 def test_resync_buffers_and_replays_newer_deltas(fixtures_dir: Path) -> None:
@@ -208,3 +209,15 @@ def test_replay_agrees_with_the_reference_model_on_any_entries(
     assert side_levels(book, "asks") == ref.levels("asks")
     for side in ("bids", "asks"):
         assert book.depth(side) == ref.depth(side, 10**6)
+
+
+def test_resync_state_repr_and_ids() -> None:
+    state = ResyncState(max_buffered=1)
+    assert repr(state) == "ResyncState(unsynced, id=0, buffered=0)"
+    first = state.begin()
+    assert state.is_current(first) and repr(state).startswith("ResyncState(resyncing, id=1")
+    assert not state.keep(5, (), judged=False)
+    assert state.keep(6, (), judged=False)  # full: the oldest is dropped
+    state.abandon()
+    assert not state.is_current(first)
+    assert [item[0] for item in state.take(5)] == [6]

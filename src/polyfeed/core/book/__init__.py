@@ -19,9 +19,10 @@ Module map (one concern each):
 - :mod:`.integrity`: hash verification and scheme detection.
 - :mod:`.doubt`: doubt, grace and hash runs (when a disagreement invalidates).
 - :mod:`.held`: off-grid deltas held after a tick size change.
-- :mod:`.resync`: synced state, snapshot fetches, buffering for replay.
+- :mod:`.resync`: synced state, snapshot fetches, buffering and replay, invalidation.
 - :mod:`.reconcile`: comparison with a REST summary.
-- :mod:`.order_book`: :class:`OrderBook`, the façade composing them, and its fast path.
+- :mod:`.view`: the read-only API of a book (top of book, levels, depth, hash, repr).
+- :mod:`.order_book`: :class:`OrderBook`, the façade composing them: live messages, fast path.
 - :mod:`.registry`: :class:`BookRegistry`, the books of many assets.
 - :mod:`.limiter`: :class:`ResyncLimiter`, the token bucket for snapshot fetches.
 - :mod:`.options`: :class:`BookOptions`, :class:`BookVerdict`, :class:`BookCounters`.

@@ -5,14 +5,16 @@ the caller does the I/O. Where each rule lives: levels and their validation in
 :mod:`~polyfeed.core.book.levels` and :mod:`~polyfeed.core.book.numbers`; hash checks and scheme
 detection in :mod:`~polyfeed.core.book.integrity`; doubt, grace and hash runs in
 :mod:`~polyfeed.core.book.doubt`; held off-grid deltas in :mod:`~polyfeed.core.book.held`;
-buffering and replay in :mod:`~polyfeed.core.book.resync`; REST comparison in
-:mod:`~polyfeed.core.book.reconcile`. This module holds the order in which they are consulted,
-and the fast path for the common message (nothing in doubt, no hash due).
+snapshots, buffering, replay and invalidation in :mod:`~polyfeed.core.book.resync`
+(``SnapshotSide``, a base class of ``OrderBook``); REST comparison in
+:mod:`~polyfeed.core.book.reconcile`; the read-only API in :mod:`~polyfeed.core.book.view`
+(``OrderBookView``, the base of both). This module holds the live side: the order in which the
+checks are consulted for a message, and the fast path for the common one (nothing in doubt, no
+hash due).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import assert_never
 
@@ -20,16 +22,15 @@ from polyfeed.core.book.doubt import HELD_OFF_GRID, Grace
 from polyfeed.core.book.held import HeldDeltas
 from polyfeed.core.book.integrity import DETECT_BUDGET, MATCH, MISMATCH, SKIPPED, HashCheck
 from polyfeed.core.book.levels import HELD, MALFORMED_ENTRY, Levels, decimal_of
-from polyfeed.core.book.numbers import DECIMALS, parse_price
-from polyfeed.core.book.options import BookCounters, BookOptions, BookSide, BookVerdict
+from polyfeed.core.book.numbers import DECIMALS
+from polyfeed.core.book.options import BookCounters, BookOptions, BookVerdict
 from polyfeed.core.book.reconcile import MISMATCHED, RestCheck
-from polyfeed.core.book.resync import Buffered, ResyncState
+from polyfeed.core.book.resync import ResyncState, SnapshotSide, malformed_reason
 from polyfeed.core.book_hash import HashScheme
 from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
-    Level,
     MarketEvent,
     MarketResolved,
     NewMarket,
@@ -42,35 +43,12 @@ from polyfeed.errors import ConfigError
 __all__ = ["OrderBook"]
 
 
-class OrderBook:
+class OrderBook(SnapshotSide):
     """The L2 book of one asset (outcome token). Pure: feed events, read state and verdicts."""
 
     __slots__ = (
-        "_grace",
-        "_hash",
-        "_hash_countdown",
         "_hash_every",
-        "_held",
-        "_last_trade_price",
-        "_levels",
-        "_ok",
-        "_options",
-        "_quiet",
-        "_rest",
-        "_resync",
-        "_tick_key",
-        "_timestamp",
-        "_top_ask_key",
-        "_top_bid",
         "_top_check_on",
-        "asset_id",
-        "best_ask",
-        "best_bid",
-        "counters",
-        "market",
-        "min_order_size",
-        "neg_risk",
-        "tick_size",
     )
 
     def __init__(
@@ -119,150 +97,6 @@ class OrderBook:
         if tick_size is not None:
             self._set_tick(tick_size)
 
-    # ------------------------------------------------------------------ reading
-
-    @property
-    def synced(self) -> bool:
-        """True while the book follows a snapshot plus every delta since (as far as we know)."""
-        return self._resync.synced
-
-    @property
-    def spread(self) -> Decimal | None:
-        """``best_ask - best_bid``, or None when a side is empty."""
-        bid = self.best_bid
-        ask = self.best_ask
-        if bid is None or ask is None:
-            return None
-        return ask - bid
-
-    @property
-    def midpoint(self) -> Decimal | None:
-        """``(best_bid + best_ask) / 2``, or None when a side is empty."""
-        bid = self.best_bid
-        ask = self.best_ask
-        if bid is None or ask is None:
-            return None
-        return (bid + ask) / 2
-
-    @property
-    def crossed(self) -> bool:
-        """Whether the raw book has best bid >= best ask (transient during matching)."""
-        return self._levels.crossed
-
-    @property
-    def in_doubt(self) -> str | None:
-        """Why the book is unproven (a doubt, or a hash run not verified yet), or None."""
-        return self._grace.reason
-
-    @property
-    def last_trade_price(self) -> str | None:
-        """The asset's last trade price as the server wrote it (part of the 2026 hash)."""
-        return self._last_trade_price
-
-    @property
-    def timestamp(self) -> int | None:
-        """Server timestamp (epoch ms) of the last snapshot or message applied."""
-        return self._timestamp
-
-    @property
-    def hash_scheme(self) -> HashScheme:
-        """The hash preimage scheme in use (or tried first, while not yet detected)."""
-        return self._hash.scheme
-
-    @property
-    def scheme_detected(self) -> bool:
-        """Whether a hash has reproduced under :attr:`hash_scheme` (or detection is off)."""
-        return self._hash.scheme_known
-
-    @property
-    def resync_in_flight(self) -> bool:
-        """True between :meth:`begin_resync` and :meth:`complete_resync`/:meth:`abort_resync`."""
-        return self._resync.in_flight
-
-    @property
-    def needs_resync(self) -> bool:
-        """Unsynced and no resync in flight: the caller should fetch a snapshot (rate-limited)."""
-        return not self._resync.synced and not self._resync.in_flight
-
-    @property
-    def buffered(self) -> int:
-        """Messages buffered for replay after the next snapshot."""
-        return len(self._resync.buffer)
-
-    @property
-    def held(self) -> int:
-        """Off-grid deltas currently held after a tick size change."""
-        return len(self._held)
-
-    def level_counts(self) -> tuple[int, int]:
-        """Number of (bid, ask) levels."""
-        return len(self._levels.bid_keys), len(self._levels.ask_keys)
-
-    def _is_bid(self, side: BookSide) -> bool:
-        if side == "bids":
-            return True
-        if side == "asks":
-            return False
-        raise ConfigError(f"side must be 'bids' or 'asks', not {side!r}")
-
-    def levels(self, side: BookSide) -> Iterator[Level]:
-        """The side's levels, best first, with the server's exact strings."""
-        return self._levels.best_first(self._is_bid(side))
-
-    def top_n(self, side: BookSide, n: int) -> list[Level]:
-        """The best ``n`` levels of a side, best first."""
-        return self._levels.top_n(self._is_bid(side), n)
-
-    def depth(self, side: BookSide, n: int | None = None) -> Decimal:
-        """Total size within the best ``n`` levels of a side (all levels when ``n`` is None)."""
-        return self._levels.depth(self._is_bid(side), n)
-
-    def to_book(self) -> Book:
-        """Our raw book as a ``Book`` message, levels in wire order (bids up, asks down)."""
-        return Book(
-            market=self.market or "",
-            asset_id=self.asset_id,
-            timestamp=self._timestamp or 0,
-            bids=self._levels.wire(True),
-            asks=self._levels.wire(False),
-            tick_size=self.tick_size,
-            last_trade_price=self._last_trade_price,
-            min_order_size=self.min_order_size,
-            neg_risk=self.neg_risk,
-        )
-
-    def compute_hash(self, timestamp: int | None = None, scheme: HashScheme | None = None) -> str:
-        """Polymarket's hash of our raw book (default: current timestamp and scheme)."""
-        return self._hash.compute(
-            self._levels,
-            self,
-            self._timestamp if timestamp is None else timestamp,
-            self._hash.scheme if scheme is None else scheme,
-            self._last_trade_price,
-        )
-
-    def __repr__(self) -> str:
-        c = self.counters
-        short = (
-            self.asset_id
-            if len(self.asset_id) <= 12
-            else f"{self.asset_id[:4]}…{self.asset_id[-4:]}"
-        )
-        resync = self._resync
-        state = "synced" if resync.synced else "resyncing" if resync.in_flight else "unsynced"
-        reason = self._grace.reason
-        doubt = f" doubt={reason!r}" if reason is not None else ""
-        bids, asks = self.level_counts()
-        return (
-            f"OrderBook({short} {state} bid={self.best_bid} ask={self.best_ask} "
-            f"levels={bids}/{asks} "
-            f"top={c.top_checks}/{c.top_mismatches} "
-            f"hash={c.hash_checks}/{c.hash_mismatches} skipped={c.hash_skipped} "
-            f"rest={c.reconcile_checks}/{c.reconcile_mismatches} "
-            f"scheme={self._hash.scheme.name}{'' if self._hash.scheme_known else '?'} "
-            f"held={len(self._held)} buffered={len(resync.buffer)}{doubt})"
-        )
-
     # ------------------------------------------------------------------ metadata
 
     def set_market_info(
@@ -279,16 +113,6 @@ class OrderBook:
         if neg_risk is not None:
             self.neg_risk = neg_risk
         self._hash.detect_budget = DETECT_BUDGET
-
-    def _set_tick(self, tick_size: str) -> None:
-        try:
-            key = parse_price(tick_size)[0]
-        except ValueError:
-            raise ConfigError(f"invalid tick size {tick_size!r}") from None
-        if key <= 0:
-            raise ConfigError(f"invalid tick size {tick_size!r}")
-        self.tick_size = tick_size
-        self._tick_key = key
 
     # ------------------------------------------------------------------ applying events
 
@@ -386,7 +210,7 @@ class OrderBook:
         bad, count = malformed
         if bad is not None and synced:
             self.counters.malformed += count
-            verdict = self._invalidate(_malformed_reason(bad))
+            verdict = self._invalidate(malformed_reason(bad))
         if self._resync.keep(timestamp, entries, judged=synced):
             self.counters.buffer_dropped += 1
         if verdict is self._ok and self._resync.synced:
@@ -419,20 +243,6 @@ class OrderBook:
                 return self._ok
             case _:
                 assert_never(event)
-
-    def _refresh_top(self, entry: PriceChangeEntry | None) -> None:
-        """Cache the reported top of book (Decimals are looked up only when it moves)."""
-        if entry is None:
-            bid, ask = self._levels.top(None, None)
-        else:
-            bid, ask = self._levels.top(entry.best_bid, entry.best_ask)
-        if bid != self._top_bid:
-            self._top_bid = bid
-            self.best_bid = None if bid is None else decimal_of(bid)
-        ask_key = None if ask is None else -ask
-        if ask_key != self._top_ask_key:
-            self._top_ask_key = ask_key
-            self.best_ask = None if ask is None else decimal_of(ask)
 
     def _finish_message(
         self, timestamp: int, last: PriceChangeEntry, now: float | None
@@ -486,15 +296,6 @@ class OrderBook:
             verdict = self._rest_verdict(self._rest.recheck(self._levels, timestamp, now))
         self._update_quiet()
         return verdict
-
-    def _update_quiet(self) -> None:
-        grace = self._grace
-        self._quiet = (
-            grace.doubt is None
-            and grace.run is None
-            and not self._held.entries
-            and self._rest.pending is None
-        )
 
     def _check_top(self, best_bid: str | None, best_ask: str | None) -> bool:
         self.counters.top_checks += 1
@@ -553,146 +354,6 @@ class OrderBook:
         self._update_quiet()
         return self._ok
 
-    # ------------------------------------------------------------------ snapshots and resync
-
-    def _load_snapshot(self, snapshot: Book, source: str, now: float | None) -> BookVerdict:
-        try:
-            self._levels.load(snapshot)
-            if snapshot.tick_size:
-                self._set_tick(snapshot.tick_size)
-        except (ValueError, ConfigError):
-            self.counters.malformed += 1
-            return self._invalidate("malformed snapshot")
-        if self.market is None:
-            self.market = snapshot.market
-        if snapshot.min_order_size is not None:
-            self.min_order_size = snapshot.min_order_size
-        if snapshot.neg_risk is not None:
-            self.neg_risk = snapshot.neg_risk
-        if snapshot.last_trade_price is not None:
-            self._last_trade_price = snapshot.last_trade_price
-        self.counters.snapshots += 1
-        self._timestamp = snapshot.timestamp
-        self._held.clear()
-        self._grace.clear()
-        self._hash.pending = None
-        self._update_quiet()
-        self._hash_countdown = 0
-        self._hash.detect_budget = DETECT_BUDGET
-        self._refresh_top(None)
-        if snapshot.hash and self._options.hash_check_every:
-            self._hash.check_snapshot(
-                self._levels,
-                self,
-                snapshot.hash,
-                snapshot.timestamp,
-                self._last_trade_price,
-                self.counters,
-            )
-        resync = self._resync
-        was_synced = resync.synced
-        ever_synced = resync.ever_synced
-        resync.synced = resync.ever_synced = True
-        if source == "snapshot" and resync.in_flight:
-            resync.abandon()  # a WS snapshot supersedes whatever fetch was in flight
-        replayed = resync.take(snapshot.timestamp)
-        verdict = self._replay(replayed, now)
-        if verdict.action == "invalidated":
-            # The next snapshot may still be older than them: keep them (already judged).
-            for timestamp, entries, _ in replayed:
-                resync.keep(timestamp, entries, judged=True)
-        if verdict.action == "invalidated" or was_synced:
-            return verdict
-        if not ever_synced and source == "snapshot":
-            # The initial snapshot after subscribing: nothing was announced as lost.
-            return verdict
-        self.counters.resyncs += 1
-        return BookVerdict(self.asset_id, "resynced", source)
-
-    def _replay(self, buffered: list[Buffered], now: float | None) -> BookVerdict:
-        """Apply buffered messages newer than the snapshot; checks run once, on the last one.
-
-        The same :meth:`Levels.set` as live messages: a malformed entry changes nothing,
-        is counted if it was not judged on arrival, and invalidates the book.
-        """
-        if not buffered:
-            return self._ok
-        set_level = self._levels.set
-        bad: PriceChangeEntry | None = None
-        for _, entries, judged in buffered:
-            for entry in entries:
-                if set_level(entry.side, entry.price, entry.size, 0) == MALFORMED_ENTRY:
-                    bad = entry
-                    if not judged:
-                        self.counters.malformed += 1
-        timestamp, entries, _ = buffered[-1]
-        self._timestamp = timestamp
-        if bad is not None:
-            self._refresh_top(None)
-            return self._invalidate(_malformed_reason(bad))
-        self._hash_countdown = 0
-        return self._finish_message(timestamp, entries[-1], now)
-
-    def begin_resync(self) -> int:
-        """A snapshot fetch starts; returns its id for :meth:`complete_resync`.
-
-        Deltas are buffered from now on (they already are while unsynced).
-        """
-        return self._resync.begin()
-
-    def abort_resync(self) -> None:
-        """The snapshot fetch failed; :attr:`needs_resync` becomes true again if unsynced."""
-        self._resync.abandon()
-        if self._resync.synced:
-            self._resync.buffer.clear()
-
-    def complete_resync(
-        self, snapshot: Book, *, resync_id: int | None = None, now: float | None = None
-    ) -> BookVerdict:
-        """Load a REST ``/book`` snapshot and replay buffered deltas newer than it.
-
-        Ignored (verdict ``ok``, reason ``"stale resync"``) when ``resync_id`` is not the latest
-        :meth:`begin_resync` id, or when the book is synced with no resync in flight and the
-        snapshot is older than the book (a WS snapshot overtook the fetch).
-        """
-        if snapshot.asset_id != self.asset_id:
-            raise ConfigError(f"snapshot for {snapshot.asset_id} given to book {self.asset_id}")
-        resync = self._resync
-        if resync_id is not None and not resync.is_current(resync_id):
-            return BookVerdict(self.asset_id, "ok", "stale resync")
-        if (
-            resync.synced
-            and not resync.in_flight
-            and self._timestamp is not None
-            and snapshot.timestamp < self._timestamp
-        ):
-            return BookVerdict(self.asset_id, "ok", "stale resync")
-        resync.abandon()
-        return self._load_snapshot(snapshot, "rest", now)
-
-    def invalidate(self, reason: str) -> BookVerdict:
-        """Mark the book unsynced for an external cause (reconnect, dropped frames, gap).
-
-        A resync in flight is abandoned (its snapshot may predate the gap) and the buffer is
-        dropped; deltas are buffered afresh for the next resync.
-        """
-        if self._resync.in_flight:
-            self._resync.abandon()
-        self._resync.buffer.clear()
-        return self._invalidate(reason)
-
-    def _invalidate(self, reason: str) -> BookVerdict:
-        self._grace.clear()
-        self._hash.pending = None
-        self._rest.pending = None
-        self._held.clear()
-        self._quiet = True
-        if not self._resync.synced:
-            return self._ok
-        self._resync.synced = False
-        self.counters.invalidations += 1
-        return BookVerdict(self.asset_id, "invalidated", reason)
-
     # ------------------------------------------------------------------ REST reconciliation
 
     def reconcile(self, rest_book: Book, now: float | None = None) -> BookVerdict:
@@ -741,7 +402,3 @@ class OrderBook:
             verdict = self._ok
         self._update_quiet()
         return verdict
-
-
-def _malformed_reason(entry: PriceChangeEntry) -> str:
-    return f"malformed price_change entry ({entry.price!r}, {entry.size!r})"
