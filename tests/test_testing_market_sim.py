@@ -10,11 +10,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from polyfeed.core.book import BookRegistry
 from polyfeed.core.book_hash import HashScheme, book_hash
 from polyfeed.core.messages import (
     BestBidAsk,
     Book,
     LastTradePrice,
+    MarketEvent,
     Order,
     PriceChange,
     TickSizeChange,
@@ -96,13 +98,16 @@ def replay(sim: MarketSimulator, steps: int) -> tuple[dict[str, ReferenceBook], 
     assert every hash and best price on the way."""
     books = {a: ReferenceBook(sim.snapshot(a).payload) for a in sim.asset_ids}
     messages = run(sim, steps)
-    for message in messages:
+    for index, message in enumerate(messages):
         payload = message.payload
         match message.event_type:
             case "price_change":
                 for entry in payload["price_changes"]:
+                    books[entry["asset_id"]].apply(entry)
+                if _run_continues(messages, index):
+                    continue  # a run: hashes and tops are those after its last message
+                for entry in payload["price_changes"]:
                     book = books[entry["asset_id"]]
-                    book.apply(entry)
                     assert entry["hash"] == book.hash(payload["timestamp"])
                     bids, asks = book.wire()
                     assert entry["best_bid"] == bids[-1][0]
@@ -117,6 +122,18 @@ def replay(sim: MarketSimulator, steps: int) -> tuple[dict[str, ReferenceBook], 
             case other:
                 pytest.fail(f"unexpected event {other}")
     return books, messages
+
+
+def _run_continues(messages: list[SimMessage], index: int) -> bool:
+    """Whether the next message is a ``price_change`` of the same run (market and timestamp)."""
+    if index + 1 >= len(messages):
+        return False
+    current, following = messages[index], messages[index + 1]
+    return (
+        following.event_type == "price_change"
+        and following.market == current.market
+        and following.timestamp == current.timestamp
+    )
 
 
 def run(sim: MarketSimulator, steps: int) -> list[SimMessage]:
@@ -234,9 +251,13 @@ def test_timestamps_are_ms_strings_strictly_increasing_per_market() -> None:
     frozen_wall._wall = lambda: 1_700_000_000.0  # a stuck clock still yields increasing stamps
     messages = run(frozen_wall, 100)
     for market in frozen_wall.markets:
-        stamps = [int(m.timestamp) for m in messages if m.market == market.condition_id]
-        assert all(b > a for a, b in itertools.pairwise(stamps))
-        assert stamps[0] == 1_700_000_000_000
+        mine = [m for m in messages if m.market == market.condition_id]
+        for before, after in itertools.pairwise(mine):
+            same_run = before.event_type == after.event_type == "price_change"
+            assert int(after.timestamp) > int(before.timestamp) or (
+                same_run and after.timestamp == before.timestamp
+            )
+        assert int(mine[0].timestamp) == 1_700_000_000_000
 
 
 def test_messages_decode_as_polyfeed_wire_types() -> None:
@@ -316,6 +337,9 @@ def test_user_lifecycle_decodes_and_cycles() -> None:
         {"min_levels": 0},
         {"min_levels": 5, "max_levels": 4},
         {"tick_size": "0.00001"},
+        {"run_probability": 1.5},
+        {"run_probability": -0.1},
+        {"max_run_messages": 1},
     ],
 )
 def test_bad_options_raise_config_error(options: dict[str, Any]) -> None:
@@ -328,4 +352,74 @@ def test_bad_options_raise_config_error(options: dict[str, Any]) -> None:
 def test_repr_shows_state() -> None:
     sim = simulator()
     sim.step()
-    assert repr(sim) == "MarketSimulator(markets=2, assets=4, steps=1, trade_probability=0.1)"
+    assert repr(sim) == (
+        "MarketSimulator(markets=2, assets=4, steps=1, trade_probability=0.1, run_probability=0.0)"
+    )
+
+
+def test_a_run_shares_one_timestamp_and_every_entry_carries_the_final_hash() -> None:
+    sim = simulator(markets=1, trade_probability=0.0, run_probability=1.0, max_run_messages=4)
+    books = {a: ReferenceBook(sim.snapshot(a).payload) for a in sim.asset_ids}
+    lengths = set()
+    for _ in range(30):
+        changes = [m for m in sim.step() if m.event_type == "price_change"]
+        lengths.add(len(changes))
+        assert len({m.timestamp for m in changes}) == 1
+        stamp = changes[0].timestamp
+        verified_early = False
+        for number, message in enumerate(changes):
+            for entry in message.payload["price_changes"]:
+                book = books[entry["asset_id"]]
+                book.apply(entry)
+                if number < len(changes) - 1 and entry["hash"] == book.hash(stamp):
+                    verified_early = True
+        assert not verified_early or len(changes) == 1
+        for asset_id, book in books.items():
+            final = sim.book(asset_id)
+            assert book.wire() == (list(final.bids), list(final.asks))
+            for message in changes:
+                (entry,) = [
+                    e for e in message.payload["price_changes"] if e["asset_id"] == asset_id
+                ]
+                assert entry["hash"] == book.hash(stamp)
+                assert (entry["best_bid"], entry["best_ask"]) == (final.best_bid, final.best_ask)
+    assert lengths == {2, 3, 4}
+
+
+def test_run_probability_controls_how_often_a_step_is_a_run() -> None:
+    def run_steps(**options: Any) -> int:
+        sim = simulator(trade_probability=0.0, **options)
+        return sum(
+            len([m for m in sim.step() if m.event_type == "price_change"]) > 1 for _ in range(400)
+        )
+
+    assert run_steps() == 0  # off by default
+    assert 20 <= run_steps(run_probability=0.1) <= 70
+    assert run_steps(run_probability=1.0) == 400
+    # Trades stay single messages.
+    trades = simulator(trade_probability=1.0, run_probability=1.0, markets=1)
+    assert [m.event_type for m in trades.step()].count("price_change") == 1
+
+
+def test_polyfeed_books_follow_runs_without_a_false_alarm() -> None:
+    sim = simulator(trade_probability=0.3, run_probability=0.5)
+    registry = BookRegistry()
+    for market in sim.markets:
+        registry.set_market_info(
+            market.condition_id, min_order_size="5", tick_size="0.01", neg_risk=False
+        )
+
+    def decode(raw: bytes) -> MarketEvent:
+        event: MarketEvent = msgspec.json.decode(raw, type=MarketEvent, strict=False)
+        return event
+
+    for asset_id in sim.asset_ids:
+        assert registry.apply(decode(sim.snapshot(asset_id).raw)) == []
+    for message in run(sim, 300):
+        assert registry.apply(decode(message.raw), now=0.0) == []
+    for asset_id in sim.asset_ids:
+        book = registry[asset_id]
+        assert book.synced and book.in_doubt is None, book
+        assert book.counters.hash_mismatches == 0
+        assert book.counters.hash_checks > 100
+        assert book.compute_hash() == sim.book(asset_id).hash

@@ -9,7 +9,8 @@ The preimage has changed twice; all three are reproduced by real captures:
 ``hash`` is always the empty string in the preimage, ``timestamp`` is the decimal string of the
 epoch-ms timestamp, levels keep the server's order (bids ascending, asks descending) and the
 server's exact price/size strings. The per-change ``hash`` of a ``price_change`` is the hash of the
-book after the change, with the message's timestamp.
+book after the change, with the message's timestamp; when one matching event is split over several
+messages sharing a timestamp, every entry carries the hash of the book after the whole event.
 """
 
 from __future__ import annotations

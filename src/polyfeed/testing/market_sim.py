@@ -17,13 +17,20 @@ Wire facts the simulator reproduces (see protocol.md §3):
   current ``tick_size``, ``neg_risk`` and ``last_trade_price`` — the asset's last trade price
   string, ``""`` until the first simulated trade.
 - Timestamps are epoch-millisecond strings, strictly increasing per market: every message gets
-  ``max(wall_ms, previous + 1)``, so under bursts they run ahead of the wall clock.
+  ``max(wall_ms, previous + 1)``, so under bursts they run ahead of the wall clock. The one
+  exception is a run (below), whose messages share one timestamp.
 - A trade emits ``last_trade_price`` for both tokens (YES at ``p``, NO at ``1 - p``) and then
   the ``price_change`` that takes the liquidity, whose hashes already include the new trade
   price. ``trade_print_after_change=True`` reverses the order, reproducing the live quirk where
   a hash only verifies with a ``last_trade_price`` received later (protocol.md §3.7, F14).
 - ``tick_size_change`` (off unless ``tick_size_change_probability`` > 0) only ever refines a
   market's tick (0.01 -> 0.001), so existing levels stay on the grid.
+- Polymarket can split one matching event over several ``price_change`` messages that share one
+  timestamp, and every entry of such a *run* carries the hash (and ``best_bid``/``best_ask``) of
+  the book after the whole run. A fraction ``run_probability`` of the order-flow steps that are
+  not trades becomes such a run of 2 to ``max_run_messages`` messages, one level change each
+  (off by default: tests written against one message per step keep their meaning; a running
+  fake server turns it on with ``fake.sim.run_probability = 0.1``).
 """
 
 from __future__ import annotations
@@ -182,9 +189,9 @@ class _MarketState:
 class MarketSimulator:
     """Seeded simulated markets with order flow; every message is ready-encoded JSON.
 
-    ``step()`` produces exactly one ``price_change`` (plus, sometimes, trade prints, a tick size
-    change and — always generated, delivered only to custom-feature subscribers — ``best_bid_ask``
-    events when the top of book moved).
+    ``step()`` produces one ``price_change``, or a run of them sharing one timestamp (plus,
+    sometimes, trade prints, a tick size change and — always generated, delivered only to
+    custom-feature subscribers — ``best_bid_ask`` events when the top of book moved).
     """
 
     def __init__(
@@ -201,11 +208,15 @@ class MarketSimulator:
         trade_probability: float = 0.1,
         tick_size_change_probability: float = 0.0,
         trade_print_after_change: bool = False,
+        run_probability: float = 0.0,
+        max_run_messages: int = 3,
     ) -> None:
         if markets < 1:
             raise ConfigError(f"markets must be >= 1, got {markets}")
         if not 1 <= min_levels <= max_levels:
             raise ConfigError("need 1 <= min_levels <= max_levels")
+        if not 0.0 <= run_probability <= 1.0 or max_run_messages < 2:
+            raise ConfigError("need 0 <= run_probability <= 1 and max_run_messages >= 2")
         self._rng = random.Random(seed)
         self._wall = wall
         self.min_order_size = min_order_size
@@ -215,6 +226,8 @@ class MarketSimulator:
         self.trade_probability = trade_probability
         self.tick_size_change_probability = tick_size_change_probability
         self.trade_print_after_change = trade_print_after_change
+        self.run_probability = run_probability
+        self.max_run_messages = max_run_messages
         self._states: dict[str, _MarketState] = {}
         self._asset_market: dict[str, _MarketState] = {}
         self._round_robin = 0
@@ -474,37 +487,51 @@ class MarketSimulator:
             return (not buys), price, format_size(remaining), quantity, taker_side
         return None
 
-    def _price_change(
-        self, state: _MarketState, is_bid: bool, price: int, size_text: str
-    ) -> SimMessage:
+    def _price_changes(
+        self, state: _MarketState, changes: list[tuple[bool, int, str]]
+    ) -> list[SimMessage]:
+        """One ``price_change`` per YES change (already applied), all stamped alike.
+
+        Every entry carries the hash and top of book after the last change: one change is an
+        ordinary message, several are a run.
+        """
         info = state.info
         timestamp = self._stamp(state)
-        entries = []
-        for asset_id, entry_price, entry_bid in (
-            (info.yes_token, price, is_bid),
-            (info.no_token, _UNITS_PER_ONE - price, not is_bid),
-        ):
+        after: dict[str, tuple[str, str, str]] = {}
+        for asset_id in info.tokens:
             levels = self._levels(state, asset_id)
-            best_bid = levels[0][-1][0] if levels[0] else ""
-            best_ask = levels[1][-1][0] if levels[1] else ""
-            entries.append(
-                {
-                    "asset_id": asset_id,
-                    "price": format_price(entry_price),
-                    "size": size_text,
-                    "side": "BUY" if entry_bid else "SELL",
-                    "hash": self._hash(state, asset_id, timestamp, levels),
-                    "best_bid": best_bid,
-                    "best_ask": best_ask,
-                }
+            after[asset_id] = (
+                self._hash(state, asset_id, timestamp, levels),
+                levels[0][-1][0] if levels[0] else "",
+                levels[1][-1][0] if levels[1] else "",
             )
-        payload = {
-            "event_type": "price_change",
-            "market": info.condition_id,
-            "timestamp": timestamp,
-            "price_changes": entries,
-        }
-        return _message("price_change", info.condition_id, info.tokens, payload)
+        messages = []
+        for is_bid, price, size_text in changes:
+            entries = []
+            for asset_id, entry_price, entry_bid in (
+                (info.yes_token, price, is_bid),
+                (info.no_token, _UNITS_PER_ONE - price, not is_bid),
+            ):
+                book_hash_after, best_bid, best_ask = after[asset_id]
+                entries.append(
+                    {
+                        "asset_id": asset_id,
+                        "price": format_price(entry_price),
+                        "size": size_text,
+                        "side": "BUY" if entry_bid else "SELL",
+                        "hash": book_hash_after,
+                        "best_bid": best_bid,
+                        "best_ask": best_ask,
+                    }
+                )
+            payload = {
+                "event_type": "price_change",
+                "market": info.condition_id,
+                "timestamp": timestamp,
+                "price_changes": entries,
+            }
+            messages.append(_message("price_change", info.condition_id, info.tokens, payload))
+        return messages
 
     def _trade_prints(
         self, state: _MarketState, quantity: int, taker_side: str
@@ -577,10 +604,12 @@ class MarketSimulator:
         return messages
 
     def step(self, condition_id: str | None = None) -> list[SimMessage]:
-        """One order-flow step on a market (round-robin when None): exactly one ``price_change``.
+        """One order-flow step on a market (round-robin when None).
 
-        Around it, in wire order: an optional ``tick_size_change`` pair, trade prints when the
-        step is a trade, and ``best_bid_ask`` for each token whose top of book moved.
+        One ``price_change``, or (with ``run_probability``, for steps that are not trades) a run
+        of several sharing one timestamp and the final hash. Around it, in wire order: an
+        optional ``tick_size_change`` pair, trade prints when the step is a trade, and
+        ``best_bid_ask`` for each token whose top of book moved.
         """
         state = self._pick_market(condition_id)
         out: list[SimMessage] = []
@@ -594,15 +623,19 @@ class MarketSimulator:
         if trade is not None:
             is_bid, price, size, quantity, taker_side = trade
             prints = self._trade_prints(state, quantity, taker_side)
-            change = self._price_change(state, is_bid, price, size)
+            changes = self._price_changes(state, [(is_bid, price, size)])
             if self.trade_print_after_change:
-                out.append(change)
+                out.extend(changes)
                 out.extend(prints)
             else:
                 out.extend(prints)
-                out.append(change)
+                out.extend(changes)
         else:
-            out.append(self._price_change(state, *self._level_change(state)))
+            count = 1
+            if self.run_probability and self._rng.random() < self.run_probability:
+                count = self._rng.randint(2, self.max_run_messages)
+            level_changes = [self._level_change(state) for _ in range(count)]
+            out.extend(self._price_changes(state, level_changes))
         out.extend(self._best_bid_asks(state, before))
         return out
 
@@ -711,5 +744,6 @@ class MarketSimulator:
     def __repr__(self) -> str:
         return (
             f"MarketSimulator(markets={len(self.markets)}, assets={len(self.asset_ids)}, "
-            f"steps={self._round_robin}, trade_probability={self.trade_probability})"
+            f"steps={self._round_robin}, trade_probability={self.trade_probability}, "
+            f"run_probability={self.run_probability})"
         )

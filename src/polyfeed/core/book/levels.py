@@ -1,0 +1,295 @@
+"""The two sides of one book: exact levels, sorted keys, and the preimage text of each side.
+
+Each side maps an integer price key to the server's ``(price, size)`` strings and keeps a sorted
+key list updated with ``bisect``. Asks are keyed by the *negated* price, so on both sides the best
+level is the last key and iterating the keys in order yields the wire order (bids ascending, asks
+descending). :meth:`Levels.set` is the one function that sets a level, on every path (live
+deltas, replay, held deltas); :meth:`Levels.load` is the one that reads a snapshot. Both validate
+with :mod:`polyfeed.core.book.numbers`, so nothing malformed is ever stored.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Final
+
+from polyfeed.core.book.numbers import (
+    DECIMALS,
+    MALFORMED,
+    MAX_DECIMAL_LENGTH,
+    PRICES,
+    ZERO,
+    parse_price,
+    price_decimal,
+    price_key,
+    server_top,
+    size_kind,
+)
+from polyfeed.core.book_hash import LEVEL_TEMPLATE
+from polyfeed.core.messages import Book, Level, PriceChangeEntry
+
+__all__ = ["APPLIED", "HELD", "MALFORMED_ENTRY", "Levels", "Undo"]
+
+APPLIED: Final = 0
+MALFORMED_ENTRY: Final = 1
+HELD: Final = 2
+
+Side = dict[int, tuple[str, str]]
+Undo = tuple[bool, int, tuple[str, str] | None]
+"""How to put one level back: (is bid, key, previous strings or None when it was absent)."""
+
+
+def _side_json(levels: Side, keys: list[int], frags: dict[int, tuple[tuple[str, str], str]]) -> str:
+    """One side's levels as the preimage text, reusing the text of levels that did not change.
+
+    A message changes a level or two; formatting every level again was most of the hash check.
+    """
+    parts: list[str] = []
+    append = parts.append
+    for key in keys:
+        level = levels[key]
+        cached = frags.get(key)
+        if cached is not None and cached[0] is level:
+            append(cached[1])
+        else:
+            text = LEVEL_TEMPLATE % level
+            frags[key] = (level, text)
+            append(text)
+    if len(frags) > 2 * len(keys) + 64:
+        # Removed levels linger in the cache; drop them once they outnumber the live ones.
+        live = set(keys)
+        for key in [k for k in frags if k not in live]:
+            del frags[key]
+    return ",".join(parts)
+
+
+def _load_side(levels: Sequence[Level], sign: int) -> Side:
+    side: Side = {}
+    for level in levels:
+        kind = size_kind(level.size)
+        if kind == MALFORMED:
+            raise ValueError(f"malformed size {level.size!r}")
+        key = sign * price_key(level.price)
+        if kind == ZERO:
+            side.pop(key, None)
+        else:
+            side[key] = (level.price, level.size)
+    return side
+
+
+class Levels:
+    """Bids and asks of one asset with their exact strings (see the module docstring)."""
+
+    __slots__ = (
+        "_ask_frags",
+        "_bid_frags",
+        "ask_json",
+        "ask_keys",
+        "asks",
+        "bid_json",
+        "bid_keys",
+        "bids",
+    )
+
+    def __init__(self) -> None:
+        self.bids: Side = {}
+        self.asks: Side = {}
+        self.bid_keys: list[int] = []
+        self.ask_keys: list[int] = []
+        # A side's preimage text, None once the side changed; rebuilt from per-level fragments
+        # cached per key and valid while the stored level tuple is the same object.
+        self.bid_json: str | None = None
+        self.ask_json: str | None = None
+        self._bid_frags: dict[int, tuple[tuple[str, str], str]] = {}
+        self._ask_frags: dict[int, tuple[tuple[str, str], str]] = {}
+
+    def __repr__(self) -> str:
+        return f"Levels(bids={len(self.bid_keys)}, asks={len(self.ask_keys)})"
+
+    # ------------------------------------------------------------------ writing
+
+    def set(self, side: str, price: str, size: str, tick: int) -> int:
+        """Set one level from a delta: :data:`APPLIED`, :data:`HELD` or :data:`MALFORMED_ENTRY`.
+
+        A malformed price, side or size, or a nonzero size off the ``tick`` grid (``tick`` > 0,
+        in price keys), changes nothing. A zero size removes the level.
+        """
+        hit = PRICES.get(price)
+        if hit is None:
+            try:
+                hit = parse_price(price)
+            except ValueError:
+                return MALFORMED_ENTRY
+        # The side's preimage text is dropped up front (even if nothing changes below):
+        # cheaper than tracking whether it must be.
+        if side == "BUY" or side == "buy":
+            key = hit[0]
+            levels = self.bids
+            keys = self.bid_keys
+            self.bid_json = None
+        elif side == "SELL" or side == "sell":
+            key = -hit[0]
+            levels = self.asks
+            keys = self.ask_keys
+            self.ask_json = None
+        else:
+            return MALFORMED_ENTRY
+        # size_kind, inlined (this is the hot path of the whole library); a test pins them equal.
+        if size.isascii() and size.replace(".", "", 1).isdigit():
+            positive = size[0] > "0" or bool(size.strip("0."))  # "." sorts below "0"
+            if len(size) > MAX_DECIMAL_LENGTH:
+                return MALFORMED_ENTRY
+        elif size:
+            return MALFORMED_ENTRY
+        else:
+            positive = False
+        if positive:
+            if tick and key % tick:
+                return HELD
+            if key not in levels:
+                insort(keys, key)
+            levels[key] = (price, size)
+        elif levels.pop(key, None) is not None:
+            del keys[bisect_left(keys, key)]
+        return APPLIED
+
+    def before(self, entry: PriceChangeEntry) -> Undo:
+        """What :meth:`restore` needs to undo ``entry`` (which must be well formed)."""
+        is_bid = entry.side in ("BUY", "buy")
+        key = price_key(entry.price) * (1 if is_bid else -1)
+        return is_bid, key, (self.bids if is_bid else self.asks).get(key)
+
+    def restore(self, undo: Undo) -> None:
+        """Put back one level recorded by :meth:`before`."""
+        is_bid, key, previous = undo
+        levels = self.bids if is_bid else self.asks
+        keys = self.bid_keys if is_bid else self.ask_keys
+        self.bid_json = self.ask_json = None
+        present = key in levels
+        if previous is None:
+            if present:
+                del levels[key]
+                del keys[bisect_left(keys, key)]
+        else:
+            if not present:
+                insort(keys, key)
+            levels[key] = previous
+
+    def load(self, snapshot: Book) -> None:
+        """Replace both sides with a snapshot's; ``ValueError`` (nothing changed) if malformed."""
+        bids = _load_side(snapshot.bids, 1)
+        asks = _load_side(snapshot.asks, -1)
+        self.bids = bids
+        self.asks = asks
+        self.bid_keys = sorted(bids)
+        self.ask_keys = sorted(asks)
+        self.bid_json = self.ask_json = None
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def crossed(self) -> bool:
+        """Whether best bid >= best ask (transient during matching)."""
+        bids = self.bid_keys
+        asks = self.ask_keys
+        return bool(bids and asks and bids[-1] >= -asks[-1])
+
+    def side(self, is_bid: bool) -> tuple[list[int], Side]:
+        """(sorted keys, levels) of a side."""
+        return (self.bid_keys, self.bids) if is_bid else (self.ask_keys, self.asks)
+
+    def best_first(self, is_bid: bool) -> Iterator[Level]:
+        """A side's levels, best first."""
+        keys, levels = self.side(is_bid)
+        for key in reversed(keys):
+            yield Level(*levels[key])
+
+    def top_n(self, is_bid: bool, n: int) -> list[Level]:
+        """The best ``n`` levels of a side, best first."""
+        keys, levels = self.side(is_bid)
+        return [Level(*levels[key]) for key in keys[: -n - 1 : -1]] if n > 0 else []
+
+    def depth(self, is_bid: bool, n: int | None) -> Decimal:
+        """Total size of the best ``n`` levels of a side (all when None)."""
+        keys, levels = self.side(is_bid)
+        chosen = keys if n is None else keys[max(0, len(keys) - n) :] if n > 0 else []
+        return sum((Decimal(levels[key][1]) for key in chosen), Decimal(0))
+
+    def wire(self, is_bid: bool) -> list[Level]:
+        """A side in wire order (bids ascending, asks descending)."""
+        keys, levels = self.side(is_bid)
+        return [Level(*levels[key]) for key in keys]
+
+    def bids_text(self) -> str:
+        """The bids as preimage text (cached until they change)."""
+        text = self.bid_json
+        if text is None:
+            text = self.bid_json = _side_json(self.bids, self.bid_keys, self._bid_frags)
+        return text
+
+    def asks_text(self) -> str:
+        """The asks as preimage text (cached until they change)."""
+        text = self.ask_json
+        if text is None:
+            text = self.ask_json = _side_json(self.asks, self.ask_keys, self._ask_frags)
+        return text
+
+    def equal_to(self, book: Book) -> bool:
+        """Whether a summary holds the same sizes at the same prices (spellings may differ)."""
+        try:
+            bids = _sizes(_load_side(book.bids, 1))
+            asks = _sizes(_load_side(book.asks, -1))
+        except ValueError:
+            return False
+        return _sizes(self.bids) == bids and _sizes(self.asks) == asks
+
+    def top(self, server_bid: str | None, server_ask: str | None) -> tuple[int | None, int | None]:
+        """The reported (bid, ask) prices as keys: ours, or the server's while we are crossed.
+
+        During matching the raw book is transiently crossed and the server's top is what the
+        book will be after it; unusable server values leave our raw top.
+        """
+        bids = self.bid_keys
+        asks = self.ask_keys
+        bid = bids[-1] if bids else None
+        ask = -asks[-1] if asks else None
+        if bid is not None and ask is not None and bid >= ask and (server_bid or server_ask):
+            try:
+                return server_top(server_bid), server_top(server_ask)
+            except ValueError:
+                pass
+        return bid, ask
+
+    def top_agrees(self, server_bid: str | None, server_ask: str | None) -> bool:
+        """Whether the server's best prices (absent: no opinion) equal ours."""
+        return _same_price(server_bid, self.bid_keys, self.bids, 1) and _same_price(
+            server_ask, self.ask_keys, self.asks, -1
+        )
+
+
+def decimal_of(key: int) -> Decimal:
+    """The Decimal of a (positive) price key, from the parse cache when possible."""
+    return DECIMALS.get(key) or price_decimal(key)
+
+
+def _sizes(levels: Side) -> dict[int, Decimal]:
+    return {key: Decimal(size) for key, (_, size) in levels.items()}
+
+
+def _same_price(server: str | None, keys: list[int], levels: Side, sign: int) -> bool:
+    if server is None:
+        return True
+    if keys:
+        best = keys[-1]
+        if levels[best][0] == server:
+            return True
+        try:
+            return server_top(server) == sign * best
+        except ValueError:
+            return False
+    try:
+        return server_top(server) is None
+    except ValueError:
+        return False

@@ -1,0 +1,103 @@
+"""The grammar of Polymarket's decimal strings, and exact integer price keys.
+
+Prices and sizes travel as strings (``"0.52"``, ``"1608.18"``) and are kept as the server wrote
+them, since the hash preimage needs the exact text. One grammar decides what is a number, for
+prices and sizes alike, on every path: ASCII digits with at most one dot, at least one digit, at
+most :data:`MAX_DECIMAL_LENGTH` characters; no sign, exponent, space, underscore, ``NaN`` or
+``Infinity`` (Python's ``Decimal`` accepts all of those). An empty size is a removal, as in
+captures of the old schema.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Final
+
+__all__ = [
+    "MALFORMED",
+    "MAX_DECIMAL_LENGTH",
+    "POSITIVE",
+    "PRICE_SCALE",
+    "ZERO",
+    "is_decimal",
+    "parse_price",
+    "price_key",
+    "price_decimal",
+    "server_top",
+    "size_kind",
+]
+
+PRICE_SCALE: Final = 10**6
+"""Prices are kept as integers in units of 1e-6 (Polymarket ticks go down to 0.0001)."""
+
+MAX_DECIMAL_LENGTH: Final = 40
+"""Longer strings are malformed: no real price or size comes near, and parsing stays bounded."""
+
+ZERO: Final = 0
+POSITIVE: Final = 1
+MALFORMED: Final = 2
+
+_MAX_CACHED_PRICES = 1 << 16
+# Price text -> (scaled int, exact Decimal). The set of prices is tiny (at most a few thousand
+# per market, shared by every book), so parsing happens once per distinct string.
+PRICES: Final[dict[str, tuple[int, Decimal]]] = {}
+DECIMALS: Final[dict[int, Decimal]] = {}
+
+
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a Polymarket decimal string (see the module docstring)."""
+    return (
+        0 < len(text) <= MAX_DECIMAL_LENGTH
+        and text.isascii()
+        and text.replace(".", "", 1).isdigit()
+    )
+
+
+def size_kind(size: str) -> int:
+    """:data:`ZERO` (any spelling, ``""`` included), :data:`POSITIVE` or :data:`MALFORMED`."""
+    if not is_decimal(size):
+        return ZERO if size == "" else MALFORMED
+    return POSITIVE if size.replace(".", "", 1).strip("0") else ZERO
+
+
+def parse_price(text: str) -> tuple[int, Decimal]:
+    """Exact scaled key and Decimal of a price; ``ValueError`` if malformed or finer than 1e-6."""
+    hit = PRICES.get(text)
+    if hit is not None:
+        return hit
+    if not is_decimal(text):
+        raise ValueError(f"malformed price {text!r}")
+    value = Decimal(text)
+    scaled = value.scaleb(6)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"price {text!r} has more than 6 decimals")
+    hit = (int(scaled), value)
+    if len(PRICES) < _MAX_CACHED_PRICES:
+        PRICES[text] = hit
+        DECIMALS.setdefault(hit[0], value)
+    return hit
+
+
+def price_key(text: str) -> int:
+    """The scaled integer key of a price (``ValueError`` if malformed)."""
+    hit = PRICES.get(text)
+    return hit[0] if hit is not None else parse_price(text)[0]
+
+
+def price_decimal(key: int) -> Decimal:
+    """The Decimal of a scaled price key (the server's spelling when it was seen)."""
+    value = DECIMALS.get(key)
+    if value is None:
+        value = Decimal(key).scaleb(-6).normalize()
+    return value
+
+
+def server_top(text: str | None) -> int | None:
+    """Scaled key of a server ``best_bid``/``best_ask``; None when absent, empty or zero.
+
+    ``ValueError`` when the text is not a price.
+    """
+    if not text:
+        return None
+    key = parse_price(text)[0]
+    return key if key else None

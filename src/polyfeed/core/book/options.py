@@ -1,0 +1,86 @@
+"""What a book is told (:class:`BookOptions`) and what it reports (verdicts and counters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+
+from polyfeed.errors import ConfigError
+
+__all__ = ["BookCounters", "BookOptions", "BookSide", "BookVerdict", "VerdictAction"]
+
+BookSide = Literal["bids", "asks"]
+VerdictAction = Literal["ok", "invalidated", "resynced"]
+
+
+class BookVerdict(msgspec.Struct, frozen=True):
+    """What the caller should do after a book operation.
+
+    ``"invalidated"``: emit ``BookInvalidated(asset_id, reason)`` and schedule a resync.
+    ``"resynced"``: emit ``BookResynced(asset_id, source=reason)`` (``"snapshot"`` or ``"rest"``).
+    ``"ok"``: nothing to do; ``reason`` may say why nothing happened (e.g. ``"stale resync"``).
+    """
+
+    asset_id: str
+    action: VerdictAction
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BookOptions:
+    """Integrity and resync settings shared by the books of a :class:`BookRegistry`.
+
+    ``grace_messages``/``grace_seconds``: how long a doubt (crossed book, server top of book
+    disagreeing, hash mismatch, held off-grid deltas) may last before the book is invalidated;
+    ``grace_messages=0`` invalidates on the first failing message. ``hash_grace_messages``: the
+    tighter limit for a hash mismatch alone (its only benign cause, a ``last_trade_price`` that
+    arrives just after the change, clears it at once; a dropped message does not heal, or heals
+    only by chance). A hash is judged at the end of its *run* (messages sharing timestamp and
+    expected hash, see :mod:`polyfeed.core.book.doubt`), so these limits count runs, not
+    messages; a run still open after ``grace_seconds`` fails. ``max_buffered``: messages kept
+    for replay while unsynced (the oldest are dropped beyond it; the snapshot usually covers them).
+    """
+
+    check_top: bool = True
+    hash_check_every: int = 1
+    auto_detect_scheme: bool = True
+    grace_messages: int = 10
+    hash_grace_messages: int = 1
+    grace_seconds: float = 2.0
+    max_buffered: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.hash_check_every < 0:
+            raise ConfigError("hash_check_every must be >= 0")
+        if self.grace_messages < 0 or self.grace_seconds < 0 or self.hash_grace_messages < 0:
+            raise ConfigError("grace_messages, hash_grace_messages, grace_seconds must be >= 0")
+        if self.max_buffered < 1:
+            raise ConfigError("max_buffered must be >= 1")
+
+
+@dataclass(slots=True)
+class BookCounters:
+    """Checks done and mismatches found, per strength, plus resync bookkeeping.
+
+    ``hash_mismatches`` counts runs (or snapshots) whose hash did not reproduce; ``malformed``
+    counts each malformed entry once, when it is judged (on arrival at a synced book, or at the
+    replay of a message buffered while the book was unsynced).
+    """
+
+    snapshots: int = 0
+    top_checks: int = 0
+    top_mismatches: int = 0
+    hash_checks: int = 0
+    hash_mismatches: int = 0
+    hash_skipped: int = 0
+    hash_late_matches: int = 0
+    reconcile_checks: int = 0
+    reconcile_mismatches: int = 0
+    reconcile_inconclusive: int = 0
+    held_entries: int = 0
+    buffer_dropped: int = 0
+    invalidations: int = 0
+    resyncs: int = 0
+    malformed: int = 0

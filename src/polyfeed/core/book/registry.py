@@ -1,0 +1,196 @@
+"""The books of many assets: one message applied to every book it concerns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import assert_never
+
+from polyfeed.core.book.options import BookOptions, BookVerdict
+from polyfeed.core.book.order_book import OrderBook
+from polyfeed.core.book_hash import HashScheme
+from polyfeed.core.messages import (
+    BestBidAsk,
+    Book,
+    LastTradePrice,
+    MarketEvent,
+    MarketResolved,
+    NewMarket,
+    PriceChange,
+    TickSizeChange,
+)
+
+__all__ = ["BookRegistry", "Books"]
+
+
+class BookRegistry(Mapping[str, OrderBook]):
+    """The books of many assets: applies whole messages to every book they concern.
+
+    A ``book`` snapshot for an unknown asset adds a book (the subscription is the caller's
+    business), unless :meth:`remove` removed that asset since it was last added: a snapshot
+    still in flight after an unsubscribe does not bring the book back. Deltas and trades for
+    unknown assets are ignored. Market metadata given for a
+    condition id is kept and handed to books of that market when they learn their market.
+    """
+
+    def __init__(
+        self, options: BookOptions | None = None, hash_scheme: HashScheme = HashScheme.V2026
+    ) -> None:
+        self.options = options if options is not None else BookOptions()
+        self._scheme = hash_scheme
+        self._books: dict[str, OrderBook] = {}
+        # Assets removed (unsubscribed) and not added since: their late snapshots are ignored.
+        self._removed: set[str] = set()
+        self._market_info: dict[str, tuple[str | None, str | None, bool | None]] = {}
+
+    def __getitem__(self, asset_id: str) -> OrderBook:
+        return self._books[asset_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._books)
+
+    def __len__(self) -> int:
+        return len(self._books)
+
+    def __repr__(self) -> str:
+        synced = sum(1 for book in self._books.values() if book.synced)
+        return (
+            f"BookRegistry(books={len(self._books)}, synced={synced}, "
+            f"removed={len(self._removed)}, scheme={self._scheme.name})"
+        )
+
+    def add(self, asset_id: str, market: str | None = None) -> OrderBook:
+        """The book of ``asset_id``, created (unsynced) if needed."""
+        self._removed.discard(asset_id)
+        book = self._books.get(asset_id)
+        if book is None:
+            book = OrderBook(asset_id, market, hash_scheme=self._scheme, options=self.options)
+            self._books[asset_id] = book
+            if market is not None:
+                self._hand_market_info(book)
+        return book
+
+    def remove(self, asset_id: str) -> None:
+        """Forget a book (unsubscribed); its snapshots are ignored until :meth:`add`."""
+        self._books.pop(asset_id, None)
+        self._removed.add(asset_id)
+
+    def set_market_info(
+        self,
+        market: str,
+        *,
+        min_order_size: str | None = None,
+        tick_size: str | None = None,
+        neg_risk: bool | None = None,
+    ) -> None:
+        """Metadata of a market (condition id) for every book of it, present and future."""
+        self._market_info[market] = (min_order_size, tick_size, neg_risk)
+        for book in self._books.values():
+            if book.market == market:
+                book.set_market_info(min_order_size, tick_size, neg_risk)
+
+    def _learn_market(self, book: OrderBook, market: str) -> None:
+        book.market = market
+        self._hand_market_info(book)
+
+    def _hand_market_info(self, book: OrderBook) -> None:
+        info = self._market_info.get(book.market or "")
+        if info is not None:
+            book.set_market_info(*info)
+
+    def apply(self, event: MarketEvent, now: float | None = None) -> list[BookVerdict]:
+        """Apply one event to every book it concerns; returns only the non-``ok`` verdicts."""
+        books = self._books
+        verdicts: list[BookVerdict] = []
+        match event:
+            case PriceChange():
+                entries = event.price_changes
+                if len(entries) == 1:
+                    book = books.get(entries[0].asset_id)
+                    if book is not None:
+                        if book.market is None:
+                            self._learn_market(book, event.market)
+                        verdict = book.apply(event, now)
+                        if verdict.action != "ok":
+                            verdicts.append(verdict)
+                    return verdicts
+                touched: list[OrderBook] = []
+                for entry in entries:
+                    book = books.get(entry.asset_id)
+                    if book is not None and book not in touched:
+                        if book.market is None:
+                            self._learn_market(book, event.market)
+                        touched.append(book)
+                for book in touched:
+                    verdict = book.apply(event, now)
+                    if verdict.action != "ok":
+                        verdicts.append(verdict)
+            case Book():
+                book = books.get(event.asset_id)
+                if book is None:
+                    if event.asset_id in self._removed:
+                        return verdicts
+                    book = self.add(event.asset_id, event.market)
+                elif book.market is None:
+                    self._learn_market(book, event.market)
+                verdict = book.apply(event, now)
+                if verdict.action != "ok":
+                    verdicts.append(verdict)
+                self._learn_scheme(book)
+            case LastTradePrice() | TickSizeChange() | BestBidAsk():
+                book = books.get(event.asset_id)
+                if book is not None:
+                    verdict = book.apply(event, now)
+                    if verdict.action != "ok":
+                        verdicts.append(verdict)
+            case NewMarket() | MarketResolved():
+                pass
+            case _:
+                assert_never(event)
+        return verdicts
+
+    def _learn_scheme(self, book: OrderBook) -> None:
+        # New books start with the scheme the last detection found.
+        if book.scheme_detected:
+            self._scheme = book.hash_scheme
+
+    def reconcile(self, rest_book: Book, now: float | None = None) -> BookVerdict:
+        """:meth:`OrderBook.reconcile` on the asset's book (ok/"unknown asset" if absent)."""
+        book = self._books.get(rest_book.asset_id)
+        if book is None:
+            return BookVerdict(rest_book.asset_id, "ok", "unknown asset")
+        return book.reconcile(rest_book, now)
+
+    def complete_resync(
+        self, snapshot: Book, *, resync_id: int | None = None, now: float | None = None
+    ) -> BookVerdict:
+        """:meth:`OrderBook.complete_resync` on the asset's book (ok/"unknown asset" if absent)."""
+        book = self._books.get(snapshot.asset_id)
+        if book is None:
+            return BookVerdict(snapshot.asset_id, "ok", "unknown asset")
+        if book.market is None:
+            self._learn_market(book, snapshot.market)
+        verdict = book.complete_resync(snapshot, resync_id=resync_id, now=now)
+        self._learn_scheme(book)
+        return verdict
+
+    def invalidate_all(self, reason: str) -> list[BookVerdict]:
+        """Invalidate every book (reconnect, dropped frames); returns the ``invalidated`` ones."""
+        verdicts = [book.invalidate(reason) for book in self._books.values()]
+        return [verdict for verdict in verdicts if verdict.action != "ok"]
+
+    def needing_resync(self) -> list[str]:
+        """Assets whose book is unsynced with no resync in flight."""
+        return [asset for asset, book in self._books.items() if book.needs_resync]
+
+    def next_deadline(self) -> float | None:
+        """The earliest :meth:`OrderBook.next_deadline` over all books."""
+        deadlines = [d for book in self._books.values() if (d := book.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> list[BookVerdict]:
+        """:meth:`OrderBook.handle_timer` on every book; returns the non-``ok`` verdicts."""
+        verdicts = [book.handle_timer(now) for book in self._books.values()]
+        return [verdict for verdict in verdicts if verdict.action != "ok"]
+
+
+Books = BookRegistry
