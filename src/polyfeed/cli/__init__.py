@@ -7,6 +7,7 @@ import click
 from polyfeed.cli.book import book
 from polyfeed.cli.demo import demo
 from polyfeed.cli.fake_server import fake_server
+from polyfeed.cli.record import record
 from polyfeed.cli.stream import stream
 
 
@@ -24,3 +25,4 @@ main.add_command(stream)
 main.add_command(fake_server)
 main.add_command(demo)
 main.add_command(book)
+main.add_command(record)
