@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from polyfeed.sinks.base import Record, Resume, SessionInfo, SinkError, SinkUnavailableError
+from polyfeed.testing.server import GroundTruthLog, LoggedEvent
 
 
 class QueueSource:
@@ -73,3 +77,54 @@ class MemorySink:
 
     async def aclose(self, ended: float) -> None:
         self.closed_at = ended
+
+
+RecordedKey = tuple[str, str | None, int]
+GapSpan = tuple[float, float, set[str]]
+
+
+def unexplained(
+    log: GroundTruthLog, recorded: set[RecordedKey], gaps: list[GapSpan]
+) -> list[LoggedEvent]:
+    """Market events of the ground truth that are neither recorded (by event_type, market and
+    server timestamp) nor inside a recorded gap. Events generated before the server made the
+    first snapshot of an asset for us are not ours to receive and are skipped."""
+    subscribed_at: dict[str, int] = {}
+    for logged in log.events:
+        if logged.origin == "snapshot":
+            for asset in logged.asset_ids:
+                subscribed_at.setdefault(asset, logged.seq)
+    missing = []
+    for logged in log.events:
+        if logged.origin != "market" or logged.event_type in ("book", "best_bid_ask"):
+            continue
+        if all(logged.seq < subscribed_at.get(asset, 1 << 62) for asset in logged.asset_ids):
+            continue
+        if (logged.event_type, logged.market, int(logged.timestamp)) in recorded:
+            continue
+        ts = int(logged.timestamp) / 1000.0
+        if any(
+            started - 0.005 <= ts <= ended + 0.005 and set(logged.asset_ids) & assets
+            for started, ended, assets in gaps
+        ):
+            continue
+        missing.append(logged)
+    return missing
+
+
+def unexplained_events(log: GroundTruthLog, path: Path) -> list[LoggedEvent]:
+    """:func:`unexplained` for a SQLite recording."""
+    db = sqlite3.connect(path)
+    recorded = {
+        (event_type, market, ts)
+        for event_type, market, ts in db.execute(
+            "SELECT event_type, market, server_ts FROM events WHERE server_ts IS NOT NULL"
+        )
+    }
+    gaps = [
+        (started, ended, set(json.loads(assets)))
+        for started, ended, assets in db.execute("SELECT started, ended, assets FROM gaps")
+    ]
+    db.close()
+    assert recorded, "nothing was recorded"
+    return unexplained(log, recorded, gaps)

@@ -303,3 +303,28 @@ async def test_restart_without_data_still_closes_the_gap() -> None:
     [gap] = [r.gap for r in sink.records]
     assert gap is not None
     assert (gap.started, gap.ended) == (990.0, 1003.0)
+
+
+def test_only_their_sinks_import_the_optional_extras() -> None:
+    """pyarrow only in sinks/parquet.py, redis only in sinks/redis.py (the extras stay optional:
+    everything else imports without them)."""
+    import ast
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "polyfeed"
+    owners = {"pyarrow": "sinks/parquet.py", "redis": "sinks/redis.py"}
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        relative = path.relative_to(src).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in owners and owners[top] != relative:
+                    offenders.append(f"{relative} imports {name}")
+    assert offenders == []

@@ -34,7 +34,7 @@ from polyfeed.testing import (
     RefuseHandshake,
     StallData,
 )
-from polyfeed.testing.server import GroundTruthLog
+from record_helpers import unexplained_events
 
 CONFIG = StreamConfig(
     heartbeat=HeartbeatConfig(interval=0.05, pong_timeout=0.3),
@@ -181,41 +181,6 @@ class SlowSink(SqliteSink):
     async def write(self, records: Sequence[Record]) -> None:
         await asyncio.sleep(self.delay)
         await super().write(records)
-
-
-def unexplained_events(log: GroundTruthLog, path: Path) -> list[Any]:
-    """Market events of the ground truth neither in the recording nor inside a recorded gap."""
-    db = sqlite3.connect(path)
-    recorded = {
-        (event_type, market, ts)
-        for event_type, market, ts in db.execute(
-            "SELECT event_type, market, server_ts FROM events WHERE server_ts IS NOT NULL"
-        )
-    }
-    gaps = [
-        (started, ended, set(json.loads(assets)))
-        for started, ended, assets in db.execute("SELECT started, ended, assets FROM gaps")
-    ]
-    first_book = db.execute("SELECT min(server_ts) FROM events WHERE event_type = 'book'")
-    (first_snapshot,) = first_book.fetchone()
-    db.close()
-    assert first_snapshot is not None, "nothing was recorded"
-    missing = []
-    for logged in log.events:
-        if logged.origin != "market" or logged.event_type in ("book", "best_bid_ask"):
-            continue
-        if int(logged.timestamp) <= first_snapshot:
-            continue  # before our first subscription was processed: not ours to receive
-        if (logged.event_type, logged.market, int(logged.timestamp)) in recorded:
-            continue
-        ts = int(logged.timestamp) / 1000.0
-        if any(
-            started - 0.005 <= ts <= ended + 0.005 and set(logged.asset_ids) & assets
-            for started, ended, assets in gaps
-        ):
-            continue
-        missing.append(logged)
-    return missing
 
 
 @pytest.mark.timeout(60)

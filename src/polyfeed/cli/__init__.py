@@ -8,6 +8,7 @@ from polyfeed.cli.book import book
 from polyfeed.cli.demo import demo
 from polyfeed.cli.fake_server import fake_server
 from polyfeed.cli.record import record
+from polyfeed.cli.replay import replay
 from polyfeed.cli.stream import stream
 
 
@@ -26,3 +27,4 @@ main.add_command(fake_server)
 main.add_command(demo)
 main.add_command(book)
 main.add_command(record)
+main.add_command(replay)
