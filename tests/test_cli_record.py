@@ -50,6 +50,7 @@ def test_usage_errors(tmp_path: Path) -> None:
 def test_sink_choice_from_the_target(tmp_path: Path) -> None:
     assert isinstance(make_sink(None, str(tmp_path / "r.db")), SqliteSink)
     assert make_sink(None, "redis://127.0.0.1:1/0").name == "redis"
+    assert make_sink("parquet", str(tmp_path / "folder")).name == "parquet"
     with pytest.raises(ConfigError):
         make_sink("csv", "x")
 

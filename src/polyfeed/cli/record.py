@@ -23,7 +23,7 @@ from polyfeed.errors import ConfigError, PolyfeedError
 from polyfeed.sinks.base import Recorder, Sink
 from polyfeed.sinks.sqlite import SqliteSink
 
-SINKS = ("sqlite", "redis")
+SINKS = ("sqlite", "parquet", "redis")
 
 
 def make_sink(kind: str | None, target: str, *, redis_key: str = "channel") -> Sink:
@@ -35,6 +35,12 @@ def make_sink(kind: str | None, target: str, *, redis_key: str = "channel") -> S
         kind = "redis" if target.startswith(("redis://", "rediss://")) else "sqlite"
     if kind == "sqlite":
         return SqliteSink(Path(target))
+    if kind == "parquet":
+        try:
+            from polyfeed.sinks.parquet import ParquetSink
+        except ImportError as exc:
+            raise ConfigError(f"--sink parquet needs polyfeed[parquet]: {exc}") from None
+        return ParquetSink(Path(target))
     if kind == "redis":
         try:
             from polyfeed.sinks.redis import RedisSink
