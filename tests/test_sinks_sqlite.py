@@ -82,7 +82,7 @@ async def test_schema_rows_and_gaps(tmp_path: Path) -> None:
     assert rows == [
         ("price_change", "a", '["a"]', "0xm", 1_700_000_000_001, 200.0),
         ("price_change", "a", '["a"]', "0xm", 1_700_000_000_002, 200.0),
-        ("gap", "a", '["a", "b"]', None, None, 3.0),
+        ("gap", "a", '["a","b"]', None, None, 3.0),
     ]
     assert db.execute("SELECT started, ended, assets, reason, dropped FROM gaps").fetchall() == [
         (1.5, 2.5, '["a", "b"]', "reconnect", 2)

@@ -33,10 +33,9 @@ from typing import Any, Protocol
 import msgspec
 
 from polyfeed.aio.clock import Clock, LoopClock
-from polyfeed.aio.event_queue import event_assets
-from polyfeed.core.messages import Malformed, Notice, Unknown
+from polyfeed.core.messages import Malformed, Notice, PriceChange, Unknown
 from polyfeed.errors import ConfigError, PolyfeedError
-from polyfeed.events import Gap, MarketStreamEvent, UserStreamEvent
+from polyfeed.events import Gap, MarketStreamEvent, Resubscribed, Stale, UserStreamEvent
 
 logger = logging.getLogger("polyfeed.record")
 
@@ -136,6 +135,7 @@ def _tagged_classes() -> dict[str, type[msgspec.Struct]]:
 
 
 _CLASSES = _tagged_classes()
+_TAGS: dict[type, str] = {cls: tag for tag, cls in _CLASSES.items()}
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     tag: msgspec.json.Decoder(cls) for tag, cls in _CLASSES.items()
 }
@@ -150,46 +150,59 @@ class _MalformedBody(msgspec.Struct):
     excerpt: str
 
 
+def _assets_of(event: object) -> tuple[str, ...]:
+    if type(event) is PriceChange:
+        entries = event.price_changes
+        if len(entries) == 2:
+            # The usual shape (both outcome tokens of a market): no set needed for two.
+            first, second = entries[0].asset_id, entries[1].asset_id
+            return (first,) if first == second else (first, second)
+        return tuple(dict.fromkeys(entry.asset_id for entry in entries))
+    single = getattr(event, "asset_id", None)
+    if isinstance(single, str):
+        return (single,)
+    if isinstance(event, Stale):
+        return tuple(event.asset_ids)
+    if isinstance(event, Resubscribed):
+        return tuple(event.assets)
+    return ()
+
+
 def to_record(event: object, received: float) -> Record:
     """The record of one event a stream yielded, received at ``received`` (epoch seconds)."""
-    match event:
-        case Notice():
-            return Record(event_type="notice", received=received, json=_encoder.encode(event))
-        case Unknown(raw=raw):
-            return Record(event_type="unknown", received=received, json=bytes(raw))
-        case Malformed():
-            return Record(event_type="malformed", received=received, json=_encoder.encode(event))
-        case Gap(assets=gap_assets):
-            return Record(
-                event_type="gap",
-                received=received,
-                json=_encoder.encode(event),
-                asset_id=gap_assets[0] if gap_assets else None,
-                assets=tuple(gap_assets),
-                gap=event,
-            )
-        case msgspec.Struct():
-            tag = type(event).__struct_config__.tag
-            if not isinstance(tag, str) or tag not in _CLASSES:
-                raise TypeError(f"cannot record {type(event).__name__}: not a stream event")
-            assets = event_assets(event)
-            if not assets:
-                single = getattr(event, "asset_id", None)
-                assets = (single,) if isinstance(single, str) else ()
-            timestamp = getattr(event, "timestamp", None)
-            market = getattr(event, "market", None)
-            return Record(
-                event_type=tag,
-                received=received,
-                json=_encoder.encode(event),
-                asset_id=assets[0] if assets else None,
-                assets=assets,
-                market=market if isinstance(market, str) else None,
-                server_ts=timestamp
-                if isinstance(timestamp, int) and not isinstance(timestamp, bool)
-                else None,
-            )
-    raise TypeError(f"cannot record {type(event).__name__}: not a stream event")
+    tag = _TAGS.get(type(event))
+    if tag is None:
+        match event:
+            case Notice():
+                return Record(event_type="notice", received=received, json=_encoder.encode(event))
+            case Unknown(raw=raw):
+                return Record(event_type="unknown", received=received, json=bytes(raw))
+            case Malformed():
+                return Record(
+                    event_type="malformed", received=received, json=_encoder.encode(event)
+                )
+        raise TypeError(f"cannot record {type(event).__name__}: not a stream event")
+    if type(event) is Gap:
+        return Record(
+            event_type="gap",
+            received=received,
+            json=_encoder.encode(event),
+            asset_id=event.assets[0] if event.assets else None,
+            assets=tuple(event.assets),
+            gap=event,
+        )
+    assets = _assets_of(event)
+    timestamp = getattr(event, "timestamp", None)
+    market = getattr(event, "market", None)
+    return Record(
+        event_type=tag,
+        received=received,
+        json=_encoder.encode(event),
+        asset_id=assets[0] if assets else None,
+        assets=assets,
+        market=market if isinstance(market, str) else None,
+        server_ts=timestamp if type(timestamp) is int else None,
+    )
 
 
 def from_record(event_type: str, raw: bytes | str) -> MarketStreamEvent | UserStreamEvent:

@@ -16,6 +16,9 @@ on the event loop. Schema (version 1), meant to be queried directly::
     sessions(id INTEGER PRIMARY KEY, channel TEXT, ids TEXT, started REAL, ended REAL)
     meta(key TEXT PRIMARY KEY, value TEXT)                   -- schema_version
 
+No index beyond the primary key (an index costs every insert); for lookups by asset, add one
+yourself: ``CREATE INDEX events_asset ON events (asset_id, server_ts)``.
+
 Every gap is both a row of ``gaps`` and an ``events`` row with ``event_type = 'gap'`` (so a
 replay yields it in order). ``sessions.ended`` stays NULL for a run that was killed.
 """
@@ -30,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
+
 from polyfeed.sinks.base import Record, Resume, SessionInfo, SinkError, SinkUnavailableError
 
 SCHEMA_VERSION = "1"
@@ -42,13 +47,14 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, event_type TEXT NOT NULL, asset_id TEXT, assets TEXT NOT NULL,
     market TEXT, server_ts INTEGER, received REAL NOT NULL, json TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_asset ON events (asset_id, server_ts);
 CREATE TABLE IF NOT EXISTS gaps (
     id INTEGER PRIMARY KEY, started REAL NOT NULL, ended REAL NOT NULL, assets TEXT NOT NULL,
     reason TEXT NOT NULL, dropped INTEGER NOT NULL, received REAL NOT NULL);
 """
 
 T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
 
 
 class SqliteSink:
@@ -149,7 +155,7 @@ class SqliteSink:
             (
                 r.event_type,
                 r.asset_id,
-                json.dumps(list(r.assets)),
+                _encoder.encode(r.assets).decode(),
                 r.market,
                 r.server_ts,
                 r.received,
