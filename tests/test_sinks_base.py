@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -29,7 +31,7 @@ from polyfeed import (
     Trade,
     Unknown,
 )
-from polyfeed.errors import ConfigError
+from polyfeed.errors import AuthenticationError, ConfigError, StreamClosedError
 from polyfeed.sinks.base import (
     RESTART_GAP_REASON,
     Recorder,
@@ -328,3 +330,25 @@ def test_only_their_sinks_import_the_optional_extras() -> None:
                 if top in owners and owners[top] != relative:
                     offenders.append(f"{relative} imports {name}")
     assert offenders == []
+
+
+class FailingSource(QueueSource):
+    """Yields what was put, then fails like a stream whose credentials were rejected."""
+
+    async def _iterate(self) -> AsyncIterator[Any]:
+        while not self.queue.empty():
+            yield self.queue.get_nowait()
+        raise AuthenticationError(None, 3)
+
+
+async def test_a_failing_source_is_raised_after_everything_before_it_is_written() -> None:
+    clock = FakeClock()
+    source, sink = FailingSource(), MemorySink()
+    source.put(change(1), change(2))
+    recorder = Recorder(source, sink, channel="user", ids=[], batch_window=60.0, clock=clock)
+    with pytest.raises(AuthenticationError):
+        await recorder.run()
+    assert [r.server_ts for r in sink.records] == [1, 2]
+    assert sink.closed_at is not None
+    with pytest.raises(StreamClosedError):
+        await recorder.run()

@@ -34,7 +34,7 @@ import msgspec
 
 from polyfeed.aio.clock import Clock, LoopClock
 from polyfeed.core.messages import Malformed, Notice, PriceChange, Unknown
-from polyfeed.errors import ConfigError, PolyfeedError
+from polyfeed.errors import ConfigError, PolyfeedError, StreamClosedError
 from polyfeed.events import Gap, MarketStreamEvent, Resubscribed, Stale, UserStreamEvent
 
 logger = logging.getLogger("polyfeed.record")
@@ -338,6 +338,7 @@ class Recorder:
         self._stop_deadline: float | None = None
         self._restart_gap: Resume | None = None
         self._behind = False
+        self._source_error: PolyfeedError | None = None
         self._state = "idle"
 
     def __repr__(self) -> str:
@@ -360,9 +361,12 @@ class Recorder:
         """Record until the source ends or :meth:`request_stop`; the sink is closed on return.
 
         Raises :class:`SinkError` when the sink fails for good, and the source's own error (a
-        stream's fatal ``PolyfeedError``); never an exception group. The source is not closed
-        on an error: its owner closes it.
+        stream's fatal ``PolyfeedError``) once everything taken before it is written; never an
+        exception group. The source is not closed on an error: its owner closes it. A recorder
+        runs once.
         """
+        if self._state != "idle":
+            raise StreamClosedError(f"a recorder runs once ({self._state})")
         session = SessionInfo(self.channel, self.ids, self.clock.wall())
         self._state = "opening"
         resume = await self.sink.open(session)
@@ -382,6 +386,8 @@ class Recorder:
         finally:
             self._state = "closed"
             await self.sink.aclose(self.clock.wall())
+        if self._source_error is not None:
+            raise self._source_error
 
     async def _stop_watch(self) -> None:
         await self._stop.wait()
@@ -393,14 +399,19 @@ class Recorder:
 
     async def _consume(self) -> None:
         wall = self.clock.wall
-        async for event in self.source:
-            record = to_record(event, wall())
-            if self._restart_gap is not None and not _is_lifecycle(record):
-                self._append(self._downtime_gap(self._restart_gap, record.received))
-                self._restart_gap = None
-            if len(self._buffer) >= self.max_buffer:
-                await self._wait_for_space()
-            self._append(record)
+        try:
+            async for event in self.source:
+                record = to_record(event, wall())
+                if self._restart_gap is not None and not _is_lifecycle(record):
+                    self._append(self._downtime_gap(self._restart_gap, record.received))
+                    self._restart_gap = None
+                if len(self._buffer) >= self.max_buffer:
+                    await self._wait_for_space()
+                self._append(record)
+        except PolyfeedError as exc:
+            # The stream failed for good: what it gave before is still written, then it raises.
+            logger.error("recorder: the source failed: %s", exc)
+            self._source_error = exc
         if self._restart_gap is not None:
             self._append(self._downtime_gap(self._restart_gap, wall()))
             self._restart_gap = None
