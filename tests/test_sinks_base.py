@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from polyfeed import (
     Book,
@@ -352,3 +354,76 @@ async def test_a_failing_source_is_raised_after_everything_before_it_is_written(
     assert sink.closed_at is not None
     with pytest.raises(StreamClosedError):
         await recorder.run()
+
+
+# --------------------------------------------------------------------------- invariants
+
+Step = tuple[str, int]
+
+
+async def scenario(steps: list[Step]) -> None:
+    """Runs ``steps`` against a recorder on a FakeClock, checking its invariants after each."""
+    clock = FakeClock()
+    source, sink = QueueSource(), MemorySink()
+    window, batch_max, max_buffer = 1.0, 4, 8
+    recorder = Recorder(
+        source,
+        sink,
+        channel="market",
+        ids=[],
+        batch_window=window,
+        batch_max=batch_max,
+        max_buffer=max_buffer,
+        retry_base=0.1,
+        retry_max=0.4,
+        stop_timeout=60.0,
+        clock=clock,
+    )
+    put: list[int] = []
+    put_at: dict[int, float] = {}
+    async with asyncio.TaskGroup() as group:
+        group.create_task(recorder.run())
+        for action, amount in steps:
+            match action:
+                case "events":
+                    for _ in range(amount):
+                        ts = len(put)
+                        put.append(ts)
+                        put_at[ts] = clock.now()
+                        source.put(change(ts))
+                case "advance":
+                    await clock.run_for(amount / 10)
+                case "sink_down":
+                    sink.fail_unavailable = amount
+            await clock.settle()
+            written = [r.server_ts for r in sink.records]
+            # Written in order, each once, only what was put.
+            assert written == put[: len(written)]
+            assert all(len(batch) <= batch_max for batch in sink.batches)
+            assert recorder.metrics.buffered <= max_buffer
+            if not recorder.metrics.sink_stalled and sink.fail_unavailable == 0:
+                # With a healthy sink nothing taken waits much longer than one window.
+                overdue = [
+                    ts
+                    for ts in put[len(written) :]
+                    if ts < source.taken and put_at[ts] + window + 0.5 < clock.now()
+                ]
+                assert overdue == []
+        sink.fail_unavailable = 0
+        recorder.request_stop()
+        await clock.run_for(10.0)
+    assert [r.server_ts for r in sink.records] == put
+    assert recorder.metrics.records_lost == 0
+
+
+step_strategy = st.one_of(
+    st.tuples(st.just("events"), st.integers(1, 12)),
+    st.tuples(st.just("advance"), st.integers(1, 15)),
+    st.tuples(st.just("sink_down"), st.integers(1, 4)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(step_strategy, max_size=25))
+def test_recorder_invariants_hold_for_any_schedule(steps: list[Step]) -> None:
+    asyncio.run(scenario(steps))
