@@ -244,3 +244,45 @@ async def test_every_ground_truth_event_is_recorded_or_in_a_recorded_gap(
         assert recorder.metrics.backpressure_waits >= 1
         assert stream.health().dropped_events > 0
     assert unexplained_events(fake.log, path) == []
+
+
+@pytest.mark.timeout(30)
+async def test_user_channel_orders_and_trades_are_recorded_as_received(tmp_path: Path) -> None:
+    from polyfeed import Credentials, UserStream
+    from polyfeed.core.codec import decode_frame
+    from polyfeed.replay import Replay
+
+    path = tmp_path / "user.db"
+    async with FakePolymarket(markets=2, seed=11) as fake:
+        market = fake.markets[0].condition_id
+        credentials = Credentials(
+            api_key=fake.credentials.api_key,
+            secret=fake.credentials.secret,
+            passphrase=fake.credentials.passphrase,
+        )
+        async with UserStream(
+            [market], credentials=credentials, endpoints=fake.endpoints, config=CONFIG
+        ) as stream:
+            recorder = Recorder(
+                stream, SqliteSink(path), channel="user", ids=[market], batch_window=0.1
+            )
+            async with asyncio.TaskGroup() as group:
+                group.create_task(recorder.run())
+                async with asyncio.timeout(10):
+                    connection = await fake.wait_for_connection(1, path="user")
+                    sent = fake.step_user(8, market=market)
+                    await connection.flush()
+                    await asyncio.sleep(0.3)
+                recorder.request_stop()
+    db = sqlite3.connect(path)
+    rows = db.execute(
+        "SELECT event_type, market, json FROM events WHERE event_type IN ('order', 'trade')"
+    ).fetchall()
+    (session_channel,) = db.execute("SELECT channel FROM sessions").fetchone()
+    db.close()
+    assert session_channel == "user"
+    assert [(t, m) for t, m, _ in rows] == [(e.event_type, market) for e in sent]
+    async with Replay(path) as replay:
+        replayed = [e async for e in replay if type(e).__name__ in ("Order", "Trade")]
+    # The typed events the live stream decoded from the server's frames, field for field.
+    assert replayed == [decode_frame(logged.raw, "user")[0] for logged in sent]
