@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import msgspec
+import pytest
 from click.testing import CliRunner
 
 from polyfeed import Book, Connected, Gap, Level, Notice, Unknown
@@ -76,3 +77,16 @@ def test_usage_errors() -> None:
     assert result.exit_code == 2
     result = CliRunner().invoke(main, ["replay"])
     assert result.exit_code == 2
+
+
+async def test_a_parquet_folder_gives_the_same_lines(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from polyfeed.sinks.parquet import ParquetSink
+
+    sink = ParquetSink(tmp_path / "pq")
+    await sink.open(SessionInfo("market", ("a", "b"), 0.0))
+    await sink.write([to_record(event, 10.0 + i) for i, event in enumerate(EVENTS)])
+    await sink.aclose(100.0)
+    code, stdout, stderr = await run(str(tmp_path / "pq"))
+    assert code == 0, stderr
+    assert stdout == b"".join(encode_event(event) for event in EVENTS)

@@ -187,3 +187,25 @@ async def test_replaying_reproduces_the_live_books(tmp_path: Path) -> None:
         assert replay.books[asset].synced
         # And both are the server's book.
         assert {lv.price: lv.size for lv in rebuilt[asset].bids} == dict(server[asset].bids)
+
+
+async def test_a_parquet_folder_replays_in_recording_order(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from polyfeed.sinks.parquet import ParquetSink
+
+    folder = tmp_path / "pq"
+    sink = ParquetSink(folder, rotate_rows=2)
+    await sink.open(SessionInfo("market", ("a", "b"), 0.0))
+    for received, event in EVENTS:
+        await sink.write([to_record(event, received)])
+    await sink.aclose(100.0)
+    async with Replay(folder, chunk=2) as replay:
+        seen = [(replay.received, event) async for event in replay]
+        assert replay.books["a"].best_bid == Decimal("0.3")
+    assert seen == EVENTS
+    async with Replay(folder, assets=["b"], until=12.0) as replay:
+        assert [type(e).__name__ async for e in replay] == ["Connected", "Book", "Gap"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="not a polyfeed recording"):
+        async with Replay(tmp_path / "empty"):
+            pass

@@ -1,4 +1,5 @@
-"""Playing a recording back as the typed event stream it was recorded from.
+"""Playing a recording (SQLite file or Parquet folder) back as the typed event stream it was
+recorded from.
 
 ::
 
@@ -18,7 +19,8 @@ recorded.
 
 ``speed``: None replays as fast as possible; ``1.0`` paces events by their receive times
 (``2.0`` twice as fast), on the injected clock. SQLite reads run in a worker thread, a chunk at
-a time, never on the event loop. Use as ``async with`` (it owns that thread).
+a time, never on the event loop; a Parquet folder (needs ``polyfeed[parquet]``) is read whole
+into memory when entered, its closed files only. Use as ``async with`` (it owns that thread).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ _Row = tuple[int, str, str, float, str]
 
 
 class Replay:
-    """An async iterator over the events of a SQLite recording (see the module docstring).
+    """An async iterator over the events of a recording (see the module docstring).
 
     ``assets``: only events about these assets (events about no asset, such as ``Connected``,
     are kept). ``since``/``until``: receive-time bounds in epoch seconds (inclusive).
@@ -84,6 +86,8 @@ class Replay:
         self._books = BookRegistry(book_options) if books else None
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
+        self._rows: list[_Row] | None = None
+        self._offset = 0
         self._pending: deque[tuple[float, ReplayEvent]] = deque()
         self._last_id = 0
         self._exhausted = False
@@ -106,7 +110,7 @@ class Replay:
     async def __aenter__(self) -> Self:
         if self._closed:
             raise StreamClosedError("replay is closed")
-        if not self.path.is_file():
+        if not self.path.exists():
             raise ConfigError(f"no recording at {self.path}")
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="polyfeed-replay")
         try:
@@ -141,6 +145,9 @@ class Replay:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     def _open(self) -> None:
+        if self.path.is_dir():
+            self._open_parquet()
+            return
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         db = self._db = sqlite3.connect(uri, uri=True)
         try:
@@ -150,12 +157,31 @@ class Replay:
         if row is None or row[0] != SCHEMA_VERSION:
             raise ConfigError(f"{self.path}: recording schema {row}, expected {SCHEMA_VERSION}")
 
+    def _open_parquet(self) -> None:
+        try:
+            from polyfeed.sinks.parquet import read_rows
+        except ImportError as exc:
+            raise ConfigError(f"replaying Parquet needs polyfeed[parquet]: {exc}") from None
+        rows = read_rows(self.path)
+        if not rows and not (self.path / "state.json").exists():
+            raise ConfigError(f"{self.path} is not a polyfeed recording")
+        self._rows = [
+            (seq, event_type, json.dumps(assets), received, raw)
+            for seq, event_type, assets, received, raw in rows
+            if (self.since is None or received >= self.since)
+            and (self.until is None or received <= self.until)
+        ]
+
     def _close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
             db.close()
 
     def _fetch(self) -> list[_Row]:
+        if self._rows is not None:
+            chunk = self._rows[self._offset : self._offset + self.chunk]
+            self._offset += len(chunk)
+            return chunk
         db = self._db
         assert db is not None
         query = "SELECT id, event_type, assets, received, json FROM events WHERE id > ?"

@@ -43,7 +43,7 @@ async def _replay_main(replay: Replay) -> int:
     default=None,
     help="Pace by the receive times (1: real time, 10: ten times faster); default: no pacing.",
 )
-@click.argument("recording", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("recording", type=click.Path(path_type=Path))
 def replay(
     assets: tuple[str, ...],
     since: float | None,
@@ -51,7 +51,7 @@ def replay(
     speed: float | None,
     recording: Path,
 ) -> None:
-    """Play RECORDING (a ``polyfeed record`` SQLite file) back as NDJSON on stdout."""
+    """Play RECORDING (a ``polyfeed record`` SQLite file or Parquet folder) as NDJSON on stdout."""
     try:
         player = Replay(
             recording,

@@ -238,23 +238,22 @@ class ParquetSink:
             raise SinkError(f"{self.folder}: {exc}") from exc
 
     def _write(self, records: Sequence[Record]) -> None:
-        by_type: dict[str, list[Record]] = {}
-        for record in records:
-            by_type.setdefault(record.event_type, []).append(record)
+        # Numbered in batch order before grouping by type: rec_seq is the recording order.
+        by_type: dict[str, list[tuple[int, Record]]] = {}
+        for seq, record in enumerate(records, start=self._seq + 1):
+            by_type.setdefault(record.event_type, []).append((seq, record))
         newest = max(record.received for record in records)
         if any(
             newest - f.first_received >= self.rotate_seconds or f.rows >= self.rotate_rows
             for f in self._files.values()
         ):
             self._rotate()
-        seq = self._seq
         for event_type, group in by_type.items():
             schema = self._schemas.get(event_type)
             if schema is None:
                 schema = self._schemas[event_type] = _event_schema(event_type)
             rows = []
-            for record in group:
-                seq += 1
+            for seq, record in group:
                 body = msgspec.json.decode(record.json) if schema.columns else {}
                 row = {
                     "rec_seq": seq,
@@ -268,9 +267,9 @@ class ParquetSink:
                     row[name] = convert(body.get(name))
                 rows.append(row)
             table = pa.Table.from_pylist(rows, schema=schema.schema)
-            self._file(event_type, schema, group[0].received).writer.write_table(table)
+            self._file(event_type, schema, group[0][1].received).writer.write_table(table)
             self._files[event_type].rows += len(rows)
-        self._seq = seq
+        self._seq += len(records)
         server = [r.server_ts for r in records if r.server_ts is not None and r.server_ts > 10**11]
         self._pending_received = max(self._pending_received or newest, newest)
         if server:
@@ -323,3 +322,16 @@ class ParquetSink:
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+
+
+def read_rows(folder: str | Path) -> list[tuple[int, str, list[str], float, str]]:
+    """Every closed file's rows under ``folder`` as ``(rec_seq, event_type, assets, received,
+    json)``, in recording order (what :class:`polyfeed.replay.Replay` plays). Blocking: call it
+    from a worker thread. Unfinished (``.partial``) files are skipped."""
+    columns = ["rec_seq", "rec_event_type", "rec_assets", "rec_received", "rec_json"]
+    rows: list[tuple[int, str, list[str], float, str]] = []
+    for path in sorted(Path(folder).glob("*/*.parquet")):
+        table = pq.read_table(path, columns=columns)
+        rows.extend(zip(*(table.column(name).to_pylist() for name in columns), strict=True))
+    rows.sort(key=lambda row: row[0])
+    return rows
