@@ -9,25 +9,33 @@ import pyarrow or redis.
 from __future__ import annotations
 
 from polyfeed.sinks.base import (
+    RESTART_GAP_REASON,
     Record,
     Recorder,
     RecorderMetrics,
+    RecordSource,
+    Resume,
     SessionInfo,
     Sink,
     SinkError,
     SinkUnavailableError,
+    from_record,
     to_record,
 )
 from polyfeed.sinks.sqlite import SqliteSink
 
 __all__ = [
+    "RESTART_GAP_REASON",
     "Record",
+    "RecordSource",
     "Recorder",
     "RecorderMetrics",
+    "Resume",
     "SessionInfo",
     "Sink",
     "SinkError",
     "SinkUnavailableError",
     "SqliteSink",
+    "from_record",
     "to_record",
 ]
