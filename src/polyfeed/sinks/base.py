@@ -329,7 +329,8 @@ class Recorder:
         self.clock: Clock = clock or LoopClock()
         self.metrics = metrics or RecorderMetrics()
         self._buffer: deque[Record] = deque()
-        self._oldest_at: float | None = None
+        # When (monotonic) each buffered record was taken: its batch window runs from then.
+        self._taken_at: deque[float] = deque()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._space = asyncio.Event()
@@ -432,9 +433,9 @@ class Recorder:
     def _append(self, record: Record) -> None:
         if not self._buffer:
             # The writer arms the batch window from this record.
-            self._oldest_at = self.clock.now()
             self._wake.set()
         self._buffer.append(record)
+        self._taken_at.append(self.clock.now())
         self.metrics.buffered = len(self._buffer)
         if len(self._buffer) >= self.batch_max:
             self._wake.set()
@@ -462,7 +463,7 @@ class Recorder:
                     return
                 await self._wake_wait()
                 continue
-            oldest = self._oldest_at if self._oldest_at is not None else self.clock.now()
+            oldest = self._taken_at[0]
             deadline = oldest + self.batch_window
             if (
                 len(self._buffer) < self.batch_max
@@ -476,8 +477,10 @@ class Recorder:
                 finally:
                     timer.cancel()
                 continue
-            batch = [self._buffer.popleft() for _ in range(min(self.batch_max, len(self._buffer)))]
-            self._oldest_at = self.clock.now() if self._buffer else None
+            size = min(self.batch_max, len(self._buffer))
+            batch = [self._buffer.popleft() for _ in range(size)]
+            for _ in range(size):
+                self._taken_at.popleft()
             self.metrics.buffered = len(self._buffer)
             if self._behind and len(self._buffer) <= self.max_buffer // 2:
                 self._behind = False
@@ -524,6 +527,7 @@ class Recorder:
     def _give_up(self, batch: list[Record], exc: SinkUnavailableError) -> None:
         lost = [*batch, *self._buffer]
         self._buffer.clear()
+        self._taken_at.clear()
         self.metrics.buffered = 0
         self.metrics.records_lost += len(lost)
         logger.error(
