@@ -33,8 +33,26 @@ coverage: $(STAMP)
 	$(BIN)/coverage run --branch --source=src/polyfeed -m pytest -q
 	$(BIN)/coverage report --skip-covered
 
+# The Redis sink tests need a redis-server (Debian: redis-server): they get its URL in
+# POLYFEED_TEST_REDIS_URL. When that is not set already (.ci/run sets it), a throwaway server is
+# started on a free loopback port for the run and stopped afterwards (trap); without the binary
+# the Redis tests skip, except under CI=true, where they fail.
+REDIS_SERVER ?= redis-server
+define with_redis
+	if [ -z "$${POLYFEED_TEST_REDIS_URL:-}" ] && command -v $(REDIS_SERVER) >/dev/null 2>&1; then \
+		redis_dir=$$(mktemp -d); \
+		trap 'test -s "$$redis_dir/pid" && kill "$$(cat "$$redis_dir/pid")"; rm -rf "$$redis_dir"' EXIT; \
+		port=$$($(1) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+		$(REDIS_SERVER) --port "$$port" --bind 127.0.0.1 --save '' --appendonly no \
+			--daemonize yes --dir "$$redis_dir" --pidfile "$$redis_dir/pid" \
+			--logfile "$$redis_dir/log" || exit 1; \
+		export POLYFEED_TEST_REDIS_URL="redis://127.0.0.1:$$port/0"; \
+	fi; \
+	$(1) -m pytest -q
+endef
+
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	@$(call with_redis,$(BIN)/python)
 
 test: lint typecheck unit
 
@@ -53,12 +71,13 @@ $(FLOOR_STAMP): pyproject.toml tests/floor_pins.py
 
 test-floor: $(FLOOR_STAMP)
 	$(FLOOR_BIN)/python tests/floor_pins.py --check-installed
-	$(FLOOR_BIN)/python -m pytest -q
+	@$(call with_redis,$(FLOOR_BIN)/python)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py
 	$(BIN)/python benchmarks/bench_stream.py
 	$(BIN)/python benchmarks/bench_book.py
+	$(BIN)/python benchmarks/bench_record.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) build src/*.egg-info

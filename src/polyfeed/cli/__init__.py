@@ -7,6 +7,8 @@ import click
 from polyfeed.cli.book import book
 from polyfeed.cli.demo import demo
 from polyfeed.cli.fake_server import fake_server
+from polyfeed.cli.record import record
+from polyfeed.cli.replay import replay
 from polyfeed.cli.stream import stream
 
 
@@ -24,3 +26,5 @@ main.add_command(stream)
 main.add_command(fake_server)
 main.add_command(demo)
 main.add_command(book)
+main.add_command(record)
+main.add_command(replay)
