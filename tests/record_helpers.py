@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from polyfeed.sinks.base import Record, Resume, SessionInfo, SinkError, SinkUnavailableError
+from polyfeed.errors import SinkError, SinkUnavailableError
+from polyfeed.sinks.base import Record, Resume, SessionInfo
 from polyfeed.testing.server import GroundTruthLog, LoggedEvent
 
 

@@ -33,15 +33,8 @@ from polyfeed import (
     Trade,
     Unknown,
 )
-from polyfeed.errors import AuthenticationError, ConfigError, StreamClosedError
-from polyfeed.sinks.base import (
-    RESTART_GAP_REASON,
-    Recorder,
-    Resume,
-    SinkError,
-    from_record,
-    to_record,
-)
+from polyfeed.errors import AuthenticationError, ConfigError, SinkError, StreamClosedError
+from polyfeed.sinks.base import RESTART_GAP_REASON, Recorder, Resume, from_record, to_record
 from polyfeed.testing import FakeClock
 from record_helpers import MemorySink, QueueSource
 
@@ -95,8 +88,8 @@ EVENTS: list[object] = [
     Stale(kind="asset", silent_for=3.0, asset_ids=[ASSET]),
     Resubscribed(assets=[ASSET, OTHER]),
     Gap(started=1.0, ended=2.0, assets=[ASSET], reason="reconnect", dropped=3),
-    BookInvalidated(asset_id=ASSET, reason="hash mismatch"),
-    BookResynced(asset_id=ASSET, source="rest"),
+    BookInvalidated(asset_ids=[ASSET, OTHER], reason="hash mismatch"),
+    BookResynced(asset_ids=[ASSET], source="rest"),
     Notice("NO NEW ASSETS"),
     Unknown("brand_new", b'{"event_type":"brand_new","x":1}'),
     Malformed("bad json", "{not"),
@@ -118,8 +111,9 @@ def test_record_columns() -> None:
         (ASSET, OTHER),
     )
     assert (record.market, record.server_ts, record.received) == ("0xm", 1_700_000_000_124, 5.0)
-    invalidated = to_record(BookInvalidated(asset_id=OTHER, reason="x"), 1.0)
+    invalidated = to_record(BookInvalidated(asset_ids=[OTHER, ASSET], reason="x"), 1.0)
     assert (invalidated.asset_id, invalidated.server_ts) == (OTHER, None)
+    assert invalidated.assets == (OTHER, ASSET)
     gap = to_record(EVENTS[10], 1.0)
     assert gap.gap == EVENTS[10]
     assert gap.assets == (ASSET,)

@@ -32,8 +32,8 @@ from polyfeed import (
     StreamConfig,
     WatchdogConfig,
 )
-from polyfeed.errors import ConfigError
-from polyfeed.sinks.base import Recorder, Resume, SessionInfo, SinkUnavailableError, from_record
+from polyfeed.errors import ConfigError, SinkUnavailableError
+from polyfeed.sinks.base import Recorder, Resume, SessionInfo, from_record
 from polyfeed.sinks.base import to_record as record_of
 from polyfeed.testing import FakePolymarket
 from record_helpers import GapSpan, RecordedKey, unexplained

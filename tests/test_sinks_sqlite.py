@@ -22,7 +22,8 @@ from polyfeed import (
     StreamConfig,
     WatchdogConfig,
 )
-from polyfeed.sinks.base import Record, Recorder, Resume, SessionInfo, SinkError, to_record
+from polyfeed.errors import SinkError
+from polyfeed.sinks.base import Record, Recorder, Resume, SessionInfo, to_record
 from polyfeed.sinks.sqlite import SqliteSink
 from polyfeed.testing import (
     CloseWith,
@@ -151,7 +152,7 @@ async def test_a_foreign_database_is_a_sink_error(tmp_path: Path) -> None:
 
 
 async def test_a_locked_database_is_retried_as_unavailable(tmp_path: Path) -> None:
-    from polyfeed.sinks.base import SinkUnavailableError
+    from polyfeed.errors import SinkUnavailableError
 
     path = tmp_path / "rec.db"
     sink = SqliteSink(path, busy_timeout=0.05)

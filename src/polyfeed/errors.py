@@ -8,6 +8,8 @@
     ├── StreamNotStartedError         a stream was iterated outside ``async with`` (a usage error)
     ├── InvalidStateError             a bug: an input a state machine refuses in its state
     ├── RestError                     a REST call failed (status, url); transient on 429/5xx
+    ├── SinkError                     fatal: a recording sink failed (bad target, schema)
+    │   └── SinkUnavailableError      transient: the sink cannot take writes now (server down)
     ├── TransientError                the supervisor retries these with backoff
     │   ├── ConnectError              TCP/TLS connect refused, reset or timed out
     │   ├── ServerUnavailableError    handshake answered 429 / 5xx (status, retry_after)
@@ -41,6 +43,8 @@ __all__ = [
     "RetriesExhaustedError",
     "ServerUnavailableError",
     "StreamClosedError",
+    "SinkError",
+    "SinkUnavailableError",
     "StreamNotStartedError",
     "TransientError",
 ]
@@ -76,6 +80,16 @@ class InvalidStateError(PolyfeedError, RuntimeError):
         self.machine = machine
         self.state = state
         self.event = event
+
+
+class SinkError(PolyfeedError):
+    """A recording sink failed in a way a retry cannot fix (bad target, schema mismatch). Fatal."""
+
+
+class SinkUnavailableError(SinkError):
+    """A sink cannot take writes right now (server down, disk busy); the recorder retries."""
+
+    transient = True
 
 
 class RestError(PolyfeedError):

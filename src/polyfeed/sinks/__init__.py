@@ -8,6 +8,7 @@ import pyarrow or redis.
 
 from __future__ import annotations
 
+from polyfeed.errors import SinkError, SinkUnavailableError
 from polyfeed.sinks.base import (
     RESTART_GAP_REASON,
     Record,
@@ -17,8 +18,6 @@ from polyfeed.sinks.base import (
     Resume,
     SessionInfo,
     Sink,
-    SinkError,
-    SinkUnavailableError,
     from_record,
     to_record,
 )

@@ -34,22 +34,25 @@ import msgspec
 
 from polyfeed.aio.clock import Clock, LoopClock
 from polyfeed.core.messages import Malformed, Notice, PriceChange, Unknown
-from polyfeed.errors import ConfigError, PolyfeedError, StreamClosedError
-from polyfeed.events import Gap, MarketStreamEvent, Resubscribed, Stale, UserStreamEvent
+from polyfeed.errors import (
+    ConfigError,
+    PolyfeedError,
+    SinkUnavailableError,
+    StreamClosedError,
+)
+from polyfeed.events import (
+    BookInvalidated,
+    BookResynced,
+    Gap,
+    MarketStreamEvent,
+    Resubscribed,
+    Stale,
+    UserStreamEvent,
+)
 
 logger = logging.getLogger("polyfeed.record")
 
 RESTART_GAP_REASON = "recorder not running"
-
-
-class SinkError(PolyfeedError):
-    """A sink failed in a way a retry cannot fix (bad target, schema mismatch). Fatal."""
-
-
-class SinkUnavailableError(SinkError):
-    """A sink cannot take writes right now (server down, disk busy); the recorder retries."""
-
-    transient = True
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,7 +164,7 @@ def _assets_of(event: object) -> tuple[str, ...]:
     single = getattr(event, "asset_id", None)
     if isinstance(single, str):
         return (single,)
-    if isinstance(event, Stale):
+    if isinstance(event, Stale | BookInvalidated | BookResynced):
         return tuple(event.asset_ids)
     if isinstance(event, Resubscribed):
         return tuple(event.assets)

@@ -38,15 +38,8 @@ import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-from polyfeed.errors import ConfigError
-from polyfeed.sinks.base import (
-    _CLASSES,
-    Record,
-    Resume,
-    SessionInfo,
-    SinkError,
-    SinkUnavailableError,
-)
+from polyfeed.errors import ConfigError, SinkError, SinkUnavailableError
+from polyfeed.sinks.base import _CLASSES, Record, Resume, SessionInfo
 
 logger = logging.getLogger("polyfeed.record")
 

@@ -31,8 +31,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
-from polyfeed.errors import ConfigError
-from polyfeed.sinks.base import Record, Resume, SessionInfo, SinkError, SinkUnavailableError
+from polyfeed.errors import ConfigError, SinkError, SinkUnavailableError
+from polyfeed.sinks.base import Record, Resume, SessionInfo
 
 KeyBy = Literal["channel", "market"]
 

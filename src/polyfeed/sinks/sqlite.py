@@ -35,7 +35,8 @@ from typing import TypeVar
 
 import msgspec
 
-from polyfeed.sinks.base import Record, Resume, SessionInfo, SinkError, SinkUnavailableError
+from polyfeed.errors import SinkError, SinkUnavailableError
+from polyfeed.sinks.base import Record, Resume, SessionInfo
 
 SCHEMA_VERSION = "1"
 
