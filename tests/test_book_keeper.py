@@ -75,9 +75,16 @@ async def settle(fake: FakePolymarket) -> None:
 
 
 @pytest.mark.timeout(15)
-async def test_books_follow_the_server_and_every_hash_verifies() -> None:
+@pytest.mark.parametrize(
+    "runs",
+    [{}, {"run_probability": 0.6, "max_run_messages": 5}],
+    ids=["default runs", "mostly runs"],
+)
+async def test_books_follow_the_server_and_every_hash_verifies(runs: dict[str, Any]) -> None:
+    # The fake splits events into runs as the real server does (issue 7, defect 9): a run is
+    # verified at its end, so no book is ever invalidated by a correct run.
     async with (
-        FakePolymarket(markets=3, seed=1) as fake,
+        FakePolymarket(markets=3, seed=1, **runs) as fake,
         MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=CONFIG) as stream,
     ):
         await until(stream, Book)
@@ -95,8 +102,12 @@ async def test_books_follow_the_server_and_every_hash_verifies() -> None:
             assert book.scheme_detected
             assert book.hash_scheme is HashScheme.V2026
             assert book.counters.hash_mismatches == 0
+            assert book.counters.invalidations == 0
         checks = sum(stream.books[a].counters.hash_checks for a in fake.asset_ids)
         assert checks >= 50
+        changes = [e for e in fake.log.events if e.event_type == "price_change"]
+        shared = len(changes) - len({(e.market, e.timestamp) for e in changes})
+        assert shared >= 5, "the fake sent runs"
 
 
 @pytest.mark.timeout(20)
