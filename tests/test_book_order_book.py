@@ -380,3 +380,17 @@ def test_apply_never_raises_and_answers_fast_on_adversarial_content(specs: list[
         elapsed = time.thread_time() - started
         assert elapsed < 0.005, (elapsed, spec)
         _assert_usable(book)
+
+
+@pytest.mark.parametrize("price", ["1e999999", "1e999990"])
+def test_a_top_removed_before_a_bad_entry_is_not_left_stale(price: str) -> None:
+    # Issue 8: "1e999999" raised decimal.Overflow out of apply() after the removal of the best
+    # bid earlier in the message; the top stayed stale on a book that still said synced.
+    book = synced_book(options=CHECKS_OFF)
+    change = make_change(2000, make_entry("0.45", "0", "BUY"), make_entry(price, "1", "BUY"))
+    started = time.thread_time()
+    verdict = book.apply(change)
+    assert time.thread_time() - started < 0.005
+    assert verdict == BookVerdict(ASSET, "invalidated", "malformed price_change price")
+    assert not book.synced
+    assert book.best_bid == Decimal("0.40")
