@@ -290,11 +290,11 @@ def ref_size_valid(size: str) -> bool:
 
 
 def ref_price_valid(price: str) -> bool:
-    """A price is a size-grammar number (not empty) with at most six decimals."""
+    """A price is a size-grammar number (not empty) with at most six decimals, inside (0, 1)."""
     if price == "" or not ref_size_valid(price):
         return False
     scaled = Decimal(price).scaleb(6)
-    return scaled == scaled.to_integral_value()
+    return scaled == scaled.to_integral_value() and 0 < Decimal(price) < 1
 
 
 def ref_entry_valid(side: str, price: str, size: str) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from polyfeed import (
@@ -74,9 +75,16 @@ async def settle(fake: FakePolymarket) -> None:
 
 
 @pytest.mark.timeout(15)
-async def test_books_follow_the_server_and_every_hash_verifies() -> None:
+@pytest.mark.parametrize(
+    "runs",
+    [{}, {"run_probability": 0.6, "max_run_messages": 5}],
+    ids=["default runs", "mostly runs"],
+)
+async def test_books_follow_the_server_and_every_hash_verifies(runs: dict[str, Any]) -> None:
+    # The fake splits events into runs as the real server does (issue 7, defect 9): a run is
+    # verified at its end, so no book is ever invalidated by a correct run.
     async with (
-        FakePolymarket(markets=3, seed=1) as fake,
+        FakePolymarket(markets=3, seed=1, **runs) as fake,
         MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=CONFIG) as stream,
     ):
         await until(stream, Book)
@@ -94,8 +102,12 @@ async def test_books_follow_the_server_and_every_hash_verifies() -> None:
             assert book.scheme_detected
             assert book.hash_scheme is HashScheme.V2026
             assert book.counters.hash_mismatches == 0
+            assert book.counters.invalidations == 0
         checks = sum(stream.books[a].counters.hash_checks for a in fake.asset_ids)
         assert checks >= 50
+        changes = [e for e in fake.log.events if e.event_type == "price_change"]
+        shared = len(changes) - len({(e.market, e.timestamp) for e in changes})
+        assert shared >= 5, "the fake sent runs"
 
 
 @pytest.mark.timeout(20)
@@ -655,3 +667,64 @@ async def test_resync_then_leaving_the_stream_at_once_leaves_no_coroutine_unawai
             await until(stream, Book)
             await stream.resync()
         gc.collect()
+
+
+def _bad_change(asset: str, timestamp: int, price: str, size: str) -> PriceChange:
+    entry = PriceChangeEntry(asset_id=asset, price=price, size=size, side="BUY")
+    return PriceChange(market=MARKET, timestamp=timestamp, price_changes=[entry])
+
+
+def test_malformed_input_is_logged_once_per_kind_and_counted_per_entry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="polyfeed.books")
+    registry = synced_registry("a", "b", options=BookOptions(hash_check_every=0))
+    keeper = Harness(registry, FakeClock(), None).keeper
+    bad = [("0.41", "1abc"), ("0.41", "9-"), ("1e999999", "1"), ("0", "1"), ("0.41", "1,000")]
+    for timestamp, (price, size) in enumerate(bad, start=2000):
+        for asset in ("a", "b"):
+            registry.apply(snapshot(asset, timestamp=timestamp * 10))
+        events = keeper.observe([_bad_change(a, timestamp * 10 + 1, price, size) for a in "ab"])
+        assert [type(e) for e in events].count(BookInvalidated) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings  # one per kind: a size, a price
+    assert any("malformed price_change size" in w for w in warnings)
+    assert any("malformed price_change price" in w for w in warnings)
+    assert all("1abc" not in r.getMessage() for r in caplog.records)  # no hostile text logged
+    assert registry["a"].counters.malformed == len(bad)
+
+
+class MalformedRest(RestClient):
+    """REST whose ``/book`` answers with numbers outside the grammar."""
+
+    def __init__(self, registry: BookRegistry) -> None:
+        super().__init__("http://127.0.0.1:9")
+        self.registry = registry
+        self.calls = 0
+
+    async def book(self, token_id: str) -> Book:
+        self.calls += 1
+        book = self.registry[token_id].to_book()
+        hostile = [Level("1e999999", "1"), Level("0.41", "1abc"), Level("0.4_2", "NaN")]
+        return msgspec.structs.replace(
+            book, bids=[*book.bids, hostile[self.calls % 3]], tick_size="1e100002"
+        )
+
+
+async def test_reconcile_with_a_malformed_rest_book_never_raises_and_the_loop_lives() -> None:
+    clock = FakeClock()
+    registry = synced_registry("a", options=BookOptions(hash_check_every=0))
+    rest = MalformedRest(registry)
+    async with asyncio.TaskGroup() as group:
+        harness = Harness(registry, clock, group, rest=rest, reconcile_every=5.0)
+        keeper = harness.keeper
+        verdicts = await keeper.reconcile(["a"])
+        assert verdicts == {"a": BookVerdict("a", "ok", "malformed snapshot")}
+        runner = group.create_task(keeper.run())
+        await clock.run_for(20.0)
+        assert rest.calls == 5
+        assert keeper.maintenance_restarts == 0 and keeper.maintenance_error is None
+        book = registry["a"]
+        assert book.synced and book.counters.malformed == 2 * 5  # the level and the tick
+        book.depth("bids")
+        runner.cancel()

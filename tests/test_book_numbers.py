@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -13,12 +14,15 @@ from polyfeed.core.book.levels import MALFORMED_ENTRY, Levels
 from polyfeed.core.book.numbers import (
     MALFORMED,
     POSITIVE,
+    TICK_KEYS,
     ZERO,
     is_decimal,
+    is_optional_price,
     parse_price,
     price_decimal,
     server_top,
     size_kind,
+    tick_key,
 )
 
 _TEXT = st.one_of(
@@ -78,3 +82,93 @@ def test_price_helpers() -> None:
     assert server_top("0.4") == 400_000
     with pytest.raises(ValueError):
         server_top("x")
+
+
+# --------------------------------------------------------------------------- issue 8, items 1-2
+
+_ISSUE_SIZES = ["1abc", "1,000", "9-", "\u00b2", "1e400", "1_0", "5 ", "abc", "-5", "NaN"]
+_ISSUE_PRICES = [
+    "0",
+    " 0.5",
+    "+0.5",
+    "0.4_2",
+    "\u0660.\u0665",  # ARABIC-INDIC DIGITS ZERO and FIVE: str.isdigit() says yes
+    "1e999990",
+    "1e999999",
+    "1",
+    "1.0",
+    "0.000",
+]
+_HUGE = [
+    "1e999990",
+    "1" * 1_000_000,
+    "0." + "0" * 999_990 + "1",
+    "9" * 40 + "e999999",
+]
+
+
+@pytest.mark.parametrize("size", _ISSUE_SIZES)
+def test_the_issue_sizes_are_malformed(size: str) -> None:
+    assert size_kind(size) == MALFORMED
+    assert not is_decimal(size)
+
+
+@pytest.mark.parametrize("price", _ISSUE_PRICES)
+def test_the_issue_prices_are_refused(price: str) -> None:
+    with pytest.raises(ValueError):
+        parse_price(price)
+    assert not ref_price_valid(price)
+
+
+@pytest.mark.parametrize("text", _HUGE)
+def test_the_grammar_costs_no_more_than_the_length_of_the_text(text: str) -> None:
+    # Decimal("1e999990").scaleb(6) alone took ~24 s; the grammar must refuse before Decimal.
+    started = time.perf_counter()
+    for _ in range(10):
+        assert size_kind(text) == MALFORMED
+        with pytest.raises(ValueError):
+            parse_price(text)
+        with pytest.raises(ValueError):
+            tick_key(text)
+        assert not is_optional_price(text)
+    assert time.perf_counter() - started < 0.5
+
+
+def _ref_tick(text: str) -> bool:
+    return ref_price_valid(text) and Decimal(text) in {
+        Decimal("0.1"),
+        Decimal("0.01"),
+        Decimal("0.001"),
+        Decimal("0.0001"),
+    }
+
+
+@given(st.one_of(_TEXT, st.sampled_from(["0.1", "0.01", "0.010", "0.001", "0.0001", ".01"])))
+def test_a_tick_size_is_one_of_polymarkets(text: str) -> None:
+    try:
+        key = tick_key(text)
+    except ValueError:
+        assert not _ref_tick(text)
+    else:
+        assert _ref_tick(text)
+        assert key in TICK_KEYS and key == Decimal(text).scaleb(6)
+
+
+@pytest.mark.parametrize("text", ["1e100002", "0.05", "0.5", "0.00001", "0", "1", "0.02"])
+def test_tick_sizes_outside_the_known_set_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        tick_key(text)
+
+
+@given(st.one_of(st.none(), _TEXT, st.sampled_from(_ISSUE_PRICES)))
+def test_server_prices_are_prices_or_zero_for_none(text: str | None) -> None:
+    # best_bid/best_ask/last_trade_price: "0" (any spelling) or "" means none (real captures).
+    none = text is None or text == "" or (ref_size_valid(text) and Decimal(text) == 0)
+    assert is_optional_price(text) is (none or ref_price_valid(text or ""))
+    if none:
+        assert server_top(text) is None
+    elif ref_price_valid(text or ""):
+        assert server_top(text) == Decimal(text or "").scaleb(6)
+    else:
+        with pytest.raises(ValueError):
+            server_top(text)

@@ -5,6 +5,7 @@ Reading API, malformed input, events for other assets.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +37,7 @@ from polyfeed.core.book import (
 )
 from polyfeed.core.messages import (
     LastTradePrice,
+    Level,
     NewMarket,
     PriceChangeEntry,
     TickSizeChange,
@@ -100,9 +102,7 @@ def test_a_malformed_size_on_a_synced_book_is_never_stored(size: str) -> None:
     # depth() and reconcile() then raised decimal.InvalidOperation.
     book = synced_book(options=CHECKS_OFF)
     verdict = book.apply(make_change(2000, make_entry("0.41", size, "BUY")))
-    assert verdict == BookVerdict(
-        ASSET, "invalidated", f"malformed price_change entry ('0.41', {size!r})"
-    )
+    assert verdict == BookVerdict(ASSET, "invalidated", "malformed price_change size")
     assert book.counters.malformed == 1
     assert side_levels(book, "bids") == [("0.45", "50"), ("0.40", "100")]
     assert book.depth("bids") == Decimal(150)
@@ -169,7 +169,7 @@ def test_fast_path_agrees_with_the_reference_model_on_any_entries(
         malformed += len(bad)
         if bad:
             assert verdict.action == "invalidated"
-            assert verdict.reason.startswith("malformed price_change entry")
+            assert verdict.reason.startswith("malformed price_change ")
             assert not book.synced
             # Back in sync for the next message (a snapshot newer than everything).
             snapshot = msgspec.structs.replace(book.to_book(), timestamp=10_000 + timestamp)
@@ -182,3 +182,215 @@ def test_fast_path_agrees_with_the_reference_model_on_any_entries(
         for side in ("bids", "asks"):
             assert book.depth(side) == ref.depth(side, 10**6)
         assert book.reconcile(book.to_book()).reason == "match"
+
+
+# --------------------------------------------------------------------------- issue 8, items 1-2
+
+_BAD_SIZES = ["1abc", "1,000", "9-", "\u00b2", "1e400", "1_0", "5 "]
+_BAD_PRICES = [
+    "0",
+    " 0.5",
+    "+0.5",
+    "0.4_2",
+    "\u0660.\u0664\u0662",  # Arabic-Indic digits
+    "1e999990",
+    "1e999999",
+    "1",
+]
+
+
+def _assert_usable(book: OrderBook) -> None:
+    """Every reader answers, and a REST comparison decides without raising."""
+    book.depth("bids")
+    book.depth("asks", 1)
+    book.to_book()
+    verdict = book.reconcile(book.to_book())
+    assert verdict.action in ("ok", "invalidated")
+
+
+@pytest.mark.parametrize(
+    ("price", "size"), [*(("0.41", s) for s in _BAD_SIZES), *((p, "10") for p in _BAD_PRICES)]
+)
+def test_a_bad_number_in_a_price_change_invalidates_that_book_only(price: str, size: str) -> None:
+    book = synced_book(options=CHECKS_OFF)
+    other = OrderBook(OTHER, MARKET, options=CHECKS_OFF)
+    other.apply(book_msg([("0.40", "1")], [("0.60", "1")], asset=OTHER))
+    before = side_levels(book, "bids")
+    change = make_change(2000, make_entry(price, size, "BUY"), make_entry("0.42", "5", "BUY"))
+    verdict = book.apply(change)
+    assert verdict.action == "invalidated"
+    assert verdict.reason.startswith("malformed price_change ")
+    assert book.counters.malformed == 1
+    assert ("0.42", "5") in side_levels(book, "bids")  # its good neighbour is applied
+    assert all(level in side_levels(book, "bids") for level in before)
+    assert other.apply(change).action == "ok" and other.synced
+    _assert_usable(book)
+
+
+def test_malformed_entries_are_one_reason_per_kind_not_per_value() -> None:
+    reasons = set()
+    for price, size in [("0.41", "1abc"), ("0.41", "9-"), ("1e999999", "1"), ("0", "1")]:
+        book = synced_book(options=CHECKS_OFF)
+        reasons.add(book.apply(make_change(2000, make_entry(price, size, "BUY"))).reason)
+    assert reasons == {"malformed price_change size", "malformed price_change price"}
+    book = synced_book(options=CHECKS_OFF)
+    reason = book.apply(make_change(2000, make_entry("0.41", "1", "HOLD"))).reason
+    assert reason == "malformed price_change side"
+
+
+@pytest.mark.parametrize("size", ["abc", "-5", "NaN", *_BAD_SIZES])
+def test_a_snapshot_with_a_bad_size_never_loads(size: str) -> None:
+    book = OrderBook(ASSET, MARKET, options=CHECKS_OFF)
+    verdict = book.apply(book_msg([("0.40", size)], [("0.60", "1")]))
+    assert verdict.action == "ok" and not book.synced
+    assert book.counters.malformed == 1
+    assert side_levels(book, "bids") == []
+    _assert_usable(book)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"tick_size": "1e100002"},
+        {"tick_size": "0.05"},
+        {"tick_size": "0"},
+        {"last_trade_price": "1e999999"},
+        {"last_trade_price": "1"},
+        {"min_order_size": "5 "},
+        {"min_order_size": "NaN"},
+    ],
+)
+def test_a_snapshot_with_bad_metadata_never_loads(fields: dict[str, str]) -> None:
+    book = synced_book(options=CHECKS_OFF)
+    snapshot = msgspec.structs.replace(book.to_book(), timestamp=5000, **fields)
+    verdict = book.apply(snapshot)
+    assert verdict == BookVerdict(ASSET, "invalidated", "malformed snapshot")
+    assert book.counters.malformed == 1
+    assert book.tick_size is None or book.tick_size == "0.01"
+    _assert_usable(book)
+
+
+def test_a_real_empty_last_trade_price_loads() -> None:
+    # A real capture carries "last_trade_price": "" on a book message.
+    book = synced_book(options=CHECKS_OFF, tick_size="0.01")
+    snapshot = msgspec.structs.replace(book.to_book(), timestamp=5000, last_trade_price="")
+    assert book.apply(snapshot).action == "ok" and book.synced
+
+
+@pytest.mark.parametrize("tick", ["1e100002", "0.05", "1", "\u0660.\u0661", "0.1 "])
+def test_a_bad_tick_size_change_invalidates_without_raising(tick: str) -> None:
+    book = synced_book(options=CHECKS_OFF, tick_size="0.01")
+    change = TickSizeChange(
+        market=MARKET, asset_id=ASSET, old_tick_size="0.01", new_tick_size=tick, timestamp=1
+    )
+    assert book.apply(change) == BookVerdict(ASSET, "invalidated", "malformed tick_size_change")
+    assert book.tick_size == "0.01" and book.counters.malformed == 1
+
+
+@pytest.mark.parametrize("price", ["1e999999", "1", "+0.5", "0.4_2"])
+def test_a_bad_last_trade_price_invalidates_without_raising(price: str) -> None:
+    book = synced_book(options=CHECKS_OFF)
+    event = LastTradePrice(market=MARKET, asset_id=ASSET, price=price, timestamp=1)
+    assert book.apply(event) == BookVerdict(ASSET, "invalidated", "malformed last_trade_price")
+    assert book.counters.malformed == 1
+
+
+@pytest.mark.parametrize(
+    ("tick", "min_size"), [("1e100002", None), ("0.05", None), (None, "1e400"), (None, "-5")]
+)
+def test_bad_market_metadata_is_refused_and_never_raises(
+    tick: str | None, min_size: str | None
+) -> None:
+    # REST /markets and the REST /book summary feed set_market_info; reconcile() calls it too.
+    book = synced_book(options=CHECKS_OFF, tick_size="0.01", min_order_size="5")
+    book.set_market_info(min_order_size=min_size, tick_size=tick)
+    assert (book.tick_size, book.min_order_size) == ("0.01", "5")
+    assert book.counters.malformed == 1
+    rest = msgspec.structs.replace(book.to_book(), tick_size=tick, min_order_size=min_size)
+    assert book.reconcile(rest).action == "ok"
+    assert book.counters.malformed == 2
+
+
+@pytest.mark.parametrize("best", ["1e999999", "0.4_2", "1"])
+def test_a_bad_server_top_is_counted_and_never_raises(best: str) -> None:
+    book = synced_book()
+    change = make_change(2000, make_entry("0.41", "1", "BUY", best_bid=best, best_ask="0.55"))
+    assert book.apply(change).action in ("ok", "invalidated")
+    assert book.counters.malformed == 1
+    _assert_usable(book)
+
+
+def test_a_rest_book_with_bad_numbers_is_inconclusive_not_a_mismatch() -> None:
+    book = synced_book(options=CHECKS_OFF)
+    rest = msgspec.structs.replace(
+        book.to_book(), bids=[*book.to_book().bids, Level("1e999999", "1")]
+    )
+    assert book.reconcile(rest) == BookVerdict(ASSET, "ok", "malformed snapshot")
+    assert book.synced and book.counters.malformed == 1
+    assert book.complete_resync(rest).action == "invalidated"  # never loaded either
+
+
+_ADVERSARIAL = st.one_of(
+    st.sampled_from([*_BAD_SIZES, *_BAD_PRICES, "abc", "-5", "NaN", "Infinity", "1e100002"]),
+    st.builds(lambda d, e: f"{d}e{e}", st.integers(1, 9), st.integers(0, 10**6)),
+    st.builds(lambda n: "9" * n, st.integers(0, 200_000)),
+    st.builds(lambda n: "0." + "0" * n + "1", st.integers(0, 200_000)),
+    st.text(max_size=12),
+    st.sampled_from(["0.41", "0.5", "0.01", "10", "0", ""]),
+)
+_ADVERSARIAL_EVENT = st.one_of(
+    st.lists(
+        st.tuples(st.sampled_from(["BUY", "SELL", "x"]), _ADVERSARIAL, _ADVERSARIAL, _ADVERSARIAL),
+        min_size=1,
+        max_size=4,
+    ),
+    st.tuples(st.just("book"), st.lists(st.tuples(_ADVERSARIAL, _ADVERSARIAL), max_size=3)),
+    st.tuples(st.sampled_from(["tick", "trade"]), _ADVERSARIAL),
+)
+
+
+def _adversarial_event(spec: Any) -> Any:
+    match spec:
+        case ("book", levels):
+            return book_msg(levels, [("0.60", "1")], timestamp=3000)
+        case ("tick", text):
+            return TickSizeChange(
+                market=MARKET, asset_id=ASSET, old_tick_size="0.01", new_tick_size=text, timestamp=1
+            )
+        case ("trade", text):
+            return LastTradePrice(market=MARKET, asset_id=ASSET, price=text, timestamp=1)
+        case _:
+            return make_change(
+                2000, *(make_entry(p, s, side, best_bid=b) for side, p, s, b in spec)
+            )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ADVERSARIAL_EVENT, min_size=1, max_size=6))
+def test_apply_never_raises_and_answers_fast_on_adversarial_content(specs: list[Any]) -> None:
+    """Issue 8: any single message is answered in well under a millisecond; 5 ms is the
+    generous bound for a loaded 2-core machine (``Decimal("1e999990")`` took ~24 s). Thread CPU
+    time, so that preemption by other processes does not count."""
+    book = synced_book(tick_size="0.01", min_order_size="5", neg_risk=False)
+    for spec in specs:
+        event = _adversarial_event(spec)
+        started = time.thread_time()
+        book.apply(event, now=1.0)
+        book.handle_timer(2.0)
+        elapsed = time.thread_time() - started
+        assert elapsed < 0.005, (elapsed, spec)
+        _assert_usable(book)
+
+
+@pytest.mark.parametrize("price", ["1e999999", "1e999990"])
+def test_a_top_removed_before_a_bad_entry_is_not_left_stale(price: str) -> None:
+    # Issue 8: "1e999999" raised decimal.Overflow out of apply() after the removal of the best
+    # bid earlier in the message; the top stayed stale on a book that still said synced.
+    book = synced_book(options=CHECKS_OFF)
+    change = make_change(2000, make_entry("0.45", "0", "BUY"), make_entry(price, "1", "BUY"))
+    started = time.thread_time()
+    verdict = book.apply(change)
+    assert time.thread_time() - started < 0.005
+    assert verdict == BookVerdict(ASSET, "invalidated", "malformed price_change price")
+    assert not book.synced
+    assert book.best_bid == Decimal("0.40")

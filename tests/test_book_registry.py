@@ -171,3 +171,14 @@ def test_a_snapshot_after_remove_does_not_bring_the_book_back() -> None:
     # An asset never added still gets a book from its snapshot, as before.
     registry.apply(book_msg([("0.10", "1")], [("0.90", "1")], asset=OTHER))
     assert OTHER in registry
+
+
+def test_bad_market_metadata_never_raises_for_present_or_future_books() -> None:
+    # REST /markets answers feed every book of the market; a bad tick raised ConfigError here.
+    registry = BookRegistry()
+    present = registry.add(ASSET, MARKET)
+    registry.set_market_info(MARKET, min_order_size="1e400", tick_size="1e100002", neg_risk=True)
+    future = registry.add(OTHER, MARKET)
+    for book in (present, future):
+        assert (book.tick_size, book.min_order_size, book.neg_risk) == (None, None, True)
+        assert book.counters.malformed == 2

@@ -8,6 +8,9 @@ import signal
 import sys
 
 import aiohttp
+from click.testing import CliRunner
+
+from polyfeed.cli.fake_server import fake_server
 
 LAUNCH = "from polyfeed.cli.fake_server import fake_server; fake_server()"
 
@@ -24,7 +27,9 @@ async def start(*args: str) -> asyncio.subprocess.Process:
 
 
 async def test_json_mode_serves_until_sigterm() -> None:
-    process = await start("--json", "--markets", "2", "--rate", "50", "--port", "0")
+    process = await start(
+        "--json", "--markets", "2", "--rate", "50", "--port", "0", "--run-probability", "0.5"
+    )
     assert process.stdout is not None
     try:
         async with asyncio.timeout(10):
@@ -32,6 +37,7 @@ async def test_json_mode_serves_until_sigterm() -> None:
         assert info["market_url"].startswith("ws://127.0.0.1:")
         assert info["gamma_url"] == info["rest_url"] + "/gamma"
         assert len(info["asset_ids"]) == 4 and len(info["markets"]) == 2
+        assert info["run_probability"] == 0.5
         async with aiohttp.ClientSession() as session, session.ws_connect(info["market_url"]) as ws:
             await ws.send_str(json.dumps({"type": "market", "assets_ids": info["asset_ids"]}))
             async with asyncio.timeout(5):
@@ -62,4 +68,11 @@ async def test_human_mode_prints_urls_and_stops_on_sigint() -> None:
             returncode = await process.wait()
     text = "\n".join(lines)
     assert "market WS  ws://127.0.0.1:" in text and "/ws/user" in text and "YES " in text
+    assert "runs (several price_change of one event) on 10% of steps" in text
     assert returncode == 0
+
+
+def test_run_probability_is_a_probability() -> None:
+    result = CliRunner().invoke(fake_server, ["--run-probability", "1.5"])
+    assert result.exit_code == 2
+    assert "--run-probability" in result.output

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import json
 from collections.abc import AsyncIterator
 
@@ -14,6 +16,7 @@ from polyfeed.core.book_hash import book_hash
 from polyfeed.core.messages import PriceChange
 from polyfeed.errors import ConfigError
 from polyfeed.testing import FakePolymarket
+from polyfeed.testing.server.log import LoggedEvent
 from ws_client import FAST, assert_quiet, receive, receive_json, receive_text, subscribe
 
 
@@ -62,13 +65,27 @@ async def test_price_change_hashes_equal_the_server_books(
     await ws.close()
 
 
+def _final_hashes(event: LoggedEvent) -> dict[str, str]:
+    return {entry["asset_id"]: entry["hash"] for entry in event.json()["price_changes"]}
+
+
 async def test_timestamps_follow_the_injected_wall_clock(session: aiohttp.ClientSession) -> None:
     async with FakePolymarket(markets=1, wall=lambda: 1_700_000_000.0, **FAST) as fake:
         ws = await subscribe(session, fake)
         books = await receive_json(ws)
-        stamps = [int(b["timestamp"]) for b in books] + [int(e.timestamp) for e in fake.step(5)]
+        events = fake.step(5)
+        stamps = [int(b["timestamp"]) for b in books] + [int(e.timestamp) for e in events]
         assert stamps[0] == 1_700_000_000_000
-        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+        assert stamps == sorted(stamps)
+        # Only the messages of one run share a timestamp, with the hash after the whole run.
+        stamps = stamps[len(books) :]
+        assert len(set(stamps)) >= 5
+        for before, after in itertools.pairwise(events):
+            if before.timestamp == after.timestamp:
+                assert before.event_type == after.event_type == "price_change"
+                first, second = _final_hashes(before), _final_hashes(after)
+                assert first.keys() & second.keys()
+                assert all(first[a] == second[a] for a in first.keys() & second.keys())
         await ws.close()
 
 
@@ -116,7 +133,10 @@ async def test_burst_delivers_every_message_in_order(session: aiohttp.ClientSess
         await receive_json(ws)
         burst = fake.prepare_burst(2_000)
         price_changes = [e for e in burst.events if e.event_type == "price_change"]
-        assert len(price_changes) == 2_000
+        # One step, one timestamp per market: a single message or a run of up to 3 (default).
+        steps = collections.Counter((e.market, e.timestamp) for e in price_changes)
+        assert len(steps) == 2_000
+        assert max(steps.values()) <= 3 and len(price_changes) > 2_000
         # best_bid_ask only goes to custom-feature subscribers.
         expected = [e.raw.decode() for e in burst.events if e.event_type != "best_bid_ask"]
         result = await fake.send_burst(burst)

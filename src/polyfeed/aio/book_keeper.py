@@ -96,6 +96,7 @@ class BookKeeper:
         self.metadata_failures = 0
         self.maintenance_restarts = 0
         self.maintenance_error: str | None = None
+        self._malformed_logged: set[str] = set()
 
     def __repr__(self) -> str:
         synced = sum(1 for book in self.registry.values() if book.synced)
@@ -156,7 +157,7 @@ class BookKeeper:
             return events
         if any(v.action == "invalidated" for _, verdicts in caused for v in verdicts):
             self._schedule_resyncs()
-        return _insert_after_causes(events, caused)
+        return _insert_after_causes(events, caused, self._malformed_logged)
 
     def _earlier(self, earliest: float | None, asset: str) -> float | None:
         # Doubts start on the reader without a verdict: the timer loop must hear of deadlines.
@@ -192,7 +193,7 @@ class BookKeeper:
         verdicts = [
             book.invalidate(reason) for asset in assets if (book := self.registry.get(asset))
         ]
-        events = lifecycle_events([v for v in verdicts if v.action != "ok"])
+        events = lifecycle_events([v for v in verdicts if v.action != "ok"], self._malformed_logged)
         if events:
             self._emit(events)
         self._schedule_resyncs()
@@ -210,7 +211,7 @@ class BookKeeper:
             # A REST book ahead of ours starts a pending comparison with a deadline.
             self._timer_wake.set()
             if verdict.action != "ok":
-                self._emit(lifecycle_events([verdict]))
+                self._emit(lifecycle_events([verdict], self._malformed_logged))
                 self._schedule_resyncs()
         return results
 
@@ -276,7 +277,7 @@ class BookKeeper:
             self.rest_resyncs += 1
             self._timer_wake.set()
             if verdict.action != "ok":
-                self._emit(lifecycle_events([verdict]))
+                self._emit(lifecycle_events([verdict], self._malformed_logged))
             else:
                 self._schedule_resyncs()
         finally:
@@ -346,7 +347,7 @@ class BookKeeper:
             if deadline is not None and deadline <= now:
                 verdicts = registry.handle_timer(now)
                 if verdicts:
-                    self._emit(lifecycle_events(verdicts))
+                    self._emit(lifecycle_events(verdicts, self._malformed_logged))
                     self._schedule_resyncs()
                 deadline = registry.next_deadline()
                 if deadline is not None and deadline <= now:
@@ -383,13 +384,15 @@ class BookKeeper:
             task.cancel()
 
 
-def lifecycle_events(verdicts: Sequence[BookVerdict]) -> list[object]:
+def lifecycle_events(verdicts: Sequence[BookVerdict], malformed_logged: set[str]) -> list[object]:
     """One ``BookInvalidated``/``BookResynced`` per run of consecutive verdicts of one action and
-    reason (``ok`` verdicts are skipped)."""
-    return [event for _, event in _runs([(0, list(verdicts))])]
+    reason (``ok`` verdicts are skipped). ``malformed_logged``: see :func:`_merged`."""
+    return [event for _, event in _runs([(0, list(verdicts))], malformed_logged)]
 
 
-def _runs(caused: list[tuple[int, list[BookVerdict]]]) -> list[tuple[int, object]]:
+def _runs(
+    caused: list[tuple[int, list[BookVerdict]]], malformed_logged: set[str]
+) -> list[tuple[int, object]]:
     """(index of the last causing event, merged lifecycle event) per run of verdicts."""
     runs: list[tuple[int, object]] = []
     key: tuple[str, str] | None = None
@@ -401,20 +404,37 @@ def _runs(caused: list[tuple[int, list[BookVerdict]]]) -> list[tuple[int, object
                 continue
             if (verdict.action, verdict.reason) != key:
                 if key is not None:
-                    runs.append((last, _merged(key, list(assets))))
+                    runs.append((last, _merged(key, list(assets), malformed_logged)))
                 key = (verdict.action, verdict.reason)
                 assets = {}
             assets[verdict.asset_id] = None
             last = index
     if key is not None:
-        runs.append((last, _merged(key, list(assets))))
+        runs.append((last, _merged(key, list(assets), malformed_logged)))
     return runs
 
 
-def _merged(key: tuple[str, str], assets: list[str]) -> object:
+def _merged(key: tuple[str, str], assets: list[str], malformed_logged: set[str]) -> object:
+    """The merged event of one run; logs an invalidation at WARNING.
+
+    Malformed input (``"malformed ..."`` reasons: one per kind, see the book) is logged at
+    WARNING once per kind per stream, then at DEBUG: a broken upstream would otherwise log
+    every message. The count is in each book's ``counters.malformed``.
+    """
     action, reason = key
     if action == "invalidated":
-        if reason != "reconnect":
+        if reason.startswith("malformed "):
+            first = reason not in malformed_logged
+            malformed_logged.add(reason)
+            logger.log(
+                logging.WARNING if first else logging.DEBUG,
+                "%d book(s) invalidated (%s): %s%s",
+                len(assets),
+                reason,
+                _some(assets),
+                "; further ones are logged at DEBUG and counted" if first else "",
+            )
+        elif reason != "reconnect":
             logger.warning("%d book(s) invalidated (%s): %s", len(assets), reason, _some(assets))
         return BookInvalidated(asset_ids=assets, reason=reason)
     return BookResynced(asset_ids=assets, source=reason)
@@ -426,9 +446,11 @@ def _some(assets: list[str], shown: int = 5) -> str:
 
 
 def _insert_after_causes(
-    events: Sequence[object], caused: list[tuple[int, list[BookVerdict]]]
+    events: Sequence[object],
+    caused: list[tuple[int, list[BookVerdict]]],
+    malformed_logged: set[str],
 ) -> list[object]:
-    runs = _runs(caused)
+    runs = _runs(caused, malformed_logged)
     out: list[object] = []
     position = 0
     for index, event in enumerate(events):

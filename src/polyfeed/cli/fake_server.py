@@ -33,13 +33,15 @@ def describe(fake: FakePolymarket) -> dict[str, Any]:
             for m in fake.markets
         ],
         "asset_ids": list(fake.asset_ids),
+        "run_probability": fake.sim.run_probability,
     }
 
 
 def _print_human(fake: FakePolymarket) -> None:
     click.echo(
         f"polyfeed fake Polymarket server: {len(fake.markets)} markets, "
-        f"{fake.rate:g} price_change/s per market, {fake.user_rate:g} user events/s"
+        f"{fake.rate:g} price_change/s per market, {fake.user_rate:g} user events/s, "
+        f"runs (several price_change of one event) on {fake.sim.run_probability:.0%} of steps"
     )
     click.echo(f"  market WS  {fake.market_url}")
     click.echo(f"  user WS    {fake.user_url}")
@@ -96,6 +98,14 @@ async def _serve(options: dict[str, Any], as_json: bool) -> int:
     help="Close sockets that send no text PING for this long (seconds).",
 )
 @click.option(
+    "--run-probability",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(min=0, max=1),
+    help="Share of order-flow steps sent, as the real server does, as a run of several "
+    "price_change messages sharing one timestamp and the final hash (0: one per step).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print URLs, credentials and ids as one JSON line."
 )
 def fake_server(
@@ -106,6 +116,7 @@ def fake_server(
     user_rate: float,
     seed: int,
     ping_grace: float,
+    run_probability: float,
     as_json: bool,
 ) -> None:
     """Run a fake Polymarket server (market/user WebSockets, CLOB REST, Gamma) until stopped."""
@@ -117,5 +128,6 @@ def fake_server(
         "user_rate": user_rate,
         "seed": seed,
         "ping_grace": ping_grace,
+        "run_probability": run_probability,
     }
     sys.exit(run_until_signal(_serve(options, as_json)))

@@ -29,8 +29,7 @@ Wire facts the simulator reproduces (see protocol.md §3):
   timestamp, and every entry of such a *run* carries the hash (and ``best_bid``/``best_ask``) of
   the book after the whole run. A fraction ``run_probability`` of the order-flow steps that are
   not trades becomes such a run of 2 to ``max_run_messages`` messages, one level change each
-  (off by default: tests written against one message per step keep their meaning; a running
-  fake server turns it on with ``fake.sim.run_probability = 0.1``).
+  (off by default in the simulator; ``FakePolymarket`` turns it on, ``run_probability=0.1``).
 """
 
 from __future__ import annotations

@@ -236,6 +236,16 @@ class Levels:
             text = self.ask_json = _side_json(self.asks, self.ask_keys, self._ask_frags)
         return text
 
+    @staticmethod
+    def well_formed(book: Book) -> bool:
+        """Whether every level of a summary is in the grammar (what :meth:`load` accepts)."""
+        try:
+            _load_side(book.bids, 1)
+            _load_side(book.asks, -1)
+        except ValueError:
+            return False
+        return True
+
     def equal_to(self, book: Book) -> bool:
         """Whether a summary holds the same sizes at the same prices (spellings may differ)."""
         try:

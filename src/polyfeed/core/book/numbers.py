@@ -4,8 +4,16 @@ Prices and sizes travel as strings (``"0.52"``, ``"1608.18"``) and are kept as t
 them, since the hash preimage needs the exact text. One grammar decides what is a number, for
 prices and sizes alike, on every path: ASCII digits with at most one dot, at least one digit, at
 most :data:`MAX_DECIMAL_LENGTH` characters; no sign, exponent, space, underscore, ``NaN`` or
-``Infinity`` (Python's ``Decimal`` accepts all of those). An empty size is a removal, as in
-captures of the old schema.
+``Infinity`` (Python's ``Decimal`` accepts all of those). The check is a few ``str`` scans, so it
+costs O(length) and is done before ``Decimal`` ever sees the text (``Decimal("1e999990")`` alone
+takes seconds). An empty size is a removal, as in captures of the old schema.
+
+On top of the grammar: a price lies strictly inside (0, 1) with at most six decimals
+(:func:`parse_price`); a tick size is one of :data:`TICK_KEYS` (:func:`tick_key`); the server's
+``best_bid``/``best_ask`` and a ``last_trade_price`` are prices, or zero/empty for "none"
+(:func:`server_top`, :func:`is_optional_price`); a minimum order size is a size
+(:func:`is_decimal`). Every number that enters a book, from the WebSocket or from REST, goes
+through one of these.
 """
 
 from __future__ import annotations
@@ -19,12 +27,15 @@ __all__ = [
     "POSITIVE",
     "PRICE_SCALE",
     "ZERO",
+    "TICK_KEYS",
     "is_decimal",
+    "is_optional_price",
     "parse_price",
     "price_key",
     "price_decimal",
     "server_top",
     "size_kind",
+    "tick_key",
 ]
 
 PRICE_SCALE: Final = 10**6
@@ -32,6 +43,9 @@ PRICE_SCALE: Final = 10**6
 
 MAX_DECIMAL_LENGTH: Final = 40
 """Longer strings are malformed: no real price or size comes near, and parsing stays bounded."""
+
+TICK_KEYS: Final = frozenset({100_000, 10_000, 1_000, 100})
+"""The tick sizes Polymarket uses (0.1, 0.01, 0.001, 0.0001) as price keys."""
 
 ZERO: Final = 0
 POSITIVE: Final = 1
@@ -61,16 +75,21 @@ def size_kind(size: str) -> int:
 
 
 def parse_price(text: str) -> tuple[int, Decimal]:
-    """Exact scaled key and Decimal of a price; ``ValueError`` if malformed or finer than 1e-6."""
+    """Exact scaled key and Decimal of a price.
+
+    ``ValueError`` if malformed, finer than 1e-6, or not strictly inside (0, 1).
+    """
     hit = PRICES.get(text)
     if hit is not None:
         return hit
     if not is_decimal(text):
-        raise ValueError(f"malformed price {text!r}")
+        raise ValueError(f"malformed price {text[:MAX_DECIMAL_LENGTH]!r}")
     value = Decimal(text)
     scaled = value.scaleb(6)
     if scaled != scaled.to_integral_value():
         raise ValueError(f"price {text!r} has more than 6 decimals")
+    if not 0 < scaled < PRICE_SCALE:
+        raise ValueError(f"price {text!r} is not inside (0, 1)")
     hit = (int(scaled), value)
     if len(PRICES) < _MAX_CACHED_PRICES:
         PRICES[text] = hit
@@ -82,6 +101,28 @@ def price_key(text: str) -> int:
     """The scaled integer key of a price (``ValueError`` if malformed)."""
     hit = PRICES.get(text)
     return hit[0] if hit is not None else parse_price(text)[0]
+
+
+def is_optional_price(text: str | None) -> bool:
+    """Whether ``text`` is absent, empty, zero or a price (a ``last_trade_price``)."""
+    if not text or size_kind(text) == ZERO:
+        return True
+    try:
+        parse_price(text)
+    except ValueError:
+        return False
+    return True
+
+
+def tick_key(text: str) -> int:
+    """The price key of a tick size; ``ValueError`` unless it is one of :data:`TICK_KEYS`."""
+    try:
+        key = parse_price(text)[0]
+    except ValueError:
+        raise ValueError(f"malformed tick size {text[:MAX_DECIMAL_LENGTH]!r}") from None
+    if key not in TICK_KEYS:
+        raise ValueError(f"tick size {text!r} is not one of Polymarket's")
+    return key
 
 
 def price_decimal(key: int) -> Decimal:
@@ -97,7 +138,7 @@ def server_top(text: str | None) -> int | None:
 
     ``ValueError`` when the text is not a price.
     """
-    if not text:
+    if not text or size_kind(text) == ZERO:
         return None
     key = parse_price(text)[0]
     return key if key else None

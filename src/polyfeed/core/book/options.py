@@ -66,7 +66,10 @@ class BookCounters:
 
     ``hash_mismatches`` counts runs (or snapshots) whose hash did not reproduce; ``malformed``
     counts each malformed entry once, when it is judged (on arrival at a synced book, or at the
-    replay of a message buffered while the book was unsynced).
+    replay of a message buffered while the book was unsynced), and each other number outside
+    the grammar of :mod:`~polyfeed.core.book.numbers`: a snapshot (WS or REST), a
+    ``tick_size_change``, a ``last_trade_price``, the server's ``best_bid``/``best_ask``, a REST
+    summary given to ``reconcile`` and market metadata.
     """
 
     snapshots: int = 0

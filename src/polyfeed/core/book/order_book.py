@@ -22,10 +22,15 @@ from polyfeed.core.book.doubt import HELD_OFF_GRID, Grace
 from polyfeed.core.book.held import HeldDeltas
 from polyfeed.core.book.integrity import DETECT_BUDGET, MATCH, MISMATCH, SKIPPED, HashCheck
 from polyfeed.core.book.levels import HELD, MALFORMED_ENTRY, Levels, decimal_of
-from polyfeed.core.book.numbers import DECIMALS
+from polyfeed.core.book.numbers import DECIMALS, is_decimal, is_optional_price
 from polyfeed.core.book.options import BookCounters, BookOptions, BookVerdict
 from polyfeed.core.book.reconcile import MISMATCHED, RestCheck
-from polyfeed.core.book.resync import ResyncState, SnapshotSide, malformed_reason
+from polyfeed.core.book.resync import (
+    MALFORMED_SNAPSHOT,
+    ResyncState,
+    SnapshotSide,
+    malformed_reason,
+)
 from polyfeed.core.book_hash import HashScheme
 from polyfeed.core.messages import (
     BestBidAsk,
@@ -40,7 +45,10 @@ from polyfeed.core.messages import (
 )
 from polyfeed.errors import ConfigError
 
-__all__ = ["OrderBook"]
+__all__ = ["MALFORMED_LAST_TRADE", "MALFORMED_TICK", "OrderBook"]
+
+MALFORMED_TICK = "malformed tick_size_change"
+MALFORMED_LAST_TRADE = "malformed last_trade_price"
 
 
 class OrderBook(SnapshotSide):
@@ -105,11 +113,22 @@ class OrderBook(SnapshotSide):
         tick_size: str | None = None,
         neg_risk: bool | None = None,
     ) -> None:
-        """Market metadata the 2025/2026 hash covers (REST ``/markets/{condition_id}``)."""
+        """Market metadata the 2025/2026 hash covers (REST ``/markets/{condition_id}``).
+
+        Never raises: a value outside the grammar (a size for ``min_order_size``, one of
+        Polymarket's ticks for ``tick_size``) is counted as malformed and not adopted, so the
+        hash check stays skipped rather than failing on a bad input.
+        """
         if min_order_size is not None:
-            self.min_order_size = min_order_size
+            if is_decimal(min_order_size):
+                self.min_order_size = min_order_size
+            else:
+                self.counters.malformed += 1
         if tick_size is not None:
-            self._set_tick(tick_size)
+            try:
+                self._set_tick(tick_size)
+            except ConfigError:
+                self.counters.malformed += 1
         if neg_risk is not None:
             self.neg_risk = neg_risk
         self._hash.detect_budget = DETECT_BUDGET
@@ -299,6 +318,9 @@ class OrderBook(SnapshotSide):
 
     def _check_top(self, best_bid: str | None, best_ask: str | None) -> bool:
         self.counters.top_checks += 1
+        if not (is_optional_price(best_bid) and is_optional_price(best_ask)):
+            # The server's opinion, not book content: a doubt (the grace decides), not a verdict.
+            self.counters.malformed += 1
         ok = self._levels.top_agrees(best_bid, best_ask)
         if not ok:
             self.counters.top_mismatches += 1
@@ -320,6 +342,10 @@ class OrderBook(SnapshotSide):
     # ------------------------------------------------------------------ other events
 
     def _on_last_trade(self, price: str, now: float | None) -> BookVerdict:
+        if not is_optional_price(price):
+            # The hash of the next messages covers it: a bad one would fail them all.
+            self.counters.malformed += 1
+            return self._invalidate(MALFORMED_LAST_TRADE)
         self._last_trade_price = price
         self._hash.detect_budget = DETECT_BUDGET
         if self._hash.pending is None:
@@ -342,7 +368,7 @@ class OrderBook(SnapshotSide):
             self._set_tick(new_tick_size)
         except ConfigError:
             self.counters.malformed += 1
-            return self._invalidate(f"malformed tick_size_change {new_tick_size!r}")
+            return self._invalidate(MALFORMED_TICK)
         self._hash.detect_budget = DETECT_BUDGET
         if not self._held:
             return self._ok
@@ -362,7 +388,9 @@ class OrderBook(SnapshotSide):
         Equal timestamps decide at once. A REST book *newer* than ours that disagrees is kept and
         compared again after each of our next messages: agreement counts as a match; still
         disagreeing once our timestamp reaches it, or after ``grace_seconds``, invalidates. An
-        older REST book that disagrees is inconclusive. Metadata in the summary is adopted.
+        older REST book that disagrees is inconclusive. Metadata in the summary is adopted. A
+        summary with a number outside the grammar is inconclusive (reason ``"malformed
+        snapshot"``, counted in ``malformed``): never raises on content.
         """
         if rest_book.asset_id != self.asset_id:
             raise ConfigError(f"REST book for {rest_book.asset_id} given to book {self.asset_id}")
@@ -370,6 +398,11 @@ class OrderBook(SnapshotSide):
         if not self._resync.synced:
             self.counters.reconcile_inconclusive += 1
             return BookVerdict(self.asset_id, "ok", "unsynced")
+        if not Levels.well_formed(rest_book):
+            # The REST answer is what is broken, not our book: nothing to compare with.
+            self.counters.malformed += 1
+            self.counters.reconcile_inconclusive += 1
+            return BookVerdict(self.asset_id, "ok", MALFORMED_SNAPSHOT)
         outcome = self._rest.compare(self._levels, self._timestamp or 0, rest_book, now)
         self._update_quiet()
         if outcome == MISMATCHED:

@@ -20,14 +20,17 @@ from collections import deque
 
 from polyfeed.core.book.integrity import DETECT_BUDGET
 from polyfeed.core.book.levels import MALFORMED_ENTRY, decimal_of
-from polyfeed.core.book.numbers import parse_price
+from polyfeed.core.book.numbers import is_decimal, is_optional_price, parse_price, tick_key
 from polyfeed.core.book.options import BookOptions, BookVerdict
 from polyfeed.core.book.reconcile import RestCheck
 from polyfeed.core.book.view import OrderBookView
 from polyfeed.core.messages import Book, PriceChangeEntry
 from polyfeed.errors import ConfigError
 
-__all__ = ["Buffered", "ResyncState", "SnapshotSide", "malformed_reason"]
+__all__ = ["MALFORMED_SNAPSHOT", "Buffered", "ResyncState", "SnapshotSide", "malformed_reason"]
+
+MALFORMED_SNAPSHOT = "malformed snapshot"
+"""The invalidation reason for a snapshot (WS or REST) with a number outside the grammar."""
 
 Buffered = tuple[int, tuple[PriceChangeEntry, ...], bool]
 """(timestamp, the asset's entries, whether its malformed entries were already counted)."""
@@ -114,11 +117,9 @@ class SnapshotSide(OrderBookView):
 
     def _set_tick(self, tick_size: str) -> None:
         try:
-            key = parse_price(tick_size)[0]
-        except ValueError:
-            raise ConfigError(f"invalid tick size {tick_size!r}") from None
-        if key <= 0:
-            raise ConfigError(f"invalid tick size {tick_size!r}")
+            key = tick_key(tick_size)
+        except ValueError as exc:
+            raise ConfigError(f"invalid tick size: {exc}") from None
         self.tick_size = tick_size
         self._tick_key = key
 
@@ -146,13 +147,21 @@ class SnapshotSide(OrderBookView):
         )
 
     def _load_snapshot(self, snapshot: Book, source: str, now: float | None) -> BookVerdict:
+        # Every number is checked before anything is changed: a snapshot loads whole or not at all.
+        if (
+            (snapshot.min_order_size is not None and not is_decimal(snapshot.min_order_size))
+            or not is_optional_price(snapshot.last_trade_price)
+            or (snapshot.tick_size and not _is_tick(snapshot.tick_size))
+        ):
+            self.counters.malformed += 1
+            return self._invalidate(MALFORMED_SNAPSHOT)
         try:
             self._levels.load(snapshot)
-            if snapshot.tick_size:
-                self._set_tick(snapshot.tick_size)
-        except (ValueError, ConfigError):
+        except ValueError:
             self.counters.malformed += 1
-            return self._invalidate("malformed snapshot")
+            return self._invalidate(MALFORMED_SNAPSHOT)
+        if snapshot.tick_size:
+            self._set_tick(snapshot.tick_size)
         if self.market is None:
             self.market = snapshot.market
         if snapshot.min_order_size is not None:
@@ -285,4 +294,22 @@ class SnapshotSide(OrderBookView):
 
 
 def malformed_reason(entry: PriceChangeEntry) -> str:
-    return f"malformed price_change entry ({entry.price!r}, {entry.size!r})"
+    """The invalidation reason for a malformed entry: its kind, never its (unbounded) text.
+
+    One reason per kind lets the stream merge and log them once per kind, not once per entry.
+    """
+    if entry.side not in ("BUY", "SELL", "buy", "sell"):
+        return "malformed price_change side"
+    try:
+        parse_price(entry.price)
+    except ValueError:
+        return "malformed price_change price"
+    return "malformed price_change size"
+
+
+def _is_tick(text: str) -> bool:
+    try:
+        tick_key(text)
+    except ValueError:
+        return False
+    return True

@@ -74,6 +74,13 @@ class FakePolymarket:
     timestamps). Simulator options (``tick_size``, ``trade_probability``, ...) are passed to
     :class:`polyfeed.testing.market_sim.MarketSimulator`.
 
+    As the real server does, the fake splits some matching events over several ``price_change``
+    messages (a *run*) that share one timestamp, every entry carrying the hash and top of book
+    after the whole run: ``run_probability`` (default 0.1) of the steps that are not trades
+    become runs of 2 to ``max_run_messages`` messages. So a step may send more than one
+    ``price_change``, and timestamps are non-decreasing, not strictly increasing.
+    ``run_probability=0`` gives one message per step.
+
     The background flow generates live (each step costs ~70 us, book hashes included), at most
     ``max_steps_per_tick`` per ``flow_interval`` so the loop stays responsive; a backlog beyond
     that is dropped. For throughput tests use :meth:`prepare_burst`/:meth:`send_burst`.
@@ -117,6 +124,8 @@ class FakePolymarket:
         trade_probability: float = 0.1,
         tick_size_change_probability: float = 0.0,
         trade_print_after_change: bool = False,
+        run_probability: float = 0.1,
+        max_run_messages: int = 3,
         sockets: SocketsConfig | None = None,
     ) -> None:
         if rate < 0 or user_rate < 0:
@@ -156,6 +165,8 @@ class FakePolymarket:
             trade_probability=trade_probability,
             tick_size_change_probability=tick_size_change_probability,
             trade_print_after_change=trade_print_after_change,
+            run_probability=run_probability,
+            max_run_messages=max_run_messages,
         )
         self.credentials = ApiCredentials.generate(random.Random(seed ^ 0x5EED))
         self.auth_checks: list[AuthCheck] = []
@@ -346,8 +357,8 @@ class FakePolymarket:
                 connection._offer(event)
 
     def step(self, n: int = 1, *, market: str | None = None) -> list[LoggedEvent]:
-        """Generate ``n`` order-flow steps (each one ``price_change`` plus side events) and queue
-        them to every subscribed market socket; returns the logged events.
+        """Generate ``n`` order-flow steps (each one ``price_change`` or a run of several, plus side
+        events) and queue them to every subscribed market socket; returns the logged events.
 
         Frames go out when the event loop runs the connection writers (await something).
         """
