@@ -120,9 +120,27 @@ async def _demo(duration: float, markets: int, rate: float) -> int:
 
 
 @click.command()
-@click.option("--duration", type=float, default=8.0, show_default=True, help="Seconds to run.")
-@click.option("--markets", type=int, default=3, show_default=True)
-@click.option("--rate", type=float, default=5.0, show_default=True, help="Changes/s per market.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=8.0,
+    show_default=True,
+    help="Seconds to run.",
+)
+@click.option(
+    "--markets",
+    type=click.IntRange(min=1, max=500),
+    default=3,
+    show_default=True,
+    help="Simulated markets (two tokens each).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="price_change messages per second per market.",
+)
 def demo(duration: float, markets: int, rate: float) -> None:
     """Stream from the built-in fake Polymarket while it stalls and drops the connection."""
     raise SystemExit(run_until_signal(_demo(duration, markets, rate)))
