@@ -341,3 +341,42 @@ def test_usage_errors_of_the_other_sockets(args: list[str], message: str) -> Non
     result = CliRunner().invoke(main, ["stream", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.timeout(30)
+async def test_a_wrong_port_is_named_at_the_first_reconnect() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port now: every attempt is refused.
+    process = await start("--url", f"ws://127.0.0.1:{port}/ws/market", "1")
+    assert process.stderr is not None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(10):
+            line = (await process.stderr.readline()).decode()
+            while "reconnecting" not in line:
+                line = (await process.stderr.readline()).decode()
+                assert line
+        elapsed = loop.time() - started
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            await process.wait()
+    assert elapsed < 5.0
+    assert line.startswith("polyfeed: reconnecting: attempt 1 in ")
+    assert f"cannot connect to ws://127.0.0.1:{port}/ws/market" in line
+    assert "Reconnecting(" not in line
+
+
+def test_status_lines_are_sentences_not_reprs() -> None:
+    from polyfeed.cli.stream import status_line
+    from polyfeed.events import Disconnected, Reconnecting
+
+    line = status_line(Reconnecting(attempt=2, delay=1.5, error="HTTP 503"))
+    assert line == b"polyfeed: reconnecting: attempt 2 in 1.50s after: HTTP 503\n"
+    line = status_line(Disconnected(reason="stale data", code=None))
+    assert line == b"polyfeed: disconnected: stale data (no close frame)\n"

@@ -37,11 +37,14 @@ class Disconnected(_Lifecycle, frozen=True, tag="disconnected"):
 
 
 class Reconnecting(_Lifecycle, frozen=True, tag="reconnecting"):
-    """A reconnect is scheduled after ``delay`` seconds."""
+    """A reconnect is scheduled after ``delay`` seconds; ``error`` says why (the last error:
+    refused, DNS failure, HTTP status, stale link, close code), so a mistyped host or port is
+    named at the first attempt."""
 
     attempt: int
     delay: float
     connection_id: int = 0
+    error: str = ""
 
 
 class Stale(_Lifecycle, frozen=True, tag="stale"):

@@ -289,7 +289,7 @@ class Supervisor:
                 delay,
                 error,
             )
-            self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
+            self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay, error=str(error))])
             await self.clock.sleep_until(self.clock.now() + delay)
 
     def _first_frame(self) -> None:

@@ -24,6 +24,7 @@ from polyfeed.aio.polybolt_stream import DEFAULT_POLYBOLT_URL, PolyboltStream
 from polyfeed.aio.rtds_stream import DEFAULT_RTDS_URL, RtdsStream
 from polyfeed.aio.sports_stream import DEFAULT_SPORTS_URL, SportsStream
 from polyfeed.aio.stream import MarketStream, UserStream
+from polyfeed.cli._format import describe_event
 from polyfeed.cli._output import LineWriter, OutputClosedError
 from polyfeed.cli._run import run_until_signal
 from polyfeed.config import PROFILES, HeartbeatConfig, StreamConfig
@@ -94,7 +95,7 @@ def build_config(
 def status_line(event: object) -> bytes | None:
     """The stderr line for a lifecycle event worth a human's attention, else None."""
     if isinstance(event, Connected | Disconnected | Reconnecting | Stale | Gap | PolyboltGap):
-        return f"polyfeed: {type(event).__name__.lower()}: {event}\n".encode()
+        return f"polyfeed: {describe_event(event)}\n".encode()
     return None
 
 
@@ -213,7 +214,13 @@ CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
 
 
 @click.command()
-@click.option("--channel", type=click.Choice(CHANNELS), default="market")
+@click.option(
+    "--channel",
+    type=click.Choice(CHANNELS),
+    default="market",
+    show_default=True,
+    help="Which socket to stream.",
+)
 @click.option(
     "--topic",
     "topics",
@@ -233,27 +240,55 @@ CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
     default=None,
     help="CLOB REST URL for the market channel's book checks (default: Polymarket's).",
 )
-@click.option("--profile", type=click.Choice(sorted(PROFILES)), default="dashboard")
-@click.option("--data-timeout", type=float, default=None, help="Seconds without data = stale.")
 @click.option(
-    "--heartbeat", type=float, default=None, help="Seconds between our PINGs (not sports)."
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default="dashboard",
+    show_default=True,
+    help="Timing preset; the flags below override single values.",
+)
+@click.option(
+    "--data-timeout",
+    type=float,
+    default=None,
+    help="Seconds without data = stale (default: the profile's).",
+)
+@click.option(
+    "--heartbeat",
+    type=float,
+    default=None,
+    help="Seconds between our PINGs, not sports (default: the profile's).",
 )
 @click.option(
     "--pong-timeout",
     type=float,
     default=None,
-    help="Seconds without PONG = dead (sports: without the server's ping).",
+    help="Seconds without PONG = dead; sports: without the server's ping (default: the profile's).",
 )
 @click.option(
-    "--topic-timeout", type=float, default=None, help="rtds: seconds one topic may be silent."
+    "--topic-timeout",
+    type=float,
+    default=None,
+    help="rtds: seconds one topic may be silent (default: RTDS's).",
 )
-@click.option("--backoff-base", type=float, default=None)
-@click.option("--backoff-max", type=float, default=None)
+@click.option(
+    "--backoff-base",
+    type=float,
+    default=None,
+    help="First reconnect delay in seconds (default: the profile's).",
+)
+@click.option(
+    "--backoff-max",
+    type=float,
+    default=None,
+    help="Longest reconnect delay in seconds (default: the profile's).",
+)
 @click.option(
     "--queue-size",
     type=click.IntRange(min=1),
     default=None,
-    help="Events buffered for a slow stdout reader before the oldest are dropped (a gap line).",
+    help="Events buffered for a slow stdout reader before the oldest are dropped (a gap line; "
+    "default: the profile's).",
 )
 @click.argument("ids", nargs=-1)
 def stream(
@@ -294,6 +329,15 @@ def stream(
             raise click.UsageError("--topic is for --channel rtds or polybolt")
         if url is not None and not url.startswith(("ws://", "wss://")):
             raise click.UsageError(f"--url must be a ws:// or wss:// URL, got {url!r}")
+        if url is not None and clob:
+            # The other CLOB channel's URL would fail later in a misleading way (a user
+            # subscription on the market socket looks like rejected credentials).
+            other = "user" if channel == "market" else "market"
+            if url.rstrip("/").endswith(f"/ws/{other}"):
+                raise click.UsageError(
+                    f"--url {url} is the {other} channel's URL; --channel {channel} needs "
+                    f"the .../ws/{channel} URL"
+                )
         if rest_url is not None and not rest_url.startswith(("http://", "https://")):
             raise click.UsageError(
                 f"--rest-url must be an http:// or https:// URL, got {rest_url!r}"
