@@ -226,6 +226,46 @@ async def _live(view: BookView, console: Console, duration: float | None) -> Pol
     return error
 
 
+def top_line(book: OrderBook, now: float) -> str:
+    """One plain line for a pipe or a log file: time, best bid/ask and sync state."""
+    return f"{now:.3f} bid {_num(book.best_bid)} ask {_num(book.best_ask)} {sync_state(book)}"
+
+
+async def _plain(view: BookView, duration: float | None) -> PolyfeedError | None:
+    # Not a terminal: a repainted ladder would only appear at exit, so print lines as they come
+    # (lifecycle events at once, the top of book when it changed, at most once per second).
+    book = view.stream.books[view.asset_id]
+    last: tuple[object, object, str] | None = None
+    error: PolyfeedError | None = None
+
+    async def consume() -> None:
+        async for event in view.stream:
+            line = describe_event(event)
+            if line is not None:
+                print(f"polyfeed: {line}", flush=True)
+
+    async def sample() -> None:
+        nonlocal last
+        while True:
+            current = (book.best_bid, book.best_ask, sync_state(book))
+            if current != last:
+                last = current
+                print(top_line(book, view.stream.clock.wall()), flush=True)
+            await asyncio.sleep(IDLE_REFRESH_INTERVAL)
+
+    try:
+        async with asyncio.timeout(duration), asyncio.TaskGroup() as group:
+            sampler = group.create_task(sample(), name="polyfeed-book-sample")
+            try:
+                await consume()
+            except PolyfeedError as exc:
+                error = exc
+            sampler.cancel()
+    except TimeoutError:
+        pass
+    return error
+
+
 async def _wait_synced(view: BookView, patience: float) -> PolyfeedError | None:
     book = view.stream.books[view.asset_id]
     stream = view.stream
@@ -270,8 +310,14 @@ async def _book_main(
                     return 1
                 if error is None:
                     console.print(view.render())
-            else:
+            elif console.is_terminal:
                 error = await _live(view, console, duration)
+            else:
+                try:
+                    error = await _plain(view, duration)
+                finally:
+                    # The final ladder, as on a terminal (also when a signal stops the run).
+                    console.print(view.render())
     except PolyfeedError as exc:
         error = exc
     if error is not None:
@@ -284,7 +330,13 @@ async def _book_main(
 @click.argument("asset")
 @click.option("--url", default=None, help="WebSocket URL (default: Polymarket's market channel).")
 @click.option("--rest-url", default=None, help="CLOB REST URL for resyncs (default: Polymarket's).")
-@click.option("--profile", type=click.Choice(sorted(PROFILES)), default="dashboard")
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default="dashboard",
+    show_default=True,
+    help="Timing preset (heartbeat, watchdog, backoff).",
+)
 @click.option(
     "--depth", type=click.IntRange(1, 200), default=10, show_default=True, help="Levels a side."
 )
