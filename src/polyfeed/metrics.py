@@ -63,6 +63,7 @@ class ConnectionMetrics:
         self.pong_rtt_seconds: float | None = None
         self.last_message_at: float | None = None
         self.connected_since: float | None = None
+        self.last_reconnect_reason: str | None = None
         self._connected_seconds = 0.0
 
     def __repr__(self) -> str:
@@ -108,10 +109,12 @@ class ConnectionMetrics:
             self.connected_since = None
         self.disconnects_total += 1
         self.reconnects_by_reason[reason] += 1
+        self.last_reconnect_reason = reason
 
     def on_attempt_failed(self, reason: str) -> None:
         """A connection attempt failed before the socket opened (refused, 429/5xx, 401)."""
         self.reconnects_by_reason[reason] += 1
+        self.last_reconnect_reason = reason
 
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now
