@@ -380,3 +380,74 @@ def test_status_lines_are_sentences_not_reprs() -> None:
     assert line == b"polyfeed: reconnecting: attempt 2 in 1.50s after: HTTP 503\n"
     line = status_line(Disconnected(reason="stale data", code=None))
     assert line == b"polyfeed: disconnected: stale data (no close frame)\n"
+
+
+@pytest.mark.timeout(40)
+async def test_metrics_port_serves_health_and_sigterm_exits_0() -> None:
+    import re
+
+    import aiohttp
+
+    async with FakePolymarket(markets=1, rate=20.0, seed=41) as fake:
+        process = await start(
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--heartbeat",
+            "0.2",
+            "--metrics-port",
+            "0",
+            *fake.asset_ids,
+        )
+        assert process.stderr is not None
+        try:
+            async with asyncio.timeout(15):
+                line = (await process.stderr.readline()).decode()
+                match = re.fullmatch(
+                    r"polyfeed: metrics on (http://127\.0\.0\.1:\d+)/metrics, "
+                    r"health on \1/health\n",
+                    line,
+                )
+                assert match, line
+                url = match.group(1)
+                async with aiohttp.ClientSession() as session:
+                    while True:
+                        async with session.get(f"{url}/health") as response:
+                            if response.status == 200:
+                                body = await response.json()
+                                break
+                        await asyncio.sleep(0.05)
+                    async with session.get(f"{url}/metrics") as response:
+                        text = await response.text()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                returncode = await process.wait()
+    assert returncode == 0
+    assert body["streams"]["market"]["state"] == "open"
+    assert 'polyfeed_connected{stream="market"} 1' in text
+
+
+def test_a_busy_metrics_port_is_one_line() -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                *(sys.executable, "-c", LAUNCH, "stream", "--url", "ws://127.0.0.1:9/ws/market"),
+                *("--metrics-port", str(port), "1"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"Error: cannot serve metrics on 127.0.0.1:{port}: address already in use" in (
+        result.stderr
+    )

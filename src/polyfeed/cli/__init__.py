@@ -12,6 +12,7 @@ from polyfeed.cli._logging import configure_logging, level_for
 from polyfeed.cli.book import book
 from polyfeed.cli.demo import demo
 from polyfeed.cli.fake_server import fake_server
+from polyfeed.cli.status import status
 from polyfeed.cli.stream import stream
 
 
@@ -35,3 +36,4 @@ main.add_command(stream)
 main.add_command(fake_server)
 main.add_command(demo)
 main.add_command(book)
+main.add_command(status)

@@ -25,6 +25,13 @@ from rich.text import Text
 
 from polyfeed.aio.stream import Health, MarketStream
 from polyfeed.cli._format import describe_event, short_id
+from polyfeed.cli._metrics import (
+    MetricsAddress,
+    address,
+    announcement,
+    metrics_options,
+    serving_metrics,
+)
 from polyfeed.cli._run import run_until_signal
 from polyfeed.config import PROFILES, StreamConfig
 from polyfeed.core.book import OrderBook
@@ -291,12 +298,15 @@ async def _book_main(
     duration: float | None,
     once: bool,
     patience: float,
+    metrics: MetricsAddress | None = None,
 ) -> int:
     console = Console(highlight=False)
     stream = MarketStream([asset_id], url=url, rest_url=rest_url, config=config)
     view = BookView(stream, asset_id, depth)
     try:
-        async with stream:
+        async with serving_metrics({"market": stream}, metrics) as server, stream:
+            if server is not None:
+                print(announcement(server), end="", file=sys.stderr, flush=True)
             if once:
                 try:
                     error = await _wait_synced(view, patience)
@@ -354,6 +364,7 @@ async def _book_main(
     show_default=True,
     help="With --once: seconds to wait for a synced book.",
 )
+@metrics_options
 def book(
     asset: str,
     url: str | None,
@@ -363,6 +374,8 @@ def book(
     duration: float | None,
     once: bool,
     timeout: float,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Show the live order book of ASSET (a token id), verified against the server's hashes."""
     if url is not None and not url.startswith(("ws://", "wss://")):
@@ -374,6 +387,16 @@ def book(
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
     code = run_until_signal(
-        _book_main(asset, url, rest_url, config, depth, duration, once, timeout)
+        _book_main(
+            asset,
+            url,
+            rest_url,
+            config,
+            depth,
+            duration,
+            once,
+            timeout,
+            address(metrics_host, metrics_port),
+        )
     )
     sys.exit(code)

@@ -25,6 +25,13 @@ from polyfeed.aio.rtds_stream import DEFAULT_RTDS_URL, RtdsStream
 from polyfeed.aio.sports_stream import DEFAULT_SPORTS_URL, SportsStream
 from polyfeed.aio.stream import MarketStream, UserStream
 from polyfeed.cli._format import describe_event
+from polyfeed.cli._metrics import (
+    MetricsAddress,
+    address,
+    announcement,
+    metrics_options,
+    serving_metrics,
+)
 from polyfeed.cli._output import LineWriter, OutputClosedError
 from polyfeed.cli._run import run_until_signal
 from polyfeed.config import PROFILES, HeartbeatConfig, StreamConfig
@@ -186,14 +193,18 @@ def build_stream(
     raise click.UsageError(f"unknown channel {channel!r}")
 
 
-async def _stream_main(stream: AnyStream) -> int:
+async def _stream_main(
+    stream: AnyStream, metrics: MetricsAddress | None = None, name: str = "market"
+) -> int:
     error: str | None = None
     async with (
         LineWriter(sys.stdout.fileno()) as out,
         LineWriter(sys.stderr.fileno(), maxsize=64) as err,
     ):
         try:
-            async with stream:
+            async with serving_metrics({name: stream}, metrics) as server, stream:
+                if server is not None:
+                    await err.write(announcement(server).encode())
                 async for event in stream:
                     await out.write(encode_event(event))
                     status = status_line(event)
@@ -290,6 +301,7 @@ CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
     help="Events buffered for a slow stdout reader before the oldest are dropped (a gap line; "
     "default: the profile's).",
 )
+@metrics_options
 @click.argument("ids", nargs=-1)
 def stream(
     channel: str,
@@ -306,6 +318,8 @@ def stream(
     backoff_max: float | None,
     queue_size: int | None,
     ids: tuple[str, ...],
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Stream ASSET_OR_MARKET ids as NDJSON on stdout (status on stderr); Ctrl-C stops cleanly."""
     clob = channel in ("market", "user")
@@ -350,5 +364,5 @@ def stream(
         )
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
-    code = run_until_signal(_stream_main(chosen))
+    code = run_until_signal(_stream_main(chosen, address(metrics_host, metrics_port), channel))
     sys.exit(code)
