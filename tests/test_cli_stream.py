@@ -451,3 +451,26 @@ def test_a_busy_metrics_port_is_one_line() -> None:
     assert f"Error: cannot serve metrics on 127.0.0.1:{port}: address already in use" in (
         result.stderr
     )
+
+
+@pytest.mark.timeout(30)
+async def test_dashboard_goes_to_stderr_while_ndjson_goes_to_stdout() -> None:
+    async with FakePolymarket(markets=1, rate=20.0, seed=42) as fake:
+        process = await start(
+            "--url", fake.market_url, "--rest-url", fake.rest_url, "--dashboard", *fake.asset_ids
+        )
+        assert process.stdout is not None
+        try:
+            async with asyncio.timeout(15):
+                kinds: list[str] = []
+                while "price_change" not in kinds:
+                    kinds.append(json.loads(await process.stdout.readline())["event_type"])
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                _, stderr_bytes = await process.communicate()
+    assert process.returncode == 0
+    stderr = stderr_bytes.decode()
+    assert "Traceback" not in stderr
+    assert "events/s" in stderr
+    assert "polyfeed: connected" not in stderr  # no status lines tearing the view

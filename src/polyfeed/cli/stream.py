@@ -34,6 +34,7 @@ from polyfeed.cli._metrics import (
 )
 from polyfeed.cli._output import LineWriter, OutputClosedError
 from polyfeed.cli._run import run_until_signal
+from polyfeed.cli.dashboard import Dashboard, showing
 from polyfeed.config import PROFILES, HeartbeatConfig, StreamConfig
 from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
 from polyfeed.core.polybolt import PolyboltConfig, PolyboltGap, PolyboltSubscription
@@ -44,6 +45,8 @@ from polyfeed.errors import PolyfeedError
 from polyfeed.events import Connected, Disconnected, Gap, Reconnecting, Stale
 
 _encoder = msgspec.json.Encoder()
+
+DASHBOARD_BOOKS = 5
 
 
 def encode_event(event: object) -> bytes:
@@ -193,10 +196,22 @@ def build_stream(
     raise click.UsageError(f"unknown channel {channel!r}")
 
 
+def _dashboard_for(stream: AnyStream, name: str) -> Dashboard:
+    if isinstance(stream, MarketStream):
+        ids = sorted(stream.subscriptions)[:DASHBOARD_BOOKS]
+        return Dashboard({name: stream}, books=stream.books, book_ids=ids)
+    return Dashboard({name: stream})
+
+
 async def _stream_main(
-    stream: AnyStream, metrics: MetricsAddress | None = None, name: str = "market"
+    stream: AnyStream,
+    metrics: MetricsAddress | None = None,
+    name: str = "market",
+    dashboard: bool = False,
 ) -> int:
     error: str | None = None
+    # The dashboard repaints stderr: status lines would tear it, and it shows them itself.
+    view = _dashboard_for(stream, name) if dashboard else None
     async with (
         LineWriter(sys.stdout.fileno()) as out,
         LineWriter(sys.stderr.fileno(), maxsize=64) as err,
@@ -205,11 +220,15 @@ async def _stream_main(
             async with serving_metrics({name: stream}, metrics) as server, stream:
                 if server is not None:
                     await err.write(announcement(server).encode())
-                async for event in stream:
-                    await out.write(encode_event(event))
-                    status = status_line(event)
-                    if status is not None:
-                        await err.write(status)
+                async with showing(view):
+                    async for event in stream:
+                        await out.write(encode_event(event))
+                        if view is not None:
+                            view.note(event)
+                            continue
+                        status = status_line(event)
+                        if status is not None:
+                            await err.write(status)
         except OutputClosedError:
             # The reader of stdout went away (``| head``): a normal way to stop.
             return 0
@@ -301,6 +320,14 @@ CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
     help="Events buffered for a slow stdout reader before the oldest are dropped (a gap line; "
     "default: the profile's).",
 )
+@click.option(
+    "--dashboard",
+    "show_dashboard",
+    is_flag=True,
+    default=False,
+    help="A live dashboard on stderr (state, events/s, reconnects, books) instead of "
+    "status lines; the NDJSON still goes to stdout.",
+)
 @metrics_options
 @click.argument("ids", nargs=-1)
 def stream(
@@ -320,6 +347,7 @@ def stream(
     ids: tuple[str, ...],
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    show_dashboard: bool = False,
 ) -> None:
     """Stream ASSET_OR_MARKET ids as NDJSON on stdout (status on stderr); Ctrl-C stops cleanly."""
     clob = channel in ("market", "user")
@@ -364,5 +392,7 @@ def stream(
         )
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
-    code = run_until_signal(_stream_main(chosen, address(metrics_host, metrics_port), channel))
+    code = run_until_signal(
+        _stream_main(chosen, address(metrics_host, metrics_port), channel, show_dashboard)
+    )
     sys.exit(code)
