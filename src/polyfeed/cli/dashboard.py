@@ -86,8 +86,10 @@ class Dashboard:
 
     def _streams_table(self, now: float) -> Table:
         table = Table(title=self.title, title_justify="left", expand=True)
-        for column in ("stream", "state", "events/s", "last event", "reconnects", "stale"):
+        for column in ("stream", "state", "events/s", "last event"):
             table.add_column(column)
+        for column in ("reconnects", "stale"):
+            table.add_column(column, justify="right")
         table.add_column("backoff", justify="right")
         table.add_column("queue / dropped", justify="right")
         since = "-" if self.last_event_at is None else f"{now - self.last_event_at:.1f}s ago"
@@ -101,8 +103,8 @@ class Dashboard:
                 state,
                 f"{self.events_per_second:.0f}",
                 since,
-                _counts(metrics.reconnects_by_reason),
-                _counts(metrics.stale_by_kind),
+                str(sum(metrics.reconnects_by_reason.values())),
+                str(sum(metrics.stale_by_kind.values())),
                 f"{health.backoff_seconds:.2f}s" if health.state == "backoff" else "-",
                 f"{health.queued_events} / {health.dropped_events}",
             )
@@ -125,6 +127,14 @@ class Dashboard:
         now = self.clock() if now is None else now
         self._sample_rate(now)
         parts: list[RenderableType] = [self._streams_table(now)]
+        for name, stream in self.streams.items():
+            metrics = stream.metrics
+            parts.append(
+                Text(
+                    f"{name}: reconnects by reason: {_counts(metrics.reconnects_by_reason)}; "
+                    f"stale detections by kind: {_counts(metrics.stale_by_kind)}"
+                )
+            )
         books = self._books_table()
         if books is not None:
             parts.append(books)
@@ -148,10 +158,15 @@ async def showing(
         yield
         return
     console = console or Console(stderr=True)
-    with Live(console=console, auto_refresh=False, transient=False) as live:
-        async with asyncio.TaskGroup() as group:
-            painter = group.create_task(_repaint(live, dashboard, refresh), name="dashboard")
-            try:
-                yield
-            finally:
-                painter.cancel()
+    try:
+        with Live(console=console, auto_refresh=False, transient=False) as live:
+            async with asyncio.TaskGroup() as group:
+                painter = group.create_task(_repaint(live, dashboard, refresh), name="dashboard")
+                try:
+                    yield
+                finally:
+                    painter.cancel()
+    finally:
+        if not console.is_terminal:
+            # Rich ends the final frame with a newline only on a terminal.
+            console.line()
