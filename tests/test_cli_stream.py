@@ -474,3 +474,15 @@ async def test_dashboard_goes_to_stderr_while_ndjson_goes_to_stdout() -> None:
     assert "Traceback" not in stderr
     assert "events/s" in stderr
     assert "polyfeed: connected" not in stderr  # no status lines tearing the view
+
+
+def test_an_unconfirmed_id_is_a_named_warning_with_the_hint() -> None:
+    from polyfeed.cli.stream import status_line
+
+    line = status_line(
+        Stale(kind="asset", silent_for=30.0, asset_ids=["42"], unconfirmed=["42"], abandoned=["42"])
+    )
+    assert line == (
+        b"polyfeed: WARNING: the server has not confirmed 1 asset(s) within 30s (gave up on them"
+        b" for this connection): 42; the id may be wrong or the market closed\n"
+    )

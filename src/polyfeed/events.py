@@ -48,12 +48,20 @@ class Reconnecting(_Lifecycle, frozen=True, tag="reconnecting"):
 
 
 class Stale(_Lifecycle, frozen=True, tag="stale"):
-    """The watchdog found the link stale: no data, no PONG, or silent assets."""
+    """The watchdog found the link stale: no data, no PONG, or silent assets.
+
+    ``unconfirmed``: assets the server has not confirmed (no snapshot, no event) within
+    ``watchdog.confirm_timeout`` of subscribing; they are re-requested. ``abandoned``: those of
+    them given up on for this connection after repeated requests. An id that stays unconfirmed
+    is most likely wrong, or its market closed.
+    """
 
     kind: StaleKind
     silent_for: float
     asset_ids: list[str] = []
     connection_id: int = 0
+    unconfirmed: list[str] = []
+    abandoned: list[str] = []
 
 
 class Resubscribed(_Lifecycle, frozen=True, tag="resubscribed"):

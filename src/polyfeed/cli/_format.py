@@ -23,6 +23,13 @@ def short_id(asset_id: str) -> str:
 def describe_event(event: object) -> str | None:
     """One line for a lifecycle event; None for market and user events."""
     match event:
+        case Stale(unconfirmed=[_, *_] as unconfirmed, abandoned=abandoned, silent_for=waited):
+            ids = ", ".join(unconfirmed)
+            action = "gave up on them for this connection" if abandoned else "re-requested"
+            return (
+                f"WARNING: the server has not confirmed {len(unconfirmed)} asset(s) within "
+                f"{waited:g}s ({action}): {ids}; the id may be wrong or the market closed"
+            )
         case Stale(kind=kind, silent_for=silent_for):
             return f"STALE ({kind}): nothing for {silent_for:.2f}s while the socket was open"
         case Disconnected(reason=reason, code=code):
