@@ -10,6 +10,7 @@ import click
 from polyfeed._version import __version__
 from polyfeed.cli._logging import configure_logging, level_for
 from polyfeed.cli.book import book
+from polyfeed.cli.config_cmd import config_group
 from polyfeed.cli.demo import demo
 from polyfeed.cli.fake_server import fake_server
 from polyfeed.cli.status import status
@@ -37,3 +38,4 @@ main.add_command(fake_server)
 main.add_command(demo)
 main.add_command(book)
 main.add_command(status)
+main.add_command(config_group)

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 import msgspec
+from click.core import ParameterSource
 
 from polyfeed.aio.polybolt_stream import DEFAULT_POLYBOLT_URL, PolyboltStream
 from polyfeed.aio.rtds_stream import DEFAULT_RTDS_URL, RtdsStream
@@ -36,6 +37,7 @@ from polyfeed.cli._output import LineWriter, OutputClosedError
 from polyfeed.cli._run import run_until_signal
 from polyfeed.cli.dashboard import Dashboard, showing
 from polyfeed.config import PROFILES, HeartbeatConfig, StreamConfig
+from polyfeed.config_file import load as load_config
 from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
 from polyfeed.core.polybolt import PolyboltConfig, PolyboltGap, PolyboltSubscription
 from polyfeed.core.rtds import RtdsConfig, RtdsSubscription
@@ -74,9 +76,11 @@ def build_config(
     backoff_base: float | None,
     backoff_max: float | None,
     queue_size: int | None = None,
+    start: StreamConfig | None = None,
 ) -> StreamConfig:
-    """A StreamConfig from a profile and command-line overrides (raises ConfigError)."""
-    config = StreamConfig.from_profile(profile)
+    """A StreamConfig from a profile (or ``start``, the file and environment's configuration)
+    and command-line overrides (raises ConfigError)."""
+    config = start if start is not None else StreamConfig.from_profile(profile)
     if queue_size is not None:
         config = dataclasses.replace(
             config, queue=dataclasses.replace(config.queue, maxsize=queue_size)
@@ -328,6 +332,14 @@ CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
     help="A live dashboard on stderr (state, events/s, reconnects, books) instead of "
     "status lines; the NDJSON still goes to stdout.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML configuration file (default: $POLYFEED_CONFIG, else none). Precedence: "
+    "profile < file < POLYFEED_* variables < flags; see `polyfeed config show`.",
+)
 @metrics_options
 @click.argument("ids", nargs=-1)
 def stream(
@@ -348,10 +360,15 @@ def stream(
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     show_dashboard: bool = False,
+    config_path: str | None = None,
 ) -> None:
     """Stream ASSET_OR_MARKET ids as NDJSON on stdout (status on stderr); Ctrl-C stops cleanly."""
     clob = channel in ("market", "user")
+    given = click.get_current_context().get_parameter_source("profile")
     try:
+        effective = load_config(
+            config_path, profile=None if given is ParameterSource.DEFAULT else profile
+        )
         config = build_config(
             profile,
             data_timeout if clob else None,
@@ -360,6 +377,7 @@ def stream(
             backoff_base,
             backoff_max,
             queue_size,
+            effective.config,
         )
         if channel == "market" and not ids:
             raise click.UsageError("give at least one asset id")
