@@ -5,10 +5,11 @@ Exit status: 0 healthy (200), 1 unhealthy (503) or unreachable, with one line sa
 
 from __future__ import annotations
 
-import asyncio
+import json
+import urllib.error
+import urllib.request
 from typing import Any
 
-import aiohttp
 import click
 from rich.console import Console, Group
 from rich.table import Table
@@ -65,18 +66,22 @@ def health_view(body: dict[str, Any]) -> Group:
     return Group(Text(verdict(body)), table)
 
 
-async def fetch_health(url: str, seconds: float) -> tuple[int, dict[str, Any]]:
-    """GET ``<url>/health``: the status and the JSON body."""
+def fetch_health(url: str, seconds: float) -> tuple[int, dict[str, Any]]:
+    """GET ``<url>/health``: the status (a 503 is an answer, not an error) and the JSON body.
+
+    The standard library's client: a one-shot command needs no event loop, and only the
+    transport, REST and metrics-server modules touch aiohttp.
+    """
     base = url.rstrip("/").removesuffix("/health")
-    client_timeout = aiohttp.ClientTimeout(total=seconds)
-    async with (
-        aiohttp.ClientSession(timeout=client_timeout) as session,
-        session.get(f"{base}/health") as response,
-    ):
-        body = await response.json(content_type=None)
-        if not isinstance(body, dict):
-            raise ValueError("the answer is not a JSON object")
-        return response.status, body
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=seconds) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    body = json.loads(raw)
+    if not isinstance(body, dict):
+        raise ValueError("the answer is not a JSON object")
+    return status, body
 
 
 @click.command()
@@ -98,9 +103,10 @@ def status(url: str, timeout: float) -> None:
     if not url.startswith(("http://", "https://")):
         raise click.UsageError(f"--url must be an http:// or https:// URL, got {url!r}")
     try:
-        code, body = asyncio.run(fetch_health(url, timeout))
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        reason = str(exc) or type(exc).__name__
+        code, body = fetch_health(url, timeout)
+    except (OSError, ValueError) as exc:
+        # URLError (refused, DNS), a timeout, a body that is not JSON.
+        reason = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
         raise click.ClickException(f"cannot read {url}/health: {reason}") from None
     Console(highlight=False).print(health_view(body))
     raise SystemExit(0 if code == 200 else 1)
