@@ -395,3 +395,21 @@ async def test_without_a_tty_lines_come_as_they_go_not_at_exit() -> None:
                 _, stderr = await process.communicate()
     assert process.returncode == 0
     assert "Traceback" not in stderr.decode()
+
+
+@pytest.mark.timeout(30)
+async def test_metrics_port_is_announced_on_stderr() -> None:
+    async with FakePolymarket(markets=1, rate=10.0, seed=17) as fake:
+        code, stdout, stderr = await run_book(
+            fake.asset_ids[0],
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--once",
+            "--metrics-port",
+            "0",
+        )
+    assert code == 0, stderr
+    assert re.search(r"polyfeed: metrics on http://127\.0\.0\.1:\d+/metrics", stderr)
+    assert "SYNCED" in stdout

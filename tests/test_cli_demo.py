@@ -101,3 +101,15 @@ async def test_loss_audit_counts_what_was_neither_received_nor_in_a_gap() -> Non
     assert audit.unexplained(fake) == 1
     audit.received.add((changes[2].market, int(changes[2].timestamp)))
     assert audit.unexplained(fake) == 0
+
+
+@pytest.mark.timeout(30)
+def test_no_faults_with_a_metrics_port_announces_it_and_passes() -> None:
+    result = CliRunner().invoke(
+        main,
+        ["demo", "--faults", "none", "--duration", "4", "--markets", "2", "--metrics-port", "0"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "polyfeed: metrics on http://127.0.0.1:" in result.output
+    assert "faults recovered: 0/0" in result.output
+    assert "books in sync with the server: 4/4" in result.output
