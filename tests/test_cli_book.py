@@ -184,7 +184,7 @@ def test_health_without_a_message_yet_and_with_a_fatal_error() -> None:
             Stale(kind="data", silent_for=2.5),
             "STALE (data): nothing for 2.50s while the socket was open",
         ),
-        (Disconnected(reason="stale", code=None), "disconnected: stale (close code None)"),
+        (Disconnected(reason="stale", code=None), "disconnected: stale (no close frame)"),
         (Reconnecting(attempt=2, delay=0.5), "reconnecting: attempt 2 in 0.50s"),
         (Connected(url="ws://x", attempt=1), "connected (connection #0, attempt 1)"),
         (Resubscribed(assets=["a", "b"]), "resubscribed 2 asset(s)"),
@@ -361,3 +361,55 @@ async def test_sigterm_during_a_live_run_exits_0_within_2s() -> None:
     # The live display leaves its last rendering behind.
     assert "SYNCED" in stdout.decode()
     assert rows(stdout.decode())
+
+
+@pytest.mark.timeout(30)
+async def test_without_a_tty_lines_come_as_they_go_not_at_exit() -> None:
+    async with FakePolymarket(markets=1, rate=30.0, seed=16) as fake:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            LAUNCH,
+            fake.asset_ids[0],
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--duration",
+            "20",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        try:
+            async with asyncio.timeout(10):
+                line = (await process.stdout.readline()).decode()
+                while not line.endswith(" SYNCED\n"):
+                    line = (await process.stdout.readline()).decode()
+                    assert line
+            assert process.returncode is None
+            assert re.fullmatch(r"\d+\.\d{3} bid [\d.]+ ask [\d.]+ SYNCED\n", line), line
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                _, stderr = await process.communicate()
+    assert process.returncode == 0
+    assert "Traceback" not in stderr.decode()
+
+
+@pytest.mark.timeout(30)
+async def test_metrics_port_is_announced_on_stderr() -> None:
+    async with FakePolymarket(markets=1, rate=10.0, seed=17) as fake:
+        code, stdout, stderr = await run_book(
+            fake.asset_ids[0],
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--once",
+            "--metrics-port",
+            "0",
+        )
+    assert code == 0, stderr
+    assert re.search(r"polyfeed: metrics on http://127\.0\.0\.1:\d+/metrics", stderr)
+    assert "SYNCED" in stdout

@@ -341,3 +341,148 @@ def test_usage_errors_of_the_other_sockets(args: list[str], message: str) -> Non
     result = CliRunner().invoke(main, ["stream", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.timeout(30)
+async def test_a_wrong_port_is_named_at_the_first_reconnect() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port now: every attempt is refused.
+    process = await start("--url", f"ws://127.0.0.1:{port}/ws/market", "1")
+    assert process.stderr is not None
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(10):
+            line = (await process.stderr.readline()).decode()
+            while "reconnecting" not in line:
+                line = (await process.stderr.readline()).decode()
+                assert line
+        elapsed = loop.time() - started
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            await process.wait()
+    assert elapsed < 5.0
+    assert line.startswith("polyfeed: reconnecting: attempt 1 in ")
+    assert f"cannot connect to ws://127.0.0.1:{port}/ws/market" in line
+    assert "Reconnecting(" not in line
+
+
+def test_status_lines_are_sentences_not_reprs() -> None:
+    from polyfeed.cli.stream import status_line
+    from polyfeed.events import Disconnected, Reconnecting
+
+    line = status_line(Reconnecting(attempt=2, delay=1.5, error="HTTP 503"))
+    assert line == b"polyfeed: reconnecting: attempt 2 in 1.50s after: HTTP 503\n"
+    line = status_line(Disconnected(reason="stale data", code=None))
+    assert line == b"polyfeed: disconnected: stale data (no close frame)\n"
+
+
+@pytest.mark.timeout(40)
+async def test_metrics_port_serves_health_and_sigterm_exits_0() -> None:
+    import re
+
+    import aiohttp
+
+    async with FakePolymarket(markets=1, rate=20.0, seed=41) as fake:
+        process = await start(
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--heartbeat",
+            "0.2",
+            "--metrics-port",
+            "0",
+            *fake.asset_ids,
+        )
+        assert process.stderr is not None
+        try:
+            async with asyncio.timeout(15):
+                line = (await process.stderr.readline()).decode()
+                match = re.fullmatch(
+                    r"polyfeed: metrics on (http://127\.0\.0\.1:\d+)/metrics, "
+                    r"health on \1/health\n",
+                    line,
+                )
+                assert match, line
+                url = match.group(1)
+                async with aiohttp.ClientSession() as session:
+                    while True:
+                        async with session.get(f"{url}/health") as response:
+                            if response.status == 200:
+                                body = await response.json()
+                                break
+                        await asyncio.sleep(0.05)
+                    async with session.get(f"{url}/metrics") as response:
+                        text = await response.text()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                returncode = await process.wait()
+    assert returncode == 0
+    assert body["streams"]["market"]["state"] == "open"
+    assert 'polyfeed_connected{stream="market"} 1' in text
+
+
+def test_a_busy_metrics_port_is_one_line() -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                *(sys.executable, "-c", LAUNCH, "stream", "--url", "ws://127.0.0.1:9/ws/market"),
+                *("--metrics-port", str(port), "1"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"Error: cannot serve metrics on 127.0.0.1:{port}: address already in use" in (
+        result.stderr
+    )
+
+
+@pytest.mark.timeout(30)
+async def test_dashboard_goes_to_stderr_while_ndjson_goes_to_stdout() -> None:
+    async with FakePolymarket(markets=1, rate=20.0, seed=42) as fake:
+        process = await start(
+            "--url", fake.market_url, "--rest-url", fake.rest_url, "--dashboard", *fake.asset_ids
+        )
+        assert process.stdout is not None
+        try:
+            async with asyncio.timeout(15):
+                kinds: list[str] = []
+                while "price_change" not in kinds:
+                    kinds.append(json.loads(await process.stdout.readline())["event_type"])
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                _, stderr_bytes = await process.communicate()
+    assert process.returncode == 0
+    stderr = stderr_bytes.decode()
+    assert "Traceback" not in stderr
+    assert "events/s" in stderr
+    assert "polyfeed: connected" not in stderr  # no status lines tearing the view
+
+
+def test_an_unconfirmed_id_is_a_named_warning_with_the_hint() -> None:
+    from polyfeed.cli.stream import status_line
+
+    line = status_line(
+        Stale(kind="asset", silent_for=30.0, asset_ids=["42"], unconfirmed=["42"], abandoned=["42"])
+    )
+    assert line == (
+        b"polyfeed: WARNING: the server has not confirmed 1 asset(s) within 30s (gave up on them"
+        b" for this connection): 42; the id may be wrong or the market closed\n"
+    )

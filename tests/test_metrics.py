@@ -240,3 +240,36 @@ def test_repr() -> None:
     text = repr(metrics)
     assert "<ConnectionMetrics connected" in text
     assert "messages=3" in text
+
+
+def test_readers_take_now_from_the_clock_when_it_is_left_out() -> None:
+    times = iter([10.0, 20.0, 40.0])
+    metrics = ConnectionMetrics(0.0, clock=lambda: next(times))
+    metrics.on_connected(0.0)
+    metrics.on_disconnected(10.0, "closed_1006")
+    assert metrics.uptime_ratio() == 1.0
+    assert metrics.snapshot()["uptime_ratio"] == 0.5
+    text = metrics.render_prometheus()
+    assert "polyfeed_uptime_ratio 0.25\n" in text
+
+
+def test_stream_metrics_need_no_now_argument() -> None:
+    from polyfeed import MarketStream
+    from polyfeed.testing import FakeClock
+
+    clock = FakeClock(start=100.0)
+    stream = MarketStream(["1"], clock=clock)
+    metrics = stream.metrics
+    metrics.on_connected(100.0)
+    metrics.last_message_at = 101.0
+    clock.advance(4.0)
+    assert metrics.snapshot()["seconds_since_last_message"] == 3.0
+    assert "polyfeed_seconds_since_last_message 3.0\n" in metrics.render_prometheus()
+
+
+def test_log_status_without_now(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = ConnectionMetrics(0.0, clock=lambda: 8.0)
+    metrics.on_connected(0.0)
+    with caplog.at_level(logging.INFO, logger="polyfeed.metrics"):
+        metrics.log_status()
+    assert "uptime 100.0%" in caplog.text

@@ -330,7 +330,10 @@ def test_unconfirmed_asset_is_redriven_with_unsubscribe_then_subscribe() -> None
         {"operation": "subscribe", "assets_ids": ["b"]},
     ]
     events = session.events()
-    assert Stale(kind="asset", silent_for=30.0, asset_ids=["b"], connection_id=7) in events
+    assert (
+        Stale(kind="asset", silent_for=30.0, asset_ids=["b"], connection_id=7, unconfirmed=["b"])
+        in events
+    )
     assert Resubscribed(assets=["b"], connection_id=7) in events
     assert events.index(next(e for e in events if isinstance(e, Stale))) < events.index(
         Resubscribed(assets=["b"], connection_id=7)
@@ -1093,3 +1096,20 @@ class SessionMachine(RuleBasedStateMachine):
 
 SessionMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
 TestSessionMachine = SessionMachine.TestCase
+
+
+def test_unconfirmed_assets_are_named_and_the_given_up_ones_said_so() -> None:
+    session = make(["a", "b"], confirm_timeout=30.0, data_timeout=300.0)
+    open_session(session, 0.0)
+    session.receive_text(book("a"), 1.0)
+    reports: list[Stale] = []
+    now = 0.0
+    while now < 200.0:
+        now += 5.0
+        session.receive_text("PONG", now)
+        session.receive_text(book("a"), now)
+        session.handle_timer(now)
+        session.frames_to_send()
+        reports.extend(e for e in session.events() if isinstance(e, Stale) and e.unconfirmed)
+    assert [r.unconfirmed for r in reports] == [["b"]] * MAX_REQUESTS_PER_CONNECTION
+    assert [r.abandoned for r in reports] == [[], [], ["b"]]

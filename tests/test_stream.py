@@ -586,3 +586,27 @@ async def test_resyncs_go_to_the_configured_rest_host() -> None:
             assert keeper is not None and keeper.rest is not None
             assert keeper.rest.rest_url == rest_fake.rest_url
             assert keeper.rest.requests >= 1
+
+
+@pytest.mark.timeout(15)
+async def test_an_unknown_id_is_named_in_an_event_and_a_warning_with_the_hint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bogus = "1234567890"
+    async with FakePolymarket(markets=1, seed=61) as fake:
+        cfg = fast(watchdog=WatchdogConfig(data_timeout=30.0, confirm_timeout=0.15))
+        assets = [fake.asset_ids[0], bogus]
+        with caplog.at_level("WARNING", logger="polyfeed"):
+            async with MarketStream(assets, endpoints=fake.endpoints, config=cfg) as stream:
+                reports: list[Stale] = []
+                async with asyncio.timeout(10):
+                    while not reports or not reports[-1].abandoned:
+                        stale = await until(stream, Stale)
+                        if stale.unconfirmed:
+                            reports.append(stale)
+                assert stream.metrics.stale_by_kind["unconfirmed"] == len(reports)
+    assert all(report.unconfirmed == [bogus] for report in reports)
+    assert reports[-1].abandoned == [bogus]
+    warnings = [r.getMessage() for r in caplog.records if bogus in r.getMessage()]
+    assert warnings
+    assert "the id may be wrong or the market closed" in warnings[0]

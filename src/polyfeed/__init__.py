@@ -6,6 +6,7 @@ module, without a stability promise). ``MarketStreamEvent``, ``UserStreamEvent``
 the streams yield, for ``match`` + ``typing.assert_never``.
 """
 
+from polyfeed._version import __version__ as __version__
 from polyfeed.aio.heartbeat import HeartbeatHealth, OrderHeartbeat
 from polyfeed.aio.polybolt_stream import PolyboltStream, PolyboltStreamEvent
 from polyfeed.aio.rest import GammaMarket, MarketInfo, RestClient

@@ -37,20 +37,31 @@ class Disconnected(_Lifecycle, frozen=True, tag="disconnected"):
 
 
 class Reconnecting(_Lifecycle, frozen=True, tag="reconnecting"):
-    """A reconnect is scheduled after ``delay`` seconds."""
+    """A reconnect is scheduled after ``delay`` seconds; ``error`` says why (the last error:
+    refused, DNS failure, HTTP status, stale link, close code), so a mistyped host or port is
+    named at the first attempt."""
 
     attempt: int
     delay: float
     connection_id: int = 0
+    error: str = ""
 
 
 class Stale(_Lifecycle, frozen=True, tag="stale"):
-    """The watchdog found the link stale: no data, no PONG, or silent assets."""
+    """The watchdog found the link stale: no data, no PONG, or silent assets.
+
+    ``unconfirmed``: assets the server has not confirmed (no snapshot, no event) within
+    ``watchdog.confirm_timeout`` of subscribing; they are re-requested. ``abandoned``: those of
+    them given up on for this connection after repeated requests. An id that stays unconfirmed
+    is most likely wrong, or its market closed.
+    """
 
     kind: StaleKind
     silent_for: float
     asset_ids: list[str] = []
     connection_id: int = 0
+    unconfirmed: list[str] = []
+    abandoned: list[str] = []
 
 
 class Resubscribed(_Lifecycle, frozen=True, tag="resubscribed"):

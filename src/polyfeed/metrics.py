@@ -1,15 +1,20 @@
 """Connection metrics with Prometheus-style names; no per-asset labels.
 
-Times are monotonic seconds passed in by the caller, so the arithmetic is testable without a
-clock. ``uptime_ratio`` is time connected over time since the stream started (the seed's formula
-divided by connects, which is wrong).
+Times are monotonic seconds. The readers (``snapshot()``, ``render_prometheus()``,
+``log_status()``, ``uptime_ratio()``...) take an optional ``now``: left out, it is read from the
+clock the metrics were made with (a stream's own clock for ``stream.metrics``), so users never
+pass one; tests pass it to keep the arithmetic free of a clock. ``uptime_ratio`` is time
+connected over time since the stream started (the seed's formula divided by connects, which is
+wrong).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Protocol
 
 from polyfeed.core.codec import DecodeStats
@@ -40,8 +45,12 @@ class MaintenanceCounters(Protocol):
 class ConnectionMetrics:
     """Counters and gauges of one stream (all its connections)."""
 
-    def __init__(self, started_at: float) -> None:
+    def __init__(self, started_at: float, *, clock: Callable[[], float] | None = None) -> None:
+        """``clock`` gives monotonic seconds on the same scale as ``started_at`` and is read
+        whenever a reader is called without ``now`` (default: ``time.monotonic``, which is also
+        what asyncio's default loop clock reads)."""
         self.started_at = started_at
+        self._clock = clock or time.monotonic
         self.connects_total = 0
         self.disconnects_total = 0
         self.reconnects_by_reason: Counter[str] = Counter()
@@ -54,6 +63,7 @@ class ConnectionMetrics:
         self.pong_rtt_seconds: float | None = None
         self.last_message_at: float | None = None
         self.connected_since: float | None = None
+        self.last_reconnect_reason: str | None = None
         self._connected_seconds = 0.0
 
     def __repr__(self) -> str:
@@ -99,29 +109,38 @@ class ConnectionMetrics:
             self.connected_since = None
         self.disconnects_total += 1
         self.reconnects_by_reason[reason] += 1
+        self.last_reconnect_reason = reason
 
     def on_attempt_failed(self, reason: str) -> None:
         """A connection attempt failed before the socket opened (refused, 429/5xx, 401)."""
         self.reconnects_by_reason[reason] += 1
+        self.last_reconnect_reason = reason
 
-    def connected_seconds(self, now: float) -> float:
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else now
+
+    def connected_seconds(self, now: float | None = None) -> float:
         """Total time connected since start."""
+        now = self._now(now)
         extra = now - self.connected_since if self.connected_since is not None else 0.0
         return self._connected_seconds + max(0.0, extra)
 
-    def uptime_ratio(self, now: float) -> float:
+    def uptime_ratio(self, now: float | None = None) -> float:
         """Fraction of the time since start spent connected (1.0 right at start)."""
+        now = self._now(now)
         elapsed = now - self.started_at
         if elapsed <= 0:
             return 1.0 if self.connected_since is not None else 0.0
         return min(1.0, self.connected_seconds(now) / elapsed)
 
-    def seconds_since_last_message(self, now: float) -> float | None:
+    def seconds_since_last_message(self, now: float | None = None) -> float | None:
         """Seconds since the last frame of any kind, None before the first."""
+        now = self._now(now)
         return None if self.last_message_at is None else max(0.0, now - self.last_message_at)
 
-    def snapshot(self, now: float) -> dict[str, float | int | dict[str, int] | None]:
+    def snapshot(self, now: float | None = None) -> dict[str, float | int | dict[str, int] | None]:
         """All metrics as plain values (Prometheus names without the ``polyfeed_`` prefix)."""
+        now = self._now(now)
         return {
             "connects_total": self.connects_total,
             "disconnects_total": self.disconnects_total,
@@ -142,8 +161,9 @@ class ConnectionMetrics:
             "uptime_ratio": self.uptime_ratio(now),
         }
 
-    def render_prometheus(self, now: float) -> str:
+    def render_prometheus(self, now: float | None = None) -> str:
         """The metrics in Prometheus text exposition format."""
+        now = self._now(now)
         lines: list[str] = []
 
         def emit(name: str, kind: str, value: float | None, labels: str = "") -> None:
@@ -172,8 +192,9 @@ class ConnectionMetrics:
         emit("uptime_ratio", "gauge", self.uptime_ratio(now))
         return "\n".join(lines) + "\n"
 
-    def log_status(self, now: float, log: logging.Logger | None = None) -> None:
+    def log_status(self, now: float | None = None, log: logging.Logger | None = None) -> None:
         """One INFO line with the headline numbers."""
+        now = self._now(now)
         since = self.seconds_since_last_message(now)
         rtt = self.pong_rtt_seconds
         (log or logger).info(

@@ -124,7 +124,17 @@ class Connection(Generic[SessionT]):
         if events:
             # Only timers declare a link stale: the reader's hot path skips this scan.
             for event in events if from_timer else ():
-                if isinstance(event, Stale):
+                if isinstance(event, Stale) and event.unconfirmed:
+                    self.metrics.stale_by_kind["unconfirmed"] += 1
+                    logger.warning(
+                        "connection #%d: the server has not confirmed %s within %.0fs%s; "
+                        "the id may be wrong or the market closed",
+                        session.connection_id,
+                        ", ".join(event.unconfirmed),
+                        event.silent_for,
+                        f" (given up on: {', '.join(event.abandoned)})" if event.abandoned else "",
+                    )
+                elif isinstance(event, Stale):
                     self.metrics.stale_by_kind[event.kind] += 1
                     logger.warning(
                         "stale connection #%d: no %s for %.3fs%s",

@@ -362,7 +362,7 @@ class _Stream(Generic[EventT]):
     def metrics(self) -> ConnectionMetrics:
         """Connection metrics (counters, gauges, Prometheus rendering)."""
         if self._metrics is None:
-            self._metrics = ConnectionMetrics(self.clock.now())
+            self._metrics = ConnectionMetrics(self.clock.now(), clock=self.clock.now)
         return self._metrics
 
     def _maintenance(self) -> tuple[int, str | None]:

@@ -289,7 +289,7 @@ class Supervisor:
                 delay,
                 error,
             )
-            self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay)])
+            self.emit([Reconnecting(attempt=self.backoff.attempt, delay=delay, error=str(error))])
             await self.clock.sleep_until(self.clock.now() + delay)
             # ``disconnect`` policy: a new connection into a queue still nearly full would
             # overflow at once; reconnect once the consumer has drained it to the low-water mark.

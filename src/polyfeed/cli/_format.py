@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from polyfeed.core.polybolt import PolyboltGap
 from polyfeed.events import (
     BookInvalidated,
     BookResynced,
@@ -22,12 +23,21 @@ def short_id(asset_id: str) -> str:
 def describe_event(event: object) -> str | None:
     """One line for a lifecycle event; None for market and user events."""
     match event:
+        case Stale(unconfirmed=[_, *_] as unconfirmed, abandoned=abandoned, silent_for=waited):
+            ids = ", ".join(unconfirmed)
+            action = "gave up on them for this connection" if abandoned else "re-requested"
+            return (
+                f"WARNING: the server has not confirmed {len(unconfirmed)} asset(s) within "
+                f"{waited:g}s ({action}): {ids}; the id may be wrong or the market closed"
+            )
         case Stale(kind=kind, silent_for=silent_for):
             return f"STALE ({kind}): nothing for {silent_for:.2f}s while the socket was open"
         case Disconnected(reason=reason, code=code):
-            return f"disconnected: {reason} (close code {code})"
-        case Reconnecting(attempt=attempt, delay=delay):
-            return f"reconnecting: attempt {attempt} in {delay:.2f}s"
+            how = "no close frame" if code is None else f"close code {code}"
+            return f"disconnected: {reason} ({how})"
+        case Reconnecting(attempt=attempt, delay=delay, error=error):
+            why = f" after: {error}" if error else ""
+            return f"reconnecting: attempt {attempt} in {delay:.2f}s{why}"
         case Connected(attempt=attempt, connection_id=connection_id):
             return f"connected (connection #{connection_id}, attempt {attempt})"
         case Resubscribed(assets=assets):
@@ -51,6 +61,8 @@ def describe_event(event: object) -> str | None:
             return f"{_books(assets)} invalidated: {reason}"
         case BookResynced(asset_ids=assets, source=source):
             return f"{_books(assets)} resynced from {source}"
+        case PolyboltGap(channel=channel, missing=missing, seq=seq, reason=reason):
+            return f"GAP on {channel}: {missing} frame(s) lost before seq {seq} ({reason})"
     return None
 
 

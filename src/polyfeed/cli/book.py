@@ -25,6 +25,13 @@ from rich.text import Text
 
 from polyfeed.aio.stream import Health, MarketStream
 from polyfeed.cli._format import describe_event, short_id
+from polyfeed.cli._metrics import (
+    MetricsAddress,
+    address,
+    announcement,
+    metrics_options,
+    serving_metrics,
+)
 from polyfeed.cli._run import run_until_signal
 from polyfeed.config import PROFILES, StreamConfig
 from polyfeed.core.book import OrderBook
@@ -226,6 +233,46 @@ async def _live(view: BookView, console: Console, duration: float | None) -> Pol
     return error
 
 
+def top_line(book: OrderBook, now: float) -> str:
+    """One plain line for a pipe or a log file: time, best bid/ask and sync state."""
+    return f"{now:.3f} bid {_num(book.best_bid)} ask {_num(book.best_ask)} {sync_state(book)}"
+
+
+async def _plain(view: BookView, duration: float | None) -> PolyfeedError | None:
+    # Not a terminal: a repainted ladder would only appear at exit, so print lines as they come
+    # (lifecycle events at once, the top of book when it changed, at most once per second).
+    book = view.stream.books[view.asset_id]
+    last: tuple[object, object, str] | None = None
+    error: PolyfeedError | None = None
+
+    async def consume() -> None:
+        async for event in view.stream:
+            line = describe_event(event)
+            if line is not None:
+                print(f"polyfeed: {line}", flush=True)
+
+    async def sample() -> None:
+        nonlocal last
+        while True:
+            current = (book.best_bid, book.best_ask, sync_state(book))
+            if current != last:
+                last = current
+                print(top_line(book, view.stream.clock.wall()), flush=True)
+            await asyncio.sleep(IDLE_REFRESH_INTERVAL)
+
+    try:
+        async with asyncio.timeout(duration), asyncio.TaskGroup() as group:
+            sampler = group.create_task(sample(), name="polyfeed-book-sample")
+            try:
+                await consume()
+            except PolyfeedError as exc:
+                error = exc
+            sampler.cancel()
+    except TimeoutError:
+        pass
+    return error
+
+
 async def _wait_synced(view: BookView, patience: float) -> PolyfeedError | None:
     book = view.stream.books[view.asset_id]
     stream = view.stream
@@ -251,12 +298,15 @@ async def _book_main(
     duration: float | None,
     once: bool,
     patience: float,
+    metrics: MetricsAddress | None = None,
 ) -> int:
     console = Console(highlight=False)
     stream = MarketStream([asset_id], url=url, rest_url=rest_url, config=config)
     view = BookView(stream, asset_id, depth)
     try:
-        async with stream:
+        async with serving_metrics({"market": stream}, metrics) as server, stream:
+            if server is not None:
+                print(announcement(server), end="", file=sys.stderr, flush=True)
             if once:
                 try:
                     error = await _wait_synced(view, patience)
@@ -270,8 +320,14 @@ async def _book_main(
                     return 1
                 if error is None:
                     console.print(view.render())
-            else:
+            elif console.is_terminal:
                 error = await _live(view, console, duration)
+            else:
+                try:
+                    error = await _plain(view, duration)
+                finally:
+                    # The final ladder, as on a terminal (also when a signal stops the run).
+                    console.print(view.render())
     except PolyfeedError as exc:
         error = exc
     if error is not None:
@@ -284,7 +340,13 @@ async def _book_main(
 @click.argument("asset")
 @click.option("--url", default=None, help="WebSocket URL (default: Polymarket's market channel).")
 @click.option("--rest-url", default=None, help="CLOB REST URL for resyncs (default: Polymarket's).")
-@click.option("--profile", type=click.Choice(sorted(PROFILES)), default="dashboard")
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default="dashboard",
+    show_default=True,
+    help="Timing preset (heartbeat, watchdog, backoff).",
+)
 @click.option(
     "--depth", type=click.IntRange(1, 200), default=10, show_default=True, help="Levels a side."
 )
@@ -302,6 +364,7 @@ async def _book_main(
     show_default=True,
     help="With --once: seconds to wait for a synced book.",
 )
+@metrics_options
 def book(
     asset: str,
     url: str | None,
@@ -311,6 +374,8 @@ def book(
     duration: float | None,
     once: bool,
     timeout: float,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Show the live order book of ASSET (a token id), verified against the server's hashes."""
     if url is not None and not url.startswith(("ws://", "wss://")):
@@ -322,6 +387,16 @@ def book(
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
     code = run_until_signal(
-        _book_main(asset, url, rest_url, config, depth, duration, once, timeout)
+        _book_main(
+            asset,
+            url,
+            rest_url,
+            config,
+            depth,
+            duration,
+            once,
+            timeout,
+            address(metrics_host, metrics_port),
+        )
     )
     sys.exit(code)

@@ -73,8 +73,20 @@ async def _serve(options: dict[str, Any], as_json: bool) -> int:
 
 @click.command("fake-server")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=0, show_default=True, type=int, help="Port; 0 picks a free one.")
-@click.option("--markets", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port; 0 picks a free one.",
+)
+@click.option(
+    "--markets",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Simulated markets (two tokens each).",
+)
 @click.option(
     "--rate",
     default=5.0,
@@ -130,4 +142,10 @@ def fake_server(
         "ping_grace": ping_grace,
         "run_probability": run_probability,
     }
-    sys.exit(run_until_signal(_serve(options, as_json)))
+    try:
+        code = run_until_signal(_serve(options, as_json))
+    except OSError as exc:
+        # A busy port, an address not on this machine, a host name that does not resolve.
+        reason = (exc.strerror or str(exc)).rsplit(": ", 1)[-1]
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
+    sys.exit(code)

@@ -90,7 +90,12 @@ async def _record_main(
 
 
 @click.command()
-@click.option("--out", "target", required=True, help="SQLite file, Parquet folder or redis:// URL.")
+@click.option(
+    "--out",
+    "target",
+    required=True,
+    help="SQLite file, Parquet folder or redis:// URL (required; no default).",
+)
 @click.option(
     "--sink",
     "sink_kind",
@@ -119,20 +124,49 @@ async def _record_main(
     show_default=True,
     help="Redis: one stream per channel, or one per market.",
 )
-@click.option("--channel", type=click.Choice(["market", "user"]), default="market")
+@click.option(
+    "--channel",
+    type=click.Choice(["market", "user"]),
+    default="market",
+    show_default=True,
+    help="Which CLOB channel to record.",
+)
 @click.option("--url", default=None, help="WebSocket URL (default: Polymarket's).")
 @click.option("--rest-url", default=None, help="CLOB REST URL (default: Polymarket's).")
-@click.option("--profile", type=click.Choice(sorted(PROFILES)), default="dashboard")
-@click.option("--data-timeout", type=float, default=None, help="Seconds without data = stale.")
-@click.option("--heartbeat", type=float, default=None, help="Seconds between text PINGs.")
-@click.option("--pong-timeout", type=float, default=None, help="Seconds without PONG = dead.")
-@click.option("--backoff-base", type=float, default=None)
-@click.option("--backoff-max", type=float, default=None)
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default="dashboard",
+    show_default=True,
+    help="Freshness profile (data timeout and heartbeat).",
+)
+@click.option(
+    "--data-timeout",
+    type=float,
+    default=None,
+    help="Seconds without data = stale (default: profile's).",
+)
+@click.option(
+    "--heartbeat", type=float, default=None, help="Seconds between text PINGs (default: profile's)."
+)
+@click.option(
+    "--pong-timeout",
+    type=float,
+    default=None,
+    help="Seconds without PONG = dead (default: profile's).",
+)
+@click.option(
+    "--backoff-base", type=float, default=None, help="First backoff step, s (default: profile's)."
+)
+@click.option(
+    "--backoff-max", type=float, default=None, help="Backoff cap, s (default: profile's)."
+)
 @click.option(
     "--queue-size",
     type=click.IntRange(min=1),
     default=None,
-    help="Events the stream buffers for a slow sink before it drops (recorded as a gap).",
+    help="Events the stream buffers for a slow sink before it drops, recorded as a gap "
+    "(default: the configuration's queue size).",
 )
 @click.argument("ids", nargs=-1)
 def record(

@@ -35,8 +35,15 @@ async def _replay_main(replay: Replay) -> int:
 
 @click.command()
 @click.option("--asset", "assets", multiple=True, help="Only events about this asset (repeat).")
-@click.option("--since", type=float, default=None, help="From this receive time (epoch s).")
-@click.option("--until", type=float, default=None, help="Up to this receive time (epoch s).")
+@click.option(
+    "--since",
+    type=float,
+    default=None,
+    help="From this receive time, epoch s (default: the start).",
+)
+@click.option(
+    "--until", type=float, default=None, help="Up to this receive time, epoch s (default: the end)."
+)
 @click.option(
     "--speed",
     type=click.FloatRange(min=0, min_open=True),

@@ -19,14 +19,25 @@ from typing import Any
 
 import click
 import msgspec
+from click.core import ParameterSource
 
 from polyfeed.aio.polybolt_stream import DEFAULT_POLYBOLT_URL, PolyboltStream
 from polyfeed.aio.rtds_stream import DEFAULT_RTDS_URL, RtdsStream
 from polyfeed.aio.sports_stream import DEFAULT_SPORTS_URL, SportsStream
 from polyfeed.aio.stream import MarketStream, UserStream
+from polyfeed.cli._format import describe_event
+from polyfeed.cli._metrics import (
+    MetricsAddress,
+    address,
+    announcement,
+    metrics_options,
+    serving_metrics,
+)
 from polyfeed.cli._output import LineWriter, OutputClosedError
 from polyfeed.cli._run import run_until_signal
+from polyfeed.cli.dashboard import Dashboard, showing
 from polyfeed.config import PROFILES, HeartbeatConfig, StreamConfig
+from polyfeed.config_file import load as load_config
 from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
 from polyfeed.core.polybolt import PolyboltConfig, PolyboltGap, PolyboltSubscription
 from polyfeed.core.rtds import RtdsConfig, RtdsSubscription
@@ -36,6 +47,8 @@ from polyfeed.errors import PolyfeedError
 from polyfeed.events import Connected, Disconnected, Gap, Reconnecting, Stale
 
 _encoder = msgspec.json.Encoder()
+
+DASHBOARD_BOOKS = 5
 
 
 def encode_event(event: object) -> bytes:
@@ -63,9 +76,11 @@ def build_config(
     backoff_base: float | None,
     backoff_max: float | None,
     queue_size: int | None = None,
+    start: StreamConfig | None = None,
 ) -> StreamConfig:
-    """A StreamConfig from a profile and command-line overrides (raises ConfigError)."""
-    config = StreamConfig.from_profile(profile)
+    """A StreamConfig from a profile (or ``start``, the file and environment's configuration)
+    and command-line overrides (raises ConfigError)."""
+    config = start if start is not None else StreamConfig.from_profile(profile)
     if queue_size is not None:
         config = dataclasses.replace(
             config, queue=dataclasses.replace(config.queue, maxsize=queue_size)
@@ -94,7 +109,7 @@ def build_config(
 def status_line(event: object) -> bytes | None:
     """The stderr line for a lifecycle event worth a human's attention, else None."""
     if isinstance(event, Connected | Disconnected | Reconnecting | Stale | Gap | PolyboltGap):
-        return f"polyfeed: {type(event).__name__.lower()}: {event}\n".encode()
+        return f"polyfeed: {describe_event(event)}\n".encode()
     return None
 
 
@@ -185,19 +200,39 @@ def build_stream(
     raise click.UsageError(f"unknown channel {channel!r}")
 
 
-async def _stream_main(stream: AnyStream) -> int:
+def _dashboard_for(stream: AnyStream, name: str) -> Dashboard:
+    if isinstance(stream, MarketStream):
+        ids = sorted(stream.subscriptions)[:DASHBOARD_BOOKS]
+        return Dashboard({name: stream}, books=stream.books, book_ids=ids)
+    return Dashboard({name: stream})
+
+
+async def _stream_main(
+    stream: AnyStream,
+    metrics: MetricsAddress | None = None,
+    name: str = "market",
+    dashboard: bool = False,
+) -> int:
     error: str | None = None
+    # The dashboard repaints stderr: status lines would tear it, and it shows them itself.
+    view = _dashboard_for(stream, name) if dashboard else None
     async with (
         LineWriter(sys.stdout.fileno()) as out,
         LineWriter(sys.stderr.fileno(), maxsize=64) as err,
     ):
         try:
-            async with stream:
-                async for event in stream:
-                    await out.write(encode_event(event))
-                    status = status_line(event)
-                    if status is not None:
-                        await err.write(status)
+            async with serving_metrics({name: stream}, metrics) as server, stream:
+                if server is not None:
+                    await err.write(announcement(server).encode())
+                async with showing(view):
+                    async for event in stream:
+                        await out.write(encode_event(event))
+                        if view is not None:
+                            view.note(event)
+                            continue
+                        status = status_line(event)
+                        if status is not None:
+                            await err.write(status)
         except OutputClosedError:
             # The reader of stdout went away (``| head``): a normal way to stop.
             return 0
@@ -213,7 +248,13 @@ CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
 
 
 @click.command()
-@click.option("--channel", type=click.Choice(CHANNELS), default="market")
+@click.option(
+    "--channel",
+    type=click.Choice(CHANNELS),
+    default="market",
+    show_default=True,
+    help="Which socket to stream.",
+)
 @click.option(
     "--topic",
     "topics",
@@ -233,28 +274,73 @@ CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
     default=None,
     help="CLOB REST URL for the market channel's book checks (default: Polymarket's).",
 )
-@click.option("--profile", type=click.Choice(sorted(PROFILES)), default="dashboard")
-@click.option("--data-timeout", type=float, default=None, help="Seconds without data = stale.")
 @click.option(
-    "--heartbeat", type=float, default=None, help="Seconds between our PINGs (not sports)."
+    "--profile",
+    type=click.Choice(sorted(PROFILES)),
+    default="dashboard",
+    show_default=True,
+    help="Timing preset; the flags below override single values.",
+)
+@click.option(
+    "--data-timeout",
+    type=float,
+    default=None,
+    help="Seconds without data = stale (default: the profile's).",
+)
+@click.option(
+    "--heartbeat",
+    type=float,
+    default=None,
+    help="Seconds between our PINGs, not sports (default: the profile's).",
 )
 @click.option(
     "--pong-timeout",
     type=float,
     default=None,
-    help="Seconds without PONG = dead (sports: without the server's ping).",
+    help="Seconds without PONG = dead; sports: without the server's ping (default: the profile's).",
 )
 @click.option(
-    "--topic-timeout", type=float, default=None, help="rtds: seconds one topic may be silent."
+    "--topic-timeout",
+    type=float,
+    default=None,
+    help="rtds: seconds one topic may be silent (default: RTDS's).",
 )
-@click.option("--backoff-base", type=float, default=None)
-@click.option("--backoff-max", type=float, default=None)
+@click.option(
+    "--backoff-base",
+    type=float,
+    default=None,
+    help="First reconnect delay in seconds (default: the profile's).",
+)
+@click.option(
+    "--backoff-max",
+    type=float,
+    default=None,
+    help="Longest reconnect delay in seconds (default: the profile's).",
+)
 @click.option(
     "--queue-size",
     type=click.IntRange(min=1),
     default=None,
-    help="Events buffered for a slow stdout reader before the oldest are dropped (a gap line).",
+    help="Events buffered for a slow stdout reader before the oldest are dropped (a gap line; "
+    "default: the profile's).",
 )
+@click.option(
+    "--dashboard",
+    "show_dashboard",
+    is_flag=True,
+    default=False,
+    help="A live dashboard on stderr (state, events/s, reconnects, books) instead of "
+    "status lines; the NDJSON still goes to stdout.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML configuration file (default: $POLYFEED_CONFIG, else none). Precedence: "
+    "profile < file < POLYFEED_* variables < flags; see `polyfeed config show`.",
+)
+@metrics_options
 @click.argument("ids", nargs=-1)
 def stream(
     channel: str,
@@ -271,10 +357,18 @@ def stream(
     backoff_max: float | None,
     queue_size: int | None,
     ids: tuple[str, ...],
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    show_dashboard: bool = False,
+    config_path: str | None = None,
 ) -> None:
     """Stream ASSET_OR_MARKET ids as NDJSON on stdout (status on stderr); Ctrl-C stops cleanly."""
     clob = channel in ("market", "user")
+    given = click.get_current_context().get_parameter_source("profile")
     try:
+        effective = load_config(
+            config_path, profile=None if given is ParameterSource.DEFAULT else profile
+        )
         config = build_config(
             profile,
             data_timeout if clob else None,
@@ -283,6 +377,7 @@ def stream(
             backoff_base,
             backoff_max,
             queue_size,
+            effective.config,
         )
         if channel == "market" and not ids:
             raise click.UsageError("give at least one asset id")
@@ -294,6 +389,15 @@ def stream(
             raise click.UsageError("--topic is for --channel rtds or polybolt")
         if url is not None and not url.startswith(("ws://", "wss://")):
             raise click.UsageError(f"--url must be a ws:// or wss:// URL, got {url!r}")
+        if url is not None and clob:
+            # The other CLOB channel's URL would fail later in a misleading way (a user
+            # subscription on the market socket looks like rejected credentials).
+            other = "user" if channel == "market" else "market"
+            if url.rstrip("/").endswith(f"/ws/{other}"):
+                raise click.UsageError(
+                    f"--url {url} is the {other} channel's URL; --channel {channel} needs "
+                    f"the .../ws/{channel} URL"
+                )
         if rest_url is not None and not rest_url.startswith(("http://", "https://")):
             raise click.UsageError(
                 f"--rest-url must be an http:// or https:// URL, got {rest_url!r}"
@@ -306,5 +410,7 @@ def stream(
         )
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
-    code = run_until_signal(_stream_main(chosen))
+    code = run_until_signal(
+        _stream_main(chosen, address(metrics_host, metrics_port), channel, show_dashboard)
+    )
     sys.exit(code)

@@ -311,14 +311,6 @@ class Session:
         if self.channel == "market":
             overdue = self.subscriptions.overdue(now)
             if overdue:
-                self._events.append(
-                    Stale(
-                        kind="asset",
-                        silent_for=self.config.watchdog.confirm_timeout,
-                        asset_ids=overdue,
-                        connection_id=self.connection_id,
-                    )
-                )
                 # Every overdue asset leaves the overdue set here, re-requested (its clock
                 # restarts at `now`) or given up; one left in it would be due again at once
                 # and spin the ticker.
@@ -329,6 +321,16 @@ class Session:
                     for a in overdue
                     if a in abandoned or attempts(a) >= MAX_REQUESTS_PER_CONNECTION
                 ]
+                self._events.append(
+                    Stale(
+                        kind="asset",
+                        silent_for=self.config.watchdog.confirm_timeout,
+                        asset_ids=overdue,
+                        connection_id=self.connection_id,
+                        unconfirmed=overdue,
+                        abandoned=hopeless,
+                    )
+                )
                 if hopeless:
                     self.subscriptions.stop_waiting(hopeless)
                     abandoned.update(hopeless)
