@@ -150,6 +150,14 @@ class BookKeeper:
                 if caused is None:
                     caused = []
                 caused.append((index, verdicts))
+        # The books are read only after the whole batch is handed on: the state to prove is the
+        # one at its end (a batched registry checks every hash it skipped on the way here).
+        for verdict in registry.end_batch(now):
+            earliest = self._earlier(earliest, verdict.asset_id)
+            if verdict.action != "ok":
+                if caused is None:
+                    caused = []
+                caused.append((len(events) - 1, [verdict]))
         if earliest is not None and (self._timer_at is None or earliest < self._timer_at):
             self._timer_wake.set()
         if caused is None:
