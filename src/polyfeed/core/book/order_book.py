@@ -422,6 +422,8 @@ class OrderBook(SnapshotSide):
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` should run next (a doubt, open hash run or pending REST
         check expiring)."""
+        if self._quiet:
+            return None  # no doubt, no run, no pending REST check: nothing can expire
         deadlines = [
             d for d in (self._grace.next_deadline(), self._rest.next_deadline()) if d is not None
         ]
