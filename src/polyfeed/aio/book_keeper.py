@@ -168,10 +168,7 @@ class BookKeeper:
 
     def _earlier(self, earliest: float | None, asset: str) -> float | None:
         # Doubts start on the reader without a verdict: the timer loop must hear of deadlines.
-        book = self.registry.get(asset)
-        if book is None:
-            return earliest
-        deadline = book.next_deadline()
+        deadline = self.registry.deadline_of(asset)
         if deadline is None or (earliest is not None and earliest <= deadline):
             return earliest
         return deadline

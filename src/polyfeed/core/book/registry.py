@@ -205,6 +205,11 @@ class BookRegistry(Mapping[str, OrderBook]):
         """Assets whose book is unsynced with no resync in flight."""
         return [asset for asset, book in self._books.items() if book.needs_resync]
 
+    def deadline_of(self, asset_id: str) -> float | None:
+        """:meth:`OrderBook.next_deadline` of one asset's book (None for an unknown asset)."""
+        book = self._books.get(asset_id)
+        return None if book is None else book.next_deadline()
+
     def next_deadline(self) -> float | None:
         """The earliest :meth:`OrderBook.next_deadline` over all books."""
         deadlines = [d for book in self._books.values() if (d := book.next_deadline()) is not None]
