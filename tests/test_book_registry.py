@@ -301,3 +301,14 @@ def test_a_snapshot_or_invalidation_drops_the_unchecked_message() -> None:
     assert registry.invalidate_all("reconnect") == [BookVerdict(ASSET, "invalidated", "reconnect")]
     assert [v for v in registry.end_batch() if v.action != "ok"] == []
     assert book.counters.hash_mismatches == 0
+
+
+def test_deadline_of_one_asset() -> None:
+    registry = BookRegistry(BookOptions(hash_check_every=0, grace_seconds=1.0))
+    registry.apply(book_msg([("0.40", "100")], [("0.55", "70")]))
+    assert registry.deadline_of(ASSET) is None  # quiet: nothing can expire
+    assert registry.deadline_of(OTHER) is None  # unknown asset
+    crossing = make_entry("0.56", "5", "BUY", best_bid="0.56", best_ask="0.55")
+    registry.apply(make_change(2000, crossing), now=10.0)
+    assert registry[ASSET].in_doubt == "crossed book"
+    assert registry.deadline_of(ASSET) == 11.0
