@@ -114,6 +114,7 @@ async def _serve(pipe: Connection, markets: int, seed: int) -> None:
         pipe.send(("ready", fake.market_url, list(fake.asset_ids)))
         burst = PreparedBurst(())
         wire = b""
+        framed: list[bytes] = []
         loop = asyncio.get_running_loop()
         while True:
             command = await asyncio.to_thread(pipe.recv)
@@ -130,7 +131,8 @@ async def _serve(pipe: Connection, markets: int, seed: int) -> None:
                     burst = PreparedBurst(
                         tuple(e for e in prepared.events if e.event_type == "price_change")
                     )
-                    wire = b"".join(_text_frame(e.raw) for e in burst.events)
+                    framed = [_text_frame(e.raw) for e in burst.events]
+                    wire = b"".join(framed)
                     verified = _verify_every_hash(fake, burst)
                     pipe.send(
                         (
@@ -161,6 +163,13 @@ async def _serve(pipe: Connection, markets: int, seed: int) -> None:
                     ):
                         await asyncio.sleep(0.001)
                     pipe.send(("sent", len(burst.events), loop.time() - started))
+                case ("pace", int(number), float(rate), int(count)):
+                    async with asyncio.timeout(REPLY_TIMEOUT):
+                        connection = await fake.wait_for_connection(number)
+                    transport = connection._transport
+                    assert transport is not None
+                    stamps = await _paced_write(transport, framed[:count], rate)
+                    pipe.send(("paced", stamps))
                 case ("stop",):
                     pipe.send(("stopped",))
                     return
@@ -204,6 +213,29 @@ def _verify_every_hash(fake: FakePolymarket, burst: PreparedBurst) -> int:
     if done != entries:
         raise RuntimeError(f"{done} of {entries} firehose hashes were checked")
     return done
+
+
+async def _paced_write(
+    transport: asyncio.WriteTransport, frames: list[bytes], rate: float
+) -> list[float]:
+    """Write one frame every ``1 / rate`` seconds; returns each frame's ``time.monotonic()``
+    just before its write (CLOCK_MONOTONIC: comparable across processes of one machine).
+
+    The event loop's timers are good to about a millisecond, so frames due within the same
+    millisecond go out together (each stamped at its own write); spinning for finer spacing
+    would take a core from the client on a shared 2-core machine.
+    """
+    clock = time.monotonic
+    start = clock() + 0.01
+    stamps: list[float] = []
+    for index, frame in enumerate(frames):
+        due = start + index / rate
+        now = clock()
+        if due > now:
+            await asyncio.sleep(due - now)
+        stamps.append(clock())
+        transport.write(frame)
+    return stamps
 
 
 class ServerHandle:
