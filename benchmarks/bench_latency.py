@@ -11,7 +11,10 @@ its consumer gets it. Latency is the difference, message by message. Contenders,
   (no hash mismatch or skip, no invalidation);
 - **bare aiohttp + json.loads**: ``ws.receive()`` then ``json.loads`` in a loop.
 
-The first 10 % of each run (connection warm-up) is left out of the percentiles.
+The first 10 % of each run (connection warm-up) is left out of the percentiles. With
+``--freeze`` every client calls ``gc.collect(); gc.freeze()`` once set up, right before the
+run (what a latency-sensitive application does after start-up): a full collection of the
+start-up heap takes ~15 ms here, and whether one falls into a 2-second run decides its p99.
 
 Usage: ``.venv/bin/python benchmarks/bench_latency.py [--rates 2000,10000] [--seconds 2]
 [--rounds 2]``.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import sys
@@ -47,6 +51,16 @@ BOOKS_ON = "polyfeed MarketStream (books on)"
 BOOKS_OFF = "polyfeed books=False"
 BARE = "bare aiohttp + json.loads"
 TARGET_P99_OVER_BARE_US = 150.0
+
+FREEZE = False
+"""``--freeze``: collect and freeze the heap right before each run (see the module docstring)."""
+
+
+def _before_run() -> None:
+    if FREEZE:
+        gc.collect()
+        gc.freeze()
+
 
 # (url, asset ids, events, trigger) -> the consumer's time.monotonic() per event, in order.
 Client = Callable[[str, list[str], int, Callable[[], None]], Awaitable[list[float]]]
@@ -76,6 +90,7 @@ async def _polyfeed(
                 while not all(stream.books[a].neg_risk is not None for a in asset_ids):  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
             before = {a: _hash_counts(stream.books[a]) for a in asset_ids}
+        _before_run()
         start()
         async for event in stream:
             if type(event) is polyfeed.PriceChange:
@@ -115,6 +130,7 @@ async def run_bare(
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         await ws.send_str(_subscription(asset_ids))
         await ws.receive()  # the initial book snapshots
+        _before_run()
         start()
         while len(stamps) < n:
             msg = await ws.receive()
@@ -132,7 +148,10 @@ def _run(server: ServerHandle, client: Client, rate: int, n: int) -> list[float]
     def start() -> None:
         server.pipe.send(("pace", number, float(rate), n))
 
-    received = asyncio.run(client(server.url, server.asset_ids, n, start))
+    try:
+        received = asyncio.run(client(server.url, server.asset_ids, n, start))
+    finally:
+        gc.unfreeze()
     (_, sent) = server.reply("paced")
     if len(received) != n or len(sent) != n:
         raise RuntimeError(f"expected {n} events, got {len(received)}, server sent {len(sent)}")
@@ -146,8 +165,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="per run (default 2)")
     parser.add_argument("--rounds", type=int, default=2, help="runs per contender (default 2)")
     parser.add_argument("--markets", type=int, default=MARKETS)
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() before each run")
     parser.add_argument("--check", action="store_true", help="exit 1 if the target is missed")
     args = parser.parse_args()
+    global FREEZE
+    FREEZE = args.freeze
     rates = [int(r) for r in args.rates.split(",")]
     counts = {rate: int(rate * args.seconds) for rate in rates}
     contenders: list[tuple[str, Client]] = [
@@ -161,7 +183,8 @@ def main() -> int:
         frames, _, _, verified = server.prepare(max(counts.values()))
         print(
             f"latency: {args.markets} markets, {frames:,} messages prepared, {verified:,} hashes "
-            f"checked; {args.seconds} s per run, {args.rounds} rounds"
+            f"checked; {args.seconds} s per run, {args.rounds} rounds, "
+            f"gc.freeze() before runs: {FREEZE}"
         )
         for rate in rates:
             for round_number in range(args.rounds):
