@@ -152,7 +152,8 @@ class BookKeeper:
                 caused.append((index, verdicts))
         # The books are read only after the whole batch is handed on: the state to prove is the
         # one at its end (a batched registry checks every hash it skipped on the way here).
-        for verdict in registry.end_batch(now):
+        # Nothing to place a verdict after in an empty batch: the next one checks.
+        for verdict in registry.end_batch(now) if events else ():
             earliest = self._earlier(earliest, verdict.asset_id)
             if verdict.action != "ok":
                 if caused is None:
