@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from book_support import ASSET, RefBook, book_msg, make_change, make_entry, server_entries
 from polyfeed import (
     BackoffConfig,
     Book,
@@ -319,11 +320,14 @@ async def test_legitimate_quirks_never_invalidate_a_book(options: dict[str, Any]
             assert book.synced, asset
             assert book.counters.invalidations == 0, book.counters
             assert same_levels(book, fake.book(asset)), asset
+        # Batched books: a hash check at the end of each read, not one per message.
         checks = sum(stream.books[a].counters.hash_checks for a in fake.asset_ids)
-        assert checks >= 100
+        assert checks >= 20
         if "trade_print_after_change" in options:
-            late = sum(stream.books[a].counters.hash_late_matches for a in fake.asset_ids)
-            assert late > 0
+            # A trade price in the same read as its change is already there when the batch is
+            # verified at its end; one in a later read matches late. Both are fine, neither fails.
+            mismatches = sum(stream.books[a].counters.hash_mismatches for a in fake.asset_ids)
+            assert mismatches == 0
         else:
             assert any(stream.books[a].tick_size != "0.01" for a in fake.asset_ids)
 
@@ -728,3 +732,30 @@ async def test_reconcile_with_a_malformed_rest_book_never_raises_and_the_loop_li
         assert book.synced and book.counters.malformed == 2 * 5  # the level and the tick
         book.depth("bids")
         runner.cancel()
+
+
+def test_a_dropped_delta_in_a_burst_is_in_doubt_when_the_read_is_handed_on() -> None:
+    # A batched registry defers the hash inside a read; observe() checks it at the read's end,
+    # so the doubt (and its grace deadline) exists before the events reach the queue.
+    registry = BookRegistry(BookOptions(verify_every=100), batched=True)
+    registry.set_market_info(MARKET, min_order_size="5", tick_size="0.01", neg_risk=False)
+    ref = RefBook()
+    first = book_msg([("0.40", "100")], [("0.55", "70")], asset=ASSET)
+    ref.snapshot(first)
+    clock = FakeClock()
+    keeper = Harness(registry, clock, None).keeper
+    keeper.observe([msgspec.structs.replace(first, hash=ref.hash(1000))])
+    book = registry[ASSET]
+    burst = [
+        make_change(t, *server_entries([("BUY", f"0.{t % 30 + 10}", "5")], ref, t))
+        for t in range(2000, 2020)
+    ]
+    del burst[7]  # lost on the way
+    assert keeper.observe(burst) == burst
+    assert book.in_doubt == "hash mismatch"
+    assert book.next_deadline() == clock.now() + BookOptions().grace_seconds
+    assert keeper._timer_wake.is_set()
+    # The next read does not reproduce the server's hash either: the run failed, one mismatch.
+    later = make_change(3000, make_entry("0.30", "1", "BUY", hash="0" * 40))
+    assert keeper.observe([later]) == [later]
+    assert book.counters.hash_mismatches == 1

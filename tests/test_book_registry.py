@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from book_support import (
     ASSET,
     CHECKS_OFF,
     MARKET,
     OTHER,
+    SIZES,
+    SNAPSHOT_SPEC,
     RefBook,
+    assert_fast_path_invariant,
     assert_same,
     book_msg,
     json_book,
     load_literal_lines,
     make_change,
     make_entry,
+    server_entries,
+    side_levels,
+    snapshot_from_spec,
 )
 from polyfeed.core.book import (
     BookOptions,
@@ -182,3 +192,134 @@ def test_bad_market_metadata_never_raises_for_present_or_future_books() -> None:
     for book in (present, future):
         assert (book.tick_size, book.min_order_size, book.neg_risk) == (None, None, True)
         assert book.counters.malformed == 2
+
+
+# --------------------------------------------------------------------------- batched verification
+
+
+def _batched_registry(**options: Any) -> tuple[BookRegistry, RefBook]:
+    registry = BookRegistry(BookOptions(**options), batched=True)
+    registry.set_market_info(MARKET, min_order_size="5", tick_size="0.01", neg_risk=False)
+    registry.add(ASSET, MARKET)
+    return registry, RefBook()
+
+
+# Bids below 0.50 and asks above: an uncrossed book stays calm, so only the hash can notice.
+_CALM_ENTRY = st.one_of(
+    st.tuples(st.just("BUY"), st.integers(1, 49).map("0.{:02d}".format), SIZES),
+    st.tuples(st.just("SELL"), st.integers(51, 99).map("0.{:02d}".format), SIZES),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snap=SNAPSHOT_SPEC,
+    deltas=st.lists(st.lists(_CALM_ENTRY, min_size=1, max_size=3), min_size=2, max_size=40),
+    every=st.sampled_from([1, 3, 100]),
+    data=st.data(),
+)
+def test_a_dropped_delta_in_a_burst_is_noticed_within_verify_every_and_by_the_batch_end(
+    snap: Any, deltas: list[Any], every: int, data: st.DataObject
+) -> None:
+    # The guarantee of batched verification: a book that differs from the server's is in doubt
+    # (or invalidated) at the latest on the verify_every-th message of the asset after it began
+    # to differ, and always at the end of the batch; a book that agrees is never in doubt there.
+    dropped = data.draw(st.integers(min_value=0, max_value=len(deltas) - 1), label="dropped")
+    ends = data.draw(st.sets(st.integers(min_value=0, max_value=len(deltas) - 1)), label="ends")
+    registry, ref = _batched_registry(grace_messages=0, check_top=False, verify_every=every)
+    book = registry[ASSET]
+    snapshot = snapshot_from_spec(snap, 1)
+    ref.snapshot(snapshot)
+    assert registry.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1))) == []
+    if ref.levels("bids") and ref.levels("asks") and ref.best("bids") >= ref.best("asks"):  # type: ignore[operator]
+        return  # a crossed snapshot: doubt from the start, not what this test is about
+    streak = 0  # messages applied in a row after which the book differed from the server's
+    # The server's book as of the last message received: what a check can compare with.
+    expected = (ref.levels("bids"), ref.levels("asks"))
+    for index, spec in enumerate(deltas):
+        timestamp = index + 2
+        entries = server_entries(spec, ref, timestamp)
+        verdicts: list[BookVerdict] = []
+        if index != dropped:
+            verdicts += registry.apply(make_change(timestamp, *entries), now=0.0)
+            expected = (ref.levels("bids"), ref.levels("asks"))
+        if index in ends or index == len(deltas) - 1:
+            verdicts += [v for v in registry.end_batch(now=0.0) if v.action != "ok"]
+            at_end = True
+        else:
+            at_end = False
+        assert_fast_path_invariant(book)
+        differs = (side_levels(book, "bids"), side_levels(book, "asks")) != expected
+        if verdicts:
+            assert verdicts == [BookVerdict(ASSET, "invalidated", "hash mismatch")]
+            assert streak > 0 or differs  # never a false alarm
+            return
+        if index != dropped:
+            streak = streak + 1 if differs else 0
+        noticed = book.in_doubt == "hash mismatch"
+        if streak >= every or (at_end and differs):
+            assert noticed, (index, streak)
+        if at_end and not differs:
+            assert book.in_doubt is None
+
+
+def test_a_burst_in_one_batch_costs_a_hash_per_verify_every_messages_and_one_at_its_end() -> None:
+    registry, ref = _batched_registry(verify_every=100)
+    book = registry[ASSET]
+    snapshot = book_msg([("0.40", "100"), ("0.45", "50")], [("0.55", "70"), ("0.60", "10")])
+    ref.snapshot(snapshot)
+    registry.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    checks = book.counters.hash_checks
+    for timestamp in range(2000, 2250):
+        size = str(timestamp % 7 + 1)
+        (entry,) = server_entries([("BUY", "0.40", size)], ref, timestamp)
+        assert registry.apply(make_change(timestamp, entry)) == []
+    assert book.counters.hash_checks - checks == 3  # the 1st after the snapshot, 101st, 201st
+    assert registry.end_batch() == [BookVerdict(ASSET, "ok")]
+    assert book.counters.hash_checks - checks == 4  # and the last one, at the end
+    assert registry.end_batch() == []  # nothing new since
+    assert book.counters.hash_mismatches == 0
+    assert book.in_doubt is None
+
+
+def test_an_unbatched_registry_checks_every_message_and_has_no_batches() -> None:
+    registry = BookRegistry(BookOptions(verify_every=100))
+    registry.set_market_info(MARKET, min_order_size="5", tick_size="0.01", neg_risk=False)
+    book = registry.add(ASSET, MARKET)
+    ref = RefBook()
+    snapshot = book_msg([("0.40", "100")], [("0.55", "70")])
+    ref.snapshot(snapshot)
+    registry.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    checks = book.counters.hash_checks
+    for timestamp in range(2000, 2010):
+        (entry,) = server_entries([("BUY", "0.40", str(timestamp))], ref, timestamp)
+        registry.apply(make_change(timestamp, entry))
+    assert book.counters.hash_checks - checks == 10
+    assert registry.end_batch() == []
+
+
+def test_a_snapshot_or_invalidation_drops_the_unchecked_message() -> None:
+    registry, ref = _batched_registry(verify_every=100)
+    book = registry[ASSET]
+    snapshot = book_msg([("0.40", "100")], [("0.55", "70")])
+    ref.snapshot(snapshot)
+    registry.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    # A delta whose hash would not reproduce, then a snapshot: the snapshot is what to prove.
+    registry.apply(make_change(2000, make_entry("0.41", "5", "BUY", hash="0" * 40)))
+    registry.apply(msgspec.structs.replace(snapshot, timestamp=3000, hash=ref.hash(3000)))
+    assert registry.end_batch() == []
+    registry.apply(make_change(4000, make_entry("0.41", "5", "BUY", hash="0" * 40)))
+    assert registry.invalidate_all("reconnect") == [BookVerdict(ASSET, "invalidated", "reconnect")]
+    assert [v for v in registry.end_batch() if v.action != "ok"] == []
+    assert book.counters.hash_mismatches == 0
+
+
+def test_deadline_of_one_asset() -> None:
+    registry = BookRegistry(BookOptions(hash_check_every=0, grace_seconds=1.0))
+    registry.apply(book_msg([("0.40", "100")], [("0.55", "70")]))
+    assert registry.deadline_of(ASSET) is None  # quiet: nothing can expire
+    assert registry.deadline_of(OTHER) is None  # unknown asset
+    crossing = make_entry("0.56", "5", "BUY", best_bid="0.56", best_ask="0.55")
+    registry.apply(make_change(2000, crossing), now=10.0)
+    assert registry[ASSET].in_doubt == "crossed book"
+    assert registry.deadline_of(ASSET) == 11.0

@@ -151,6 +151,15 @@ class BookKeeper:
                 if caused is None:
                     caused = []
                 caused.append((index, verdicts))
+        # The books are read only after the whole batch is handed on: the state to prove is the
+        # one at its end (a batched registry checks every hash it skipped on the way here).
+        # Nothing to place a verdict after in an empty batch: the next one checks.
+        for verdict in registry.end_batch(now) if events else ():
+            earliest = self._earlier(earliest, verdict.asset_id)
+            if verdict.action != "ok":
+                if caused is None:
+                    caused = []
+                caused.append((len(events) - 1, [verdict]))
         if earliest is not None and (self._timer_at is None or earliest < self._timer_at):
             self._timer_wake.set()
         if caused is None:
@@ -161,10 +170,7 @@ class BookKeeper:
 
     def _earlier(self, earliest: float | None, asset: str) -> float | None:
         # Doubts start on the reader without a verdict: the timer loop must hear of deadlines.
-        book = self.registry.get(asset)
-        if book is None:
-            return earliest
-        deadline = book.next_deadline()
+        deadline = self.registry.deadline_of(asset)
         if deadline is None or (earliest is not None and earliest <= deadline):
             return earliest
         return deadline

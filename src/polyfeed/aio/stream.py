@@ -418,7 +418,11 @@ class MarketStream(_Stream[MarketStreamEvent]):
     Iteration yields :data:`polyfeed.MarketStreamEvent`. With ``books=True`` (the default) the
     stream keeps a verified local order book per asset in :attr:`books`, applied on the reader
     side (a slow consumer never delays them) and resynced on any doubt; ``reconcile_every``
-    (seconds) adds a periodic REST ``/book`` comparison.
+    (seconds) adds a periodic REST ``/book`` comparison. The books are *batched*: each one's hash
+    is checked at the end of every socket read that changed it (before that read's events are
+    queued, so every book state a consumer can see has been checked) and at least every
+    ``BookOptions.verify_every`` messages of its asset within a read; the top-of-book check runs
+    on every message.
 
     Where it connects: ``endpoints`` (default ``config.endpoints``, Polymarket's) gives every
     URL; ``url`` overrides the WebSocket URL and ``rest_url`` the CLOB REST URL. The REST URL is
@@ -455,7 +459,7 @@ class MarketStream(_Stream[MarketStreamEvent]):
             connector=connector,
         )
         self.rest_url = rest_url or cfg.endpoints.rest_url
-        self._books = BookRegistry(book_options) if books else None
+        self._books = BookRegistry(book_options, batched=True) if books else None
         if self._books is not None:
             for asset in self._ids:
                 self._books.add(asset)

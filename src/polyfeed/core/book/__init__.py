@@ -9,7 +9,9 @@ next to exact integer price keys. Integrity comes in three strengths, each count
    last entry in a message against our raw book.
 2. **hash** (``hash_check_every``: 1 = every message, N = every N-th, 0 = off; every message while
    in doubt): Polymarket's SHA-1 book hash recomputed from our book after the message, with the
-   message's timestamp, judged at the end of its run of messages.
+   message's timestamp, judged at the end of its run of messages. *Batched* books (a registry
+   made with ``batched=True``) check instead at every :meth:`BookRegistry.end_batch` and at least
+   every ``verify_every``-th message (:class:`BookOptions`).
 3. **REST** (:meth:`OrderBook.reconcile`): our levels against a ``/book`` summary.
 
 Module map (one concern each):

@@ -41,6 +41,15 @@ class BookOptions:
     expected hash, see :mod:`polyfeed.core.book.doubt`), so these limits count runs, not
     messages; a run still open after ``grace_seconds`` fails. ``max_buffered``: messages kept
     for replay while unsynced (the oldest are dropped beyond it; the snapshot usually covers them).
+
+    ``verify_every``: the hash cadence of *batched* books (a :class:`BookRegistry` made with
+    ``batched=True``, as every ``MarketStream``'s is). A batched book checks the hash at the end
+    of every batch (``end_batch``: one socket read) that changed it, and within a batch at least
+    on every ``verify_every``-th message of the asset; the top-of-book check still runs on every
+    message, and a book in doubt checks every message. A match proves the whole book, so a
+    divergence is noticed at most ``verify_every - 1`` messages of the asset after it happened,
+    and always before the batch that carried it is handed on. ``hash_check_every`` is the cadence
+    of unbatched books; ``hash_check_every=0`` turns hash checks off in both modes.
     """
 
     check_top: bool = True
@@ -50,10 +59,13 @@ class BookOptions:
     hash_grace_messages: int = 1
     grace_seconds: float = 2.0
     max_buffered: int = 10_000
+    verify_every: int = 100
 
     def __post_init__(self) -> None:
         if self.hash_check_every < 0:
             raise ConfigError("hash_check_every must be >= 0")
+        if self.verify_every < 1:
+            raise ConfigError("verify_every must be >= 1")
         if self.grace_messages < 0 or self.grace_seconds < 0 or self.hash_grace_messages < 0:
             raise ConfigError("grace_messages, hash_grace_messages, grace_seconds must be >= 0")
         if self.max_buffered < 1:

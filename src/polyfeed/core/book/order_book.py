@@ -55,7 +55,7 @@ class OrderBook(SnapshotSide):
     """The L2 book of one asset (outcome token). Pure: feed events, read state and verdicts."""
 
     __slots__ = (
-        "_hash_every",
+        "_batch",
         "_top_check_on",
     )
 
@@ -69,7 +69,11 @@ class OrderBook(SnapshotSide):
         neg_risk: bool | None = None,
         hash_scheme: HashScheme = HashScheme.V2026,
         options: BookOptions | None = None,
+        batch: list[OrderBook] | None = None,
     ) -> None:
+        """``batch``: makes the book *batched* (see :class:`BookOptions` ``verify_every``); the
+        book appends itself to this list when a message leaves its hash unchecked, and whoever
+        owns the list calls :meth:`end_batch` on its books at the end of each batch."""
         self.asset_id = asset_id
         self.market = market
         self.tick_size: str | None = None
@@ -78,7 +82,11 @@ class OrderBook(SnapshotSide):
         self.neg_risk = neg_risk
         self._options = options = options if options is not None else BookOptions()
         # Copied from the (frozen) options: the fast path reads them on every message.
-        self._hash_every = options.hash_check_every
+        every = options.hash_check_every
+        self._hash_every = every and (every if batch is None else options.verify_every)
+        self._batch = batch
+        self._deferred = None
+        self._deferred_timestamp = 0
         self._top_check_on = options.check_top
         self.counters = BookCounters()
         self._levels = Levels()
@@ -196,6 +204,12 @@ class OrderBook(SnapshotSide):
                 if calm:
                     if every:
                         self._hash_countdown = countdown
+                        batch = self._batch
+                        if batch is not None:
+                            if self._deferred is None:
+                                batch.append(self)
+                            self._deferred = last
+                            self._deferred_timestamp = timestamp
                     self._timestamp = timestamp
                     if bid != self._top_bid:
                         self._top_bid = bid
@@ -270,7 +284,7 @@ class OrderBook(SnapshotSide):
         self._timestamp = timestamp
         options = self._options
         result = SKIPPED
-        every = options.hash_check_every
+        every = self._hash_every
         checked = False
         if every:
             self._hash_countdown -= 1
@@ -288,9 +302,17 @@ class OrderBook(SnapshotSide):
         if every and not checked and (crossed or not top_ok or held):
             # A doubt is starting: let the hash settle it now rather than a message later.
             self._hash_countdown = every
+            checked = True
             result = self._check_delta_hash(last.hash, timestamp)
             self._refresh_top(last)
             crossed = self._levels.crossed
+        if checked:
+            self._deferred = None
+        elif every and self._batch is not None:
+            if self._deferred is None:
+                self._batch.append(self)
+            self._deferred = last
+            self._deferred_timestamp = timestamp
         if result == MATCH:
             self._held.clear()  # a match proves the server never took them
             self._hash.pending = None
@@ -315,6 +337,20 @@ class OrderBook(SnapshotSide):
             verdict = self._rest_verdict(self._rest.recheck(self._levels, timestamp, now))
         self._update_quiet()
         return verdict
+
+    def end_batch(self, now: float | None = None) -> BookVerdict:
+        """The end of a batch (one socket read): check the hash of the book's last message if
+        it was not checked yet, with every rule a per-message check follows (runs, grace).
+
+        Between the deferred message and this call the book's levels did not change (a later
+        message would have replaced or checked it; a snapshot or invalidation drops it), so this
+        is exactly the check that message skipped. Unbatched books have nothing to check.
+        """
+        last = self._deferred
+        if last is None:
+            return self._ok
+        self._hash_countdown = 0
+        return self._finish_message(self._deferred_timestamp, last, now)
 
     def _check_top(self, best_bid: str | None, best_ask: str | None) -> bool:
         self.counters.top_checks += 1
@@ -419,6 +455,8 @@ class OrderBook(SnapshotSide):
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` should run next (a doubt, open hash run or pending REST
         check expiring)."""
+        if self._quiet:
+            return None  # no doubt, no run, no pending REST check: nothing can expire
         deadlines = [
             d for d in (self._grace.next_deadline(), self._rest.next_deadline()) if d is not None
         ]

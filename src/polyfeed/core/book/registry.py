@@ -33,9 +33,18 @@ class BookRegistry(Mapping[str, OrderBook]):
     """
 
     def __init__(
-        self, options: BookOptions | None = None, hash_scheme: HashScheme = HashScheme.V2026
+        self,
+        options: BookOptions | None = None,
+        hash_scheme: HashScheme = HashScheme.V2026,
+        *,
+        batched: bool = False,
     ) -> None:
+        """``batched=True``: the books check their hash at :meth:`end_batch` and at least every
+        ``options.verify_every`` messages instead of every ``hash_check_every``-th message (see
+        :class:`BookOptions`); the caller must then call :meth:`end_batch` after each batch."""
         self.options = options if options is not None else BookOptions()
+        # The batched books with a message whose hash is not checked yet.
+        self._batch: list[OrderBook] | None = [] if batched else None
         self._scheme = hash_scheme
         self._books: dict[str, OrderBook] = {}
         # Assets removed (unsubscribed) and not added since: their late snapshots are ignored.
@@ -63,7 +72,9 @@ class BookRegistry(Mapping[str, OrderBook]):
         self._removed.discard(asset_id)
         book = self._books.get(asset_id)
         if book is None:
-            book = OrderBook(asset_id, market, hash_scheme=self._scheme, options=self.options)
+            book = OrderBook(
+                asset_id, market, hash_scheme=self._scheme, options=self.options, batch=self._batch
+            )
             self._books[asset_id] = book
             if market is not None:
                 self._hand_market_info(book)
@@ -148,6 +159,18 @@ class BookRegistry(Mapping[str, OrderBook]):
                 assert_never(event)
         return verdicts
 
+    def end_batch(self, now: float | None = None) -> list[BookVerdict]:
+        """:meth:`OrderBook.end_batch` on every book that left a message unchecked since the last
+        call; one verdict per such book, ``ok`` ones included (their deadlines may have moved).
+        """
+        batch = self._batch
+        if not batch:
+            return []
+        # A book appends itself again after each check inside the batch: once is enough here.
+        books = dict.fromkeys(batch)
+        batch.clear()
+        return [book.end_batch(now) for book in books]
+
     def _learn_scheme(self, book: OrderBook) -> None:
         # New books start with the scheme the last detection found.
         if book.scheme_detected:
@@ -181,6 +204,11 @@ class BookRegistry(Mapping[str, OrderBook]):
     def needing_resync(self) -> list[str]:
         """Assets whose book is unsynced with no resync in flight."""
         return [asset for asset, book in self._books.items() if book.needs_resync]
+
+    def deadline_of(self, asset_id: str) -> float | None:
+        """:meth:`OrderBook.next_deadline` of one asset's book (None for an unknown asset)."""
+        book = self._books.get(asset_id)
+        return None if book is None else book.next_deadline()
 
     def next_deadline(self) -> float | None:
         """The earliest :meth:`OrderBook.next_deadline` over all books."""

@@ -90,7 +90,10 @@ class SnapshotSide(OrderBookView):
     """Loading snapshots, replaying the buffer, invalidating; state upkeep shared with ``apply``."""
 
     __slots__ = (
+        "_deferred",
+        "_deferred_timestamp",
         "_hash_countdown",
+        "_hash_every",
         "_ok",
         "_options",
         "_quiet",
@@ -105,6 +108,10 @@ class SnapshotSide(OrderBookView):
     _ok: BookVerdict
     _quiet: bool
     _hash_countdown: int
+    _hash_every: int
+    # The last message of a batched book whose hash is not checked yet (end_batch checks it).
+    _deferred: PriceChangeEntry | None
+    _deferred_timestamp: int
     _tick_key: int
     _top_bid: int | None
     _top_ask_key: int | None
@@ -172,6 +179,7 @@ class SnapshotSide(OrderBookView):
             self._last_trade_price = snapshot.last_trade_price
         self.counters.snapshots += 1
         self._timestamp = snapshot.timestamp
+        self._deferred = None
         self._held.clear()
         self._grace.clear()
         self._hash.pending = None
@@ -281,6 +289,7 @@ class SnapshotSide(OrderBookView):
         return self._invalidate(reason)
 
     def _invalidate(self, reason: str) -> BookVerdict:
+        self._deferred = None
         self._grace.clear()
         self._hash.pending = None
         self._rest.pending = None

@@ -25,6 +25,7 @@ rtds           :class:`FakeRtds`: the RTDS socket and its topic freeze
 sports         :class:`FakeSports`: the sports socket, server pings, ``stop_pinging``
 polybolt       :class:`FakePolybolt`: the PolyBolt socket, ``seq`` jumps, drops, close codes
 heartbeat      :class:`FakeHeartbeats`: the heartbeat endpoint, rejected ids, stalls
+firehose       :func:`firehose`: a paced flood of realistic, verifiable market messages
 ============== ==================================================================================
 
 Ground truth: :attr:`FakePolymarket.log` holds every message the server generated (sequence
@@ -37,6 +38,7 @@ from __future__ import annotations
 from polyfeed.testing.server.app import BurstResult, FakePolymarket, PreparedBurst
 from polyfeed.testing.server.auth import ApiCredentials, AuthCheck
 from polyfeed.testing.server.connection import CloseInfo, ConnectionState, FakeConnection
+from polyfeed.testing.server.firehose import FirehoseResult, firehose
 from polyfeed.testing.server.log import Delivery, GroundTruthLog, LoggedEvent, Origin, Outcome
 
 __all__ = [
@@ -48,9 +50,11 @@ __all__ = [
     "Delivery",
     "FakeConnection",
     "FakePolymarket",
+    "FirehoseResult",
     "GroundTruthLog",
     "LoggedEvent",
     "Origin",
     "Outcome",
     "PreparedBurst",
+    "firehose",
 ]
