@@ -78,6 +78,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_stream.py
 	$(BIN)/python benchmarks/bench_book.py
 	$(BIN)/python benchmarks/bench_record.py
+	$(BIN)/python benchmarks/bench_latency.py
+	$(BIN)/python benchmarks/bench_memory.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) build src/*.egg-info
