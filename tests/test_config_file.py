@@ -129,3 +129,20 @@ def test_toml_output_round_trips_and_redacts_credentials(tmp_path: Path) -> None
     again = write(tmp_path, text.split("[credentials]")[0])
     assert load(again, environ={}).config == effective.config
     assert len(effective.rows()) == 1 + len(KEYS) + 3
+
+
+def test_the_test_suites_variables_are_not_settings_but_a_typo_is_warned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from polyfeed.config_file import read_env
+
+    environ = {
+        "POLYFEED_TEST_REDIS_URL": "redis://127.0.0.1:1/0",
+        "POLYFEED_FUZZ_EXAMPLES": "100",
+        "POLYFEED_DATA_TIMOUT": "5",
+    }
+    with caplog.at_level("WARNING", logger="polyfeed.config"):
+        assert read_env(environ) == {}
+    assert [r.getMessage() for r in caplog.records] == [
+        "ignoring POLYFEED_DATA_TIMOUT: not a configuration key"
+    ]

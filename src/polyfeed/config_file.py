@@ -37,6 +37,8 @@ logger = logging.getLogger("polyfeed.config")
 
 ENV_PREFIX = "POLYFEED_"
 ENV_CONFIG = "POLYFEED_CONFIG"
+# Prefixes the test suite uses for its own variables (fuzz lengths, a Redis URL): not settings.
+ENV_NOT_SETTINGS = ("POLYFEED_TEST_", "POLYFEED_FUZZ_")
 ENV_PROFILE = "POLYFEED_PROFILE"
 DEFAULT_PROFILE = "dashboard"
 CREDENTIAL_KEYS = ("api_key", "secret", "passphrase")
@@ -217,9 +219,11 @@ def read_env(environ: Mapping[str, str]) -> dict[str, Setting]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
             continue
+        if name.startswith(ENV_NOT_SETTINGS):
+            continue
         key = by_env.get(name)
         if key is None:
-            # Not fatal: other tools (the test suite's POLYFEED_FUZZ_EXAMPLES) share the prefix.
+            # Not fatal, but said: most likely a typo of a setting's name.
             logger.warning("ignoring %s: not a configuration key", name)
             continue
         settings[key] = Setting(value, f"env {name}")
