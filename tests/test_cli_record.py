@@ -175,3 +175,56 @@ async def test_kill_9_loses_at_most_a_window_restart_records_downtime_sigterm_lo
     db.close()
     # And over both runs: every event the server generated is recorded or inside a gap.
     assert unexplained_events(fake.log, path) == []
+
+
+@pytest.mark.timeout(60)
+async def test_record_serves_metrics_and_health_and_shows_a_dashboard(tmp_path: Path) -> None:
+    import re
+
+    import aiohttp
+
+    async with FakePolymarket(markets=1, rate=20.0, seed=43) as fake:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from polyfeed.cli import main; main()",
+            "record",
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--out",
+            str(tmp_path / "r.db"),
+            "--metrics-port",
+            "0",
+            "--dashboard",
+            *FAST,
+            *fake.asset_ids,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        try:
+            async with asyncio.timeout(20):
+                line = (await process.stderr.readline()).decode()
+                match = re.search(r"metrics on (http://127\.0\.0\.1:\d+)/metrics", line)
+                assert match, line
+                url = match.group(1)
+                async with aiohttp.ClientSession() as session:
+                    while True:
+                        async with session.get(f"{url}/health") as response:
+                            if response.status == 200:
+                                health = await response.json()
+                                break
+                        await asyncio.sleep(0.05)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(15):
+                stderr = (await process.stderr.read()).decode()
+                returncode = await process.wait()
+    assert returncode == 0
+    assert health["streams"]["market"]["state"] == "open"
+    # The dashboard painted on stderr while the events went to the database.
+    assert "polyfeed" in stderr
+    assert "events/s" in stderr
+    assert count_rows(tmp_path / "r.db") > 0

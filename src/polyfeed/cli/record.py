@@ -11,12 +11,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import click
 
 from polyfeed.aio.stream import MarketStream, UserStream
-from polyfeed.cli.stream import build_config
+from polyfeed.cli._metrics import (
+    MetricsAddress,
+    address,
+    announcement,
+    metrics_options,
+    serving_metrics,
+)
+from polyfeed.cli.dashboard import Dashboard, showing
+from polyfeed.cli.stream import _dashboard_for, build_config
 from polyfeed.config import PROFILES, StreamConfig
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ConfigError, PolyfeedError
@@ -50,6 +59,22 @@ def make_sink(kind: str | None, target: str, *, redis_key: str = "channel") -> S
     raise ConfigError(f"unknown sink {kind!r} (one of {', '.join(SINKS)})")
 
 
+class _Tapped:
+    """The stream as the recorder reads it, each event also counted by the dashboard."""
+
+    def __init__(self, stream: MarketStream | UserStream, dashboard: Dashboard) -> None:
+        self.stream = stream
+        self.dashboard = dashboard
+
+    async def __aiter__(self) -> AsyncIterator[object]:
+        async for event in self.stream:
+            self.dashboard.note(event)
+            yield event
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
 async def _record_main(
     stream: MarketStream | UserStream,
     sink: Sink,
@@ -57,10 +82,13 @@ async def _record_main(
     ids: list[str],
     batch_window: float,
     max_buffer: int,
+    metrics_at: MetricsAddress | None = None,
+    dashboard: bool = False,
 ) -> int:
     loop = asyncio.get_running_loop()
+    view = _dashboard_for(stream, channel) if dashboard else None
     recorder = Recorder(
-        stream,
+        stream if view is None else _Tapped(stream, view),
         sink,
         channel=channel,
         ids=ids,
@@ -72,8 +100,11 @@ async def _record_main(
     for sig in signals:
         loop.add_signal_handler(sig, recorder.request_stop)
     try:
-        async with stream:
-            await recorder.run()
+        async with serving_metrics({channel: stream}, metrics_at) as server, stream:
+            if server is not None:
+                click.echo(announcement(server), err=True, nl=False)
+            async with showing(view):
+                await recorder.run()
     except PolyfeedError as exc:
         click.echo(f"polyfeed: error: {exc}", err=True)
         return 1
@@ -168,6 +199,13 @@ async def _record_main(
     help="Events the stream buffers for a slow sink before it drops, recorded as a gap "
     "(default: the configuration's queue size).",
 )
+@click.option(
+    "--dashboard",
+    "show_dashboard",
+    is_flag=True,
+    help="A live dashboard on stderr (state, events/s, reconnects, books) while recording.",
+)
+@metrics_options
 @click.argument("ids", nargs=-1)
 def record(
     target: str,
@@ -186,6 +224,9 @@ def record(
     backoff_max: float | None,
     queue_size: int | None,
     ids: tuple[str, ...],
+    show_dashboard: bool = False,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Record IDS (assets, or markets for --channel user) into --out; SIGTERM stops cleanly."""
     try:
@@ -205,5 +246,16 @@ def record(
         sink = make_sink(sink_kind, target, redis_key=redis_key)
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
-    code = asyncio.run(_record_main(stream, sink, channel, list(ids), batch_window, max_buffer))
+    code = asyncio.run(
+        _record_main(
+            stream,
+            sink,
+            channel,
+            list(ids),
+            batch_window,
+            max_buffer,
+            address(metrics_host, metrics_port),
+            show_dashboard,
+        )
+    )
     sys.exit(code)
