@@ -32,13 +32,15 @@ Ordering hazards it owns:
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from polyfeed.config import StreamConfig
 from polyfeed.core import frames
+
+# SessionState lives with the base every session shares; importable from here as before.
+from polyfeed.core.channel import SessionState as SessionState
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.core.messages import (
     BestBidAsk,
@@ -65,15 +67,6 @@ from polyfeed.events import LifecycleEvent, Resubscribed, Stale
 logger = logging.getLogger("polyfeed.session")
 
 Channel = Literal["market", "user"]
-
-
-class SessionState(enum.Enum):
-    """Where one connection stands (see the module docstring for the transitions)."""
-
-    NEW = "new"
-    OPEN = "open"
-    FAILED = "failed"
-    CLOSED = "closed"
 
 
 # An asset unconfirmed after this many requests on one connection (the initial one plus
