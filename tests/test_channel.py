@@ -102,6 +102,10 @@ def polybolt() -> ChannelSession:
     )
 
 
+def clob_market() -> ChannelSession:
+    return Session("market", SubscriptionSet(["a"]), StreamConfig(), FrameDecoder("market"))
+
+
 class SessionMachine(RuleBasedStateMachine):
     """The whole input alphabet of a ChannelSession, in any order, with a monotonic clock."""
 
@@ -199,6 +203,7 @@ for case in (TestRtdsSessionMachine, TestSportsSessionMachine, TestPolyboltSessi
         (rtds, "rtds", "RtdsSession"),
         (sports, "sports", "SportsSession"),
         (polybolt, "polybolt", "PolyboltSession"),
+        (clob_market, "market", "Session"),
     ],
 )
 def test_every_session_logs_its_transitions_and_names_itself_in_illegal_inputs(

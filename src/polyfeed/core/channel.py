@@ -128,7 +128,7 @@ class SessionBase(Generic[EventT]):
     :meth:`_on_closed` are its hooks into :meth:`next_deadline` and :meth:`closed`.
     """
 
-    _label: ClassVar[str]
+    _label: str
     _class_name: ClassVar[str]
 
     def __init__(self, connection_id: int) -> None:
@@ -178,6 +178,7 @@ class SessionBase(Generic[EventT]):
         self._failure = None
 
     def _check_receiving(self) -> None:
+        # FAILED still receives: frames read just before the socket was aborted are real data.
         if not self.opened:
             raise InvalidStateError(self._class_name, self._state.name, "receive")
 
@@ -207,9 +208,11 @@ class SessionBase(Generic[EventT]):
         self._set_state(SessionState.FAILED)
 
     def closed(self) -> None:
-        """The socket is gone: unsent frames are dropped. OPEN or FAILED -> CLOSED.
+        """The socket is gone (for whatever reason): OPEN or FAILED -> CLOSED.
 
-        ``failure`` stays readable; a no-op while NEW or CLOSED.
+        Frames not yet sent are dropped: they belong to the dead socket, and a queued ping or
+        request sent ahead of the next connection's initial frames could be refused (the CLOB
+        answers ``1008``). ``failure`` stays readable; a no-op while NEW or CLOSED.
         """
         if not self.opened:
             return
