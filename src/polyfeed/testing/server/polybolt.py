@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from polyfeed.testing.server.hub import SocketHub
+from polyfeed.testing.server.hub import SocketHub, send_text
 
 if TYPE_CHECKING:
     from polyfeed.testing.server.auth import ApiCredentials
@@ -86,27 +86,10 @@ class FakePolybolt:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The aiohttp handler of the PolyBolt path."""
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        connection = FakePolyboltConnection(self.hub.next_id(), ws)
-        await self.hub.opened(connection)
-        try:
-            async with asyncio.TaskGroup() as group:
-                flow = group.create_task(self._flow(connection))
-                await self._read(connection)
-                flow.cancel()
-        finally:
-            self.hub.closed(connection)
-        return ws
+        return await self.hub.serve(request, FakePolyboltConnection, self._read, self._flow)
 
     async def _send(self, connection: FakePolyboltConnection, body: dict[str, Any]) -> bool:
-        if connection.ws.closed:
-            return False
-        try:
-            await connection.ws.send_str(json.dumps(body, separators=(",", ":")))
-        except ConnectionResetError:
-            return False
-        return True
+        return await send_text(connection.ws, json.dumps(body, separators=(",", ":")))
 
     async def _data(
         self, connection: FakePolyboltConnection, channel: str, *, snapshot: bool = False

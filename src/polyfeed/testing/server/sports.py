@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from polyfeed.testing.server.hub import SocketHub
+from polyfeed.testing.server.hub import SocketHub, send_text
 
 __all__ = ["FakeSports", "FakeSportsConnection"]
 
@@ -74,20 +74,9 @@ class FakeSports:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The aiohttp handler of the sports path."""
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        connection = FakeSportsConnection(self.hub.next_id(), ws)
-        await self.hub.opened(connection)
-        try:
-            async with asyncio.TaskGroup() as group:
-                pinger = group.create_task(self._pinger(connection))
-                flow = group.create_task(self._flow(connection))
-                await self._read(connection)
-                pinger.cancel()
-                flow.cancel()
-        finally:
-            self.hub.closed(connection)
-        return ws
+        return await self.hub.serve(
+            request, FakeSportsConnection, self._read, self._pinger, self._flow
+        )
 
     async def _read(self, connection: FakeSportsConnection) -> None:
         expected = self.ping_text.replace("i", "o").replace("I", "O")
@@ -101,13 +90,7 @@ class FakeSports:
                 connection.wrong_replies.append(message.data)
 
     async def _send(self, connection: FakeSportsConnection, text: str) -> bool:
-        if connection.ws.closed:
-            return False
-        try:
-            await connection.ws.send_str(text)
-        except ConnectionResetError:
-            return False
-        return True
+        return await send_text(connection.ws, text)
 
     async def _pinger(self, connection: FakeSportsConnection) -> None:
         while True:
