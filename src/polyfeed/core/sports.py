@@ -80,7 +80,17 @@ class SportsMalformed(msgspec.Struct, frozen=True, tag_field="event_type", tag="
 SportsEvent = SportResult | SportsRaw | SportsMalformed
 
 
-class _Result(msgspec.Struct):
+# The fields of SportResult but ``payload`` (the decoder passes them on by name); four have
+# camelCase wire names.
+_RESULT_WIRE_NAMES: Final = {
+    "game_id": "gameId",
+    "league": "leagueAbbreviation",
+    "home_team": "homeTeam",
+    "away_team": "awayTeam",
+}
+
+
+class _Result(msgspec.Struct, rename=_RESULT_WIRE_NAMES):
     slug: str
     live: bool | None = None
     ended: bool | None = None
@@ -91,10 +101,10 @@ class _Result(msgspec.Struct):
     finished_timestamp: str | None = None
     turn: str | None = None
     status: str | None = None
-    gameId: int | str | None = None
-    leagueAbbreviation: str | None = None
-    homeTeam: str | None = None
-    awayTeam: str | None = None
+    game_id: int | str | None = None
+    league: str | None = None
+    home_team: str | None = None
+    away_team: str | None = None
 
 
 def pong_for(text: str) -> str | None:
@@ -132,23 +142,7 @@ class SportsDecoder:
             result = msgspec.convert(item, _Result)
         except msgspec.ValidationError:
             return SportsRaw(payload=item)
-        return SportResult(
-            slug=result.slug,
-            live=result.live,
-            ended=result.ended,
-            score=result.score,
-            period=result.period,
-            elapsed=result.elapsed,
-            last_update=result.last_update,
-            finished_timestamp=result.finished_timestamp,
-            turn=result.turn,
-            status=result.status,
-            game_id=result.gameId,
-            league=result.leagueAbbreviation,
-            home_team=result.homeTeam,
-            away_team=result.awayTeam,
-            payload=item,
-        )
+        return SportResult(payload=item, **msgspec.structs.asdict(result))
 
 
 @dataclass(frozen=True, slots=True)
