@@ -41,5 +41,5 @@ async def test_send_text_says_whether_it_sent_and_a_gone_client_leaves_the_open_
                 break
             await asyncio.sleep(0.01)
         # The handler ended (its pinger and flow cancelled with it) and the socket is closed.
-        assert hub.open == [] and hub.connections == [connection]
+        assert hub.open == [] and fake.sports.connections == hub.connections == [connection]
         assert not await send_text(connection.ws, "late")

@@ -14,7 +14,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from aiohttp import web
 
-__all__ = ["HubConnection", "SocketHub", "send_text"]
+__all__ = ["FakeSocket", "HubConnection", "SocketHub", "send_text"]
 
 
 class HubConnection(Protocol):
@@ -97,6 +97,18 @@ class SocketHub(Generic[ConnT]):
         """Close every open connection with a close frame."""
         for connection in list(self._open.values()):
             await connection.ws.close(code=code, message=reason.encode())
+
+
+class FakeSocket(Generic[ConnT]):
+    """The base of a fake socket path: its hub and the connections made to it."""
+
+    def __init__(self, name: str) -> None:
+        self.hub: SocketHub[ConnT] = SocketHub(name)
+
+    @property
+    def connections(self) -> list[ConnT]:
+        """Every connection made, oldest first."""
+        return self.hub.connections
 
 
 async def send_text(ws: web.WebSocketResponse, text: str) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from polyfeed.testing.server.hub import SocketHub, send_text
+from polyfeed.testing.server.hub import FakeSocket, send_text
 
 if TYPE_CHECKING:
     from polyfeed.testing.server.auth import ApiCredentials
@@ -47,7 +47,7 @@ class FakePolyboltConnection:
         return f"<FakePolyboltConnection #{self.id} channels={list(self.channels)} seq={self.seq}>"
 
 
-class FakePolybolt:
+class FakePolybolt(FakeSocket[FakePolyboltConnection]):
     """The PolyBolt socket of the fake server; ``credentials`` gives the accepted ones now."""
 
     def __init__(
@@ -57,18 +57,13 @@ class FakePolybolt:
         interval: float | None = 0.02,
         require_auth: bool = False,
     ) -> None:
+        super().__init__("polybolt")
         self.credentials = credentials
         self.interval = interval
         self.require_auth = require_auth
-        self.hub: SocketHub[FakePolyboltConnection] = SocketHub("polybolt")
 
     def __repr__(self) -> str:
         return f"<FakePolybolt interval={self.interval} hub={self.hub!r}>"
-
-    @property
-    def connections(self) -> list[FakePolyboltConnection]:
-        """Every connection made, oldest first."""
-        return self.hub.connections
 
     def jump_seq(self, channel: str, n: int) -> None:
         """On every open connection, the next frame of ``channel`` skips ``n`` seq numbers."""

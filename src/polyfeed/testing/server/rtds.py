@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from polyfeed.core.rtds_messages import PRICE_TOPICS
-from polyfeed.testing.server.hub import SocketHub, send_text
+from polyfeed.testing.server.hub import FakeSocket, send_text
 
 __all__ = ["FakeRtds", "FakeRtdsConnection"]
 
@@ -53,23 +53,18 @@ class FakeRtdsConnection:
         return {topic for topic, _, _ in self.subscriptions}
 
 
-class FakeRtds:
+class FakeRtds(FakeSocket[FakeRtdsConnection]):
     """The RTDS socket of the fake server: subscriptions, PONGs, a paced flow and the freeze."""
 
     def __init__(
         self, *, interval: float | None = 0.02, wall: Callable[[], float] = time.time
     ) -> None:
+        super().__init__("rtds")
         self.interval = interval
         self.wall = wall
-        self.hub: SocketHub[FakeRtdsConnection] = SocketHub("rtds")
 
     def __repr__(self) -> str:
         return f"<FakeRtds interval={self.interval} hub={self.hub!r}>"
-
-    @property
-    def connections(self) -> list[FakeRtdsConnection]:
-        """Every connection made, oldest first."""
-        return self.hub.connections
 
     def freeze(self, topic: str) -> None:
         """Stop ``topic`` on every open connection (PINGs still answered, others flow)."""

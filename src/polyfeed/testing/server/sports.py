@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from polyfeed.testing.server.hub import SocketHub, send_text
+from polyfeed.testing.server.hub import FakeSocket, send_text
 
 __all__ = ["FakeSports", "FakeSportsConnection"]
 
@@ -42,7 +42,7 @@ class FakeSportsConnection:
         )
 
 
-class FakeSports:
+class FakeSports(FakeSocket[FakeSportsConnection]):
     """The sports socket of the fake server."""
 
     def __init__(
@@ -53,19 +53,14 @@ class FakeSports:
         interval: float | None = 0.02,
         ping_text: str = "ping",
     ) -> None:
+        super().__init__("sports")
         self.ping_interval = ping_interval
         self.pong_grace = pong_grace
         self.interval = interval
         self.ping_text = ping_text
-        self.hub: SocketHub[FakeSportsConnection] = SocketHub("sports")
 
     def __repr__(self) -> str:
         return f"<FakeSports ping_interval={self.ping_interval} hub={self.hub!r}>"
-
-    @property
-    def connections(self) -> list[FakeSportsConnection]:
-        """Every connection made, oldest first."""
-        return self.hub.connections
 
     def stop_pinging(self) -> None:
         """The open connections stop pinging (and stop expecting pongs); data still flows."""
