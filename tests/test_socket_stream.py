@@ -6,12 +6,14 @@ from typing import Any
 
 from polyfeed.aio.polybolt_stream import PolyboltStream
 from polyfeed.aio.rtds_stream import RtdsStream
+from polyfeed.aio.socket_stream import SocketStream
 from polyfeed.aio.sports_stream import SportsStream
 from polyfeed.config import StreamConfig
 from polyfeed.core.channel import SessionBase
 from polyfeed.core.polybolt import PolyboltSession, PolyboltSubscription
 from polyfeed.core.rtds import RtdsSession, RtdsSubscription
 from polyfeed.core.sports import SportsSession
+from polyfeed.credentials import Credentials
 
 
 def test_one_spec_or_string_alone_is_one_subscription() -> None:
@@ -53,3 +55,18 @@ def test_each_connection_gets_a_fresh_session_of_the_stream_s_socket() -> None:
     for session in made:
         assert isinstance(session, SessionBase) and session.connection_id == 3
     assert RtdsStream(config=config).config is config
+
+
+def test_the_constructor_options_reach_the_shared_machinery() -> None:
+    url = "ws://127.0.0.1:9/x"
+    hft = StreamConfig.from_profile("hft")
+    credentials = Credentials(api_key="k", secret="s", passphrase="p")
+    streams: list[SocketStream[Any]] = [
+        RtdsStream(["comments"], url=url, profile="hft"),
+        PolyboltStream(["price.crypto"], url=url, profile="hft", credentials=credentials),
+        SportsStream(url=url, profile="hft"),
+    ]
+    for stream in streams:
+        assert stream.url == url and stream.config == hft
+    assert streams[1]._credentials is credentials
+    assert streams[0]._credentials is None

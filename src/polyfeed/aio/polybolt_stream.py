@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from polyfeed.aio.clock import Clock
-from polyfeed.aio.socket_stream import SpecStream
+from polyfeed.aio.socket_stream import SpecStream, StreamOptions
 from polyfeed.aio.supervisor import Connector, EndingPolicy
 from polyfeed.aio.transport import connect
 from polyfeed.config import StreamConfig
@@ -69,14 +69,7 @@ class PolyboltStream(SpecStream[PolyboltStreamEvent, PolyboltSubscription]):
     ) -> None:
         self.polybolt_config = polybolt or PolyboltConfig()
         super().__init__(
-            channels,
-            url=url,
-            profile=profile,
-            config=config,
-            clock=clock,
-            rng=rng,
-            connector=connector,
-            credentials=credentials,
+            channels, StreamOptions(url, profile, config, clock, rng, connector, credentials)
         )
 
     @staticmethod

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from polyfeed.aio.clock import Clock
-from polyfeed.aio.socket_stream import SpecStream
+from polyfeed.aio.socket_stream import SpecStream, StreamOptions
 from polyfeed.aio.supervisor import Connector
 from polyfeed.aio.transport import connect
 from polyfeed.config import StreamConfig
@@ -60,15 +60,7 @@ class RtdsStream(SpecStream[RtdsStreamEvent, RtdsSubscription]):
     ) -> None:
         self.rtds_config = rtds or RtdsConfig()
         self._decoder = RtdsDecoder()
-        super().__init__(
-            subscriptions,
-            url=url,
-            profile=profile,
-            config=config,
-            clock=clock,
-            rng=rng,
-            connector=connector,
-        )
+        super().__init__(subscriptions, StreamOptions(url, profile, config, clock, rng, connector))
 
     @staticmethod
     def _parse(text: str) -> RtdsSubscription:

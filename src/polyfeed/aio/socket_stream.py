@@ -10,6 +10,7 @@ and known to the session by their ``key``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from polyfeed.aio.clock import Clock
@@ -19,7 +20,7 @@ from polyfeed.config import StreamConfig
 from polyfeed.core.channel import ChannelSession
 from polyfeed.credentials import Credentials
 
-__all__ = ["SocketStream", "SpecStream"]
+__all__ = ["SocketStream", "SpecStream", "StreamOptions"]
 
 EventT = TypeVar("EventT")
 
@@ -32,29 +33,31 @@ class _Keyed(Protocol):
 SpecT = TypeVar("SpecT", bound=_Keyed)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamOptions:
+    """What a socket stream's constructor passes on to the shared machinery, as given."""
+
+    url: str
+    profile: str
+    config: StreamConfig | None
+    clock: Clock | None
+    rng: Callable[[], float] | None
+    connector: Connector
+    credentials: Credentials | None = None
+
+
 class SocketStream(_Stream[EventT]):
     """A stream whose connections each get a fresh session from :meth:`_new_session`."""
 
-    def __init__(
-        self,
-        ids: Iterable[str],
-        *,
-        url: str,
-        profile: str,
-        config: StreamConfig | None,
-        clock: Clock | None,
-        rng: Callable[[], float] | None,
-        connector: Connector,
-        credentials: Credentials | None = None,
-    ) -> None:
+    def __init__(self, ids: Iterable[str], options: StreamOptions) -> None:
         super().__init__(
             ids,
-            url=url,
-            config=_resolve_config(profile, config, None),
-            credentials=credentials,
-            clock=clock,
-            rng=rng,
-            connector=connector,
+            url=options.url,
+            config=_resolve_config(options.profile, options.config, None),
+            credentials=options.credentials,
+            clock=options.clock,
+            rng=options.rng,
+            connector=options.connector,
         )
 
     def _new_session(self, connection_id: int) -> ChannelSession:
@@ -71,29 +74,9 @@ class SpecStream(SocketStream[EventT], Generic[EventT, SpecT]):
     The specs by key outlive the connections: each session reads them from :attr:`_specs`.
     """
 
-    def __init__(
-        self,
-        items: Iterable[str | SpecT] | str | SpecT,
-        *,
-        url: str,
-        profile: str,
-        config: StreamConfig | None,
-        clock: Clock | None,
-        rng: Callable[[], float] | None,
-        connector: Connector,
-        credentials: Credentials | None = None,
-    ) -> None:
+    def __init__(self, items: Iterable[str | SpecT] | str | SpecT, options: StreamOptions) -> None:
         self._specs: dict[str, SpecT] = {s.key: s for s in self._coerce(items)}
-        super().__init__(
-            list(self._specs),
-            url=url,
-            profile=profile,
-            config=config,
-            clock=clock,
-            rng=rng,
-            connector=connector,
-            credentials=credentials,
-        )
+        super().__init__(list(self._specs), options)
 
     @staticmethod
     def _parse(text: str) -> SpecT:

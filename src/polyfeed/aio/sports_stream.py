@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from polyfeed.aio.clock import Clock
-from polyfeed.aio.socket_stream import SocketStream
+from polyfeed.aio.socket_stream import SocketStream, StreamOptions
 from polyfeed.aio.supervisor import Connector
 from polyfeed.aio.transport import connect
 from polyfeed.config import StreamConfig
@@ -54,15 +54,7 @@ class SportsStream(SocketStream[SportsStreamEvent]):
     ) -> None:
         self.sports_config = sports or SportsConfig()
         self._decoder = SportsDecoder()
-        super().__init__(
-            (),
-            url=url,
-            profile=profile,
-            config=config,
-            clock=clock,
-            rng=rng,
-            connector=connector,
-        )
+        super().__init__((), StreamOptions(url, profile, config, clock, rng, connector))
 
     def _new_session(self, connection_id: int) -> ChannelSession:
         return SportsSession(self.sports_config, self._decoder, connection_id=connection_id)
