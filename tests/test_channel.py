@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 
@@ -15,7 +16,7 @@ from polyfeed.aio.event_queue import EventQueue
 from polyfeed.aio.supervisor import Supervisor
 from polyfeed.config import StreamConfig
 from polyfeed.core.backoff import Backoff
-from polyfeed.core.channel import ChannelSession
+from polyfeed.core.channel import ChannelSession, SessionBase
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.core.polybolt import PolyboltConfig, PolyboltSession, PolyboltSubscription
 from polyfeed.core.rtds import RtdsConfig, RtdsSession, RtdsSubscription
@@ -23,7 +24,7 @@ from polyfeed.core.rtds_messages import RtdsDecoder
 from polyfeed.core.session import Session, SessionState
 from polyfeed.core.sports import SportsConfig, SportsDecoder, SportsSession
 from polyfeed.core.subscriptions import SubscriptionSet
-from polyfeed.errors import ConfigError, DataTimeoutError
+from polyfeed.errors import ConfigError, DataTimeoutError, InvalidStateError
 from polyfeed.metrics import ConnectionMetrics
 
 
@@ -99,6 +100,10 @@ def polybolt() -> ChannelSession:
         PB_SPECS,
         PolyboltConfig(ping_interval=1.0, pong_timeout=3.0, data_timeout=4.0),
     )
+
+
+def clob_market() -> ChannelSession:
+    return Session("market", SubscriptionSet(["a"]), StreamConfig(), FrameDecoder("market"))
 
 
 class SessionMachine(RuleBasedStateMachine):
@@ -187,3 +192,53 @@ TestSportsSessionMachine = SportsMachine.TestCase
 TestPolyboltSessionMachine = PolyboltMachine.TestCase
 for case in (TestRtdsSessionMachine, TestSportsSessionMachine, TestPolyboltSessionMachine):
     case.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+
+
+# ---------------------------------------------------------------- the shared base
+
+
+@pytest.mark.parametrize(
+    ("make", "label", "name"),
+    [
+        (rtds, "rtds", "RtdsSession"),
+        (sports, "sports", "SportsSession"),
+        (polybolt, "polybolt", "PolyboltSession"),
+        (clob_market, "market", "Session"),
+    ],
+)
+def test_every_session_logs_its_transitions_and_names_itself_in_illegal_inputs(
+    make: Callable[[], ChannelSession],
+    label: str,
+    name: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = make()
+    assert isinstance(session, SessionBase)
+    with pytest.raises(InvalidStateError, match=name):
+        session.receive_text("x", 0.0)
+    caplog.set_level(logging.DEBUG, logger="polyfeed.session")
+    session.connected(0.0)
+    with pytest.raises(InvalidStateError, match=name):
+        session.connected(0.0)
+    session.abort(DataTimeoutError("data", 1.0))
+    session.abort(DataTimeoutError("pong", 2.0))
+    assert isinstance(session.failure, DataTimeoutError) and session.failure.kind == "data"
+    session.closed()
+    session.closed()
+    assert [r.getMessage() for r in caplog.records if r.name == "polyfeed.session"] == [
+        f"session {label} #0: NEW -> OPEN",
+        f"session {label} #0: OPEN -> FAILED",
+        f"session {label} #0: FAILED -> CLOSED",
+    ]
+    session.connected(3.0)
+    assert session.failure is None and session.state is SessionState.OPEN
+
+
+@pytest.mark.parametrize(("make", "what"), [(rtds, "RTDS"), (polybolt, "PolyBolt")])
+def test_unknown_subscription_keys_are_refused_and_nothing_is_added(
+    make: Callable[[], ChannelSession], what: str
+) -> None:
+    session = make()
+    with pytest.raises(ConfigError, match=f"unknown {what} subscription keys: \\['nope'\\]"):
+        session.subscribe([next(iter(RTDS_SPECS if what == "RTDS" else PB_SPECS)), "nope"], 0.0)
+    assert session.frames_to_send() == []

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any, assert_never
+from typing import assert_never
 
 import pytest
 
 from polyfeed import (
     AuthenticationError,
-    BackoffConfig,
     Connected,
     Disconnected,
     Gap,
     Reconnecting,
     Resubscribed,
     Stale,
-    StreamConfig,
 )
 from polyfeed.aio.polybolt_stream import PolyboltStream, PolyboltStreamEvent
 from polyfeed.core.polybolt import (
@@ -32,17 +29,9 @@ from polyfeed.credentials import Credentials
 from polyfeed.errors import ClosedByPolicyError
 from polyfeed.testing import FakePolymarket
 from polyfeed.testing.server.sockets import SocketsConfig
+from socket_support import FAST, first_kinds, until
 
-FAST = StreamConfig(backoff=BackoffConfig(base=0.02, max_delay=0.1, jitter=0.0, stable_for=1.0))
 PB = PolyboltConfig(ping_interval=0.05, pong_timeout=0.5, data_timeout=1.0, drain_max_delay=0.4)
-
-
-async def until(stream: AsyncIterator[Any], kind: type, limit: int = 5_000) -> Any:
-    for _ in range(limit):
-        event = await anext(stream)
-        if isinstance(event, kind):
-            return event
-    raise AssertionError(f"no {kind.__name__} within {limit} events")
 
 
 @pytest.mark.timeout(15)
@@ -151,5 +140,5 @@ async def test_iteration_is_typed_with_the_union() -> None:
         FakePolymarket() as fake,
         PolyboltStream(["price.crypto"], url=fake.polybolt_url, polybolt=PB, config=FAST) as stream,
     ):
-        kinds = [describe(await anext(stream)) for _ in range(3)]
+        kinds = await first_kinds(stream, describe)
         assert kinds == ["link", "control", "data"]

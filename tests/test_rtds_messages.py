@@ -69,6 +69,13 @@ def test_activity_and_comments_are_typed_with_payload_kept() -> None:
     activity = decoder.decode(envelope("activity", "orders_matched", trade))
     assert isinstance(activity, RtdsActivity)
     assert (activity.condition_id, activity.event_slug, activity.price) == ("0xc", "e", 0.5)
+    assert (activity.asset, activity.side, activity.size, activity.transaction_hash) == (
+        "t1",
+        "BUY",
+        3.0,
+        "0xh",
+    )
+    assert (activity.slug, activity.outcome, activity.timestamp) == (None, None, 5)
     assert activity.payload["extra"] == 1
     comment = decoder.decode(
         envelope(

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any, assert_never
+from typing import assert_never
 
 import pytest
 
 from polyfeed import (
-    BackoffConfig,
     Connected,
     Disconnected,
     Gap,
     Reconnecting,
     Resubscribed,
     Stale,
-    StreamConfig,
 )
 from polyfeed.aio.rtds_stream import RtdsStream, RtdsStreamEvent
 from polyfeed.core.rtds import RtdsConfig, RtdsSubscription
@@ -33,17 +30,9 @@ from polyfeed.core.rtds_messages import (
 )
 from polyfeed.testing import FakePolymarket
 from polyfeed.testing.server.sockets import SocketsConfig
+from socket_support import FAST, eventually, first_kinds, until
 
 RTDS = RtdsConfig(ping_interval=0.05, pong_timeout=0.5, data_timeout=1.0, topic_timeout=0.3)
-FAST = StreamConfig(backoff=BackoffConfig(base=0.02, max_delay=0.1, jitter=0.0, stable_for=1.0))
-
-
-async def until(stream: AsyncIterator[Any], kind: type, limit: int = 5_000) -> Any:
-    for _ in range(limit):
-        event = await anext(stream)
-        if isinstance(event, kind):
-            return event
-    raise AssertionError(f"no {kind.__name__} within {limit} events")
 
 
 @pytest.mark.timeout(15)
@@ -81,10 +70,7 @@ async def test_a_frozen_topic_is_detected_at_its_deadline_and_recovered() -> Non
             # Subscriptions restored, filters included; both topics flow again.
             assert second.subscriptions == first.subscriptions
             await until(stream, RtdsPrice)
-            for _ in range(50):
-                if second.sent.get("comments", 0) >= 3:
-                    break
-                await asyncio.sleep(0.02)
+            await eventually(lambda: second.sent.get("comments", 0) >= 3)
             assert second.sent["comments"] >= 3
             health = stream.health()
             assert health.reconnects == 1 and health.subscribed == 2
@@ -104,10 +90,7 @@ async def test_live_subscribe_unsubscribe_and_history() -> None:
         assert history.topic == "crypto_prices_chainlink" and len(history.points) == 3
         assert await stream.unsubscribe(["activity"]) == ["activity:*"]
         connection = fake.rtds.connections[0]
-        for _ in range(50):
-            if connection.topics == {"crypto_prices_chainlink"}:
-                break
-            await asyncio.sleep(0.02)
+        await eventually(lambda: connection.topics == {"crypto_prices_chainlink"})
         assert connection.topics == {"crypto_prices_chainlink"}
         assert set(stream.specs) == {"crypto_prices_chainlink:update"}
         assert "RtdsStream" in repr(stream)
@@ -134,5 +117,5 @@ async def test_iteration_is_typed_with_the_union() -> None:
         FakePolymarket(sockets=SocketsConfig(rtds_interval=0.02)) as fake,
         RtdsStream(["comments"], url=fake.rtds_url, rtds=RTDS, config=FAST) as stream,
     ):
-        kinds = [describe(await anext(stream)) for _ in range(3)]
+        kinds = await first_kinds(stream, describe)
         assert kinds[0] == "link" and "data" in kinds

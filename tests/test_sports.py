@@ -119,3 +119,43 @@ def test_lifecycle_and_no_subscriptions() -> None:
     session.handle_timer(100.0)
     assert session.failure is None and session.last_pong_rtt is None
     assert "SportsSession #3 closed" in repr(session)
+
+
+def test_every_typed_field_comes_from_its_wire_name() -> None:
+    wire = {
+        "slug": "s",
+        "live": True,
+        "ended": False,
+        "score": "1-0",
+        "period": "2H",
+        "elapsed": "50:00",
+        "last_update": "u",
+        "finished_timestamp": "f",
+        "turn": "t",
+        "status": "InProgress",
+        "gameId": "g7",
+        "leagueAbbreviation": "epl",
+        "homeTeam": "H",
+        "awayTeam": "A",
+    }
+    (result,) = SportsDecoder().decode(json.dumps(wire))
+    assert result == SportResult(
+        slug="s",
+        live=True,
+        ended=False,
+        score="1-0",
+        period="2H",
+        elapsed="50:00",
+        last_update="u",
+        finished_timestamp="f",
+        turn="t",
+        status="InProgress",
+        game_id="g7",
+        league="epl",
+        home_team="H",
+        away_team="A",
+        payload=wire,
+    )
+    # The Python names are not wire names: they are left in the payload, untyped.
+    (plain,) = SportsDecoder().decode(json.dumps({"slug": "s", "home_team": "H"}))
+    assert isinstance(plain, SportResult) and plain.home_team is None

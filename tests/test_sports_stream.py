@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any, assert_never
+from typing import assert_never
 
 import pytest
 
 from polyfeed import (
-    BackoffConfig,
     ConfigError,
     Connected,
     Disconnected,
@@ -17,22 +15,12 @@ from polyfeed import (
     Reconnecting,
     Resubscribed,
     Stale,
-    StreamConfig,
 )
 from polyfeed.aio.sports_stream import SportsStream, SportsStreamEvent
 from polyfeed.core.sports import SportResult, SportsConfig, SportsMalformed, SportsRaw
 from polyfeed.testing import FakePolymarket
 from polyfeed.testing.server.sockets import SocketsConfig
-
-FAST = StreamConfig(backoff=BackoffConfig(base=0.02, max_delay=0.1, jitter=0.0, stable_for=1.0))
-
-
-async def until(stream: AsyncIterator[Any], kind: type, limit: int = 5_000) -> Any:
-    for _ in range(limit):
-        event = await anext(stream)
-        if isinstance(event, kind):
-            return event
-    raise AssertionError(f"no {kind.__name__} within {limit} events")
+from socket_support import FAST, eventually, first_kinds, until
 
 
 @pytest.mark.timeout(15)
@@ -83,10 +71,7 @@ async def test_a_server_that_stops_pinging_is_detected_and_recovered() -> None:
         assert connected.connection_id == 2
         second = await fake.sports.hub.wait_for_connection(2)
         await until(stream, SportResult)
-        for _ in range(100):
-            if second.pongs >= 3:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: second.pongs >= 3, tries=100, step=0.01)
         assert second.pongs >= 3
         assert stream.health().reconnects == 1
 
@@ -110,5 +95,5 @@ async def test_iteration_is_typed_with_the_union() -> None:
         FakePolymarket() as fake,
         SportsStream(url=fake.sports_url, config=FAST) as stream,
     ):
-        kinds = [describe(await anext(stream)) for _ in range(3)]
+        kinds = await first_kinds(stream, describe)
         assert kinds == ["link", "data", "data"]

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from polyfeed.aio.clock import Clock
-from polyfeed.aio.stream import _resolve_config, _Stream
-from polyfeed.aio.supervisor import Connector, EndingPolicy, SessionFactory
+from polyfeed.aio.socket_stream import SpecStream, StreamOptions
+from polyfeed.aio.supervisor import Connector, EndingPolicy
 from polyfeed.aio.transport import connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.channel import ChannelSession
@@ -44,13 +44,7 @@ PolyboltStreamEvent = PolyboltEvent | StreamLifecycleEvent
 ChannelLike = str | PolyboltSubscription
 
 
-def _specs(items: Iterable[ChannelLike]) -> list[PolyboltSubscription]:
-    if isinstance(items, str | PolyboltSubscription):
-        items = [items]
-    return [PolyboltSubscription(i) if isinstance(i, str) else i for i in items]
-
-
-class PolyboltStream(_Stream[PolyboltStreamEvent]):
+class PolyboltStream(SpecStream[PolyboltStreamEvent, PolyboltSubscription]):
     """The PolyBolt socket for a set of channels (names or :class:`PolyboltSubscription`).
 
     ``credentials``: sent in an ``auth`` request first when given. ``polybolt`` sets the ping
@@ -73,48 +67,23 @@ class PolyboltStream(_Stream[PolyboltStreamEvent]):
         rng: Callable[[], float] | None = None,
         connector: Connector = connect,
     ) -> None:
-        self._specs: dict[str, PolyboltSubscription] = {s.key: s for s in _specs(channels)}
         self.polybolt_config = polybolt or PolyboltConfig()
         super().__init__(
-            list(self._specs),
-            url=url,
-            config=_resolve_config(profile, config, None),
-            credentials=credentials,
-            clock=clock,
-            rng=rng,
-            connector=connector,
+            channels, StreamOptions(url, profile, config, clock, rng, connector, credentials)
         )
 
-    @property
-    def specs(self) -> dict[str, PolyboltSubscription]:
-        """The subscriptions by key (a copy)."""
-        return dict(self._specs)
+    @staticmethod
+    def _parse(text: str) -> PolyboltSubscription:
+        return PolyboltSubscription(text)
 
-    def _session_factory(self) -> SessionFactory:
-        def factory(connection_id: int) -> ChannelSession:
-            return PolyboltSession(
-                self._subscriptions,
-                self._specs,
-                self.polybolt_config,
-                credentials=self._credentials,
-                connection_id=connection_id,
-            )
-
-        return factory
+    def _new_session(self, connection_id: int) -> ChannelSession:
+        return PolyboltSession(
+            self._subscriptions,
+            self._specs,
+            self.polybolt_config,
+            credentials=self._credentials,
+            connection_id=connection_id,
+        )
 
     def _ending_policy(self) -> EndingPolicy:
         return ending_policy(self.polybolt_config, self._rng)
-
-    async def subscribe(self, ids: Iterable[ChannelLike]) -> list[str]:
-        """Subscribe more channels live; returns the keys that were new."""
-        specs = _specs(ids)
-        for spec in specs:
-            self._specs.setdefault(spec.key, spec)
-        return await super().subscribe([s.key for s in specs])
-
-    async def unsubscribe(self, ids: Iterable[ChannelLike]) -> list[str]:
-        """Unsubscribe channels live; returns the keys that were subscribed."""
-        removed = await super().unsubscribe([s.key for s in _specs(ids)])
-        for key in removed:
-            self._specs.pop(key, None)
-        return removed

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from polyfeed.aio.clock import Clock
-from polyfeed.aio.stream import _resolve_config, _Stream
-from polyfeed.aio.supervisor import Connector, SessionFactory
+from polyfeed.aio.socket_stream import SpecStream, StreamOptions
+from polyfeed.aio.supervisor import Connector
 from polyfeed.aio.transport import connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.channel import ChannelSession
@@ -37,13 +37,7 @@ RtdsStreamEvent = RtdsEvent | StreamLifecycleEvent
 SubscriptionLike = str | RtdsSubscription
 
 
-def _specs(items: Iterable[SubscriptionLike]) -> list[RtdsSubscription]:
-    if isinstance(items, str | RtdsSubscription):
-        items = [items]
-    return [RtdsSubscription.parse(i) if isinstance(i, str) else i for i in items]
-
-
-class RtdsStream(_Stream[RtdsStreamEvent]):
+class RtdsStream(SpecStream[RtdsStreamEvent, RtdsSubscription]):
     """The RTDS socket for a set of subscriptions (typed events for the main topics).
 
     ``rtds`` sets the PING interval and the socket and per-topic data deadlines; ``config``
@@ -64,46 +58,19 @@ class RtdsStream(_Stream[RtdsStreamEvent]):
         rng: Callable[[], float] | None = None,
         connector: Connector = connect,
     ) -> None:
-        specs = _specs(subscriptions)
-        self._specs: dict[str, RtdsSubscription] = {s.key: s for s in specs}
         self.rtds_config = rtds or RtdsConfig()
         self._decoder = RtdsDecoder()
-        super().__init__(
-            list(self._specs),
-            url=url,
-            config=_resolve_config(profile, config, None),
-            clock=clock,
-            rng=rng,
-            connector=connector,
+        super().__init__(subscriptions, StreamOptions(url, profile, config, clock, rng, connector))
+
+    @staticmethod
+    def _parse(text: str) -> RtdsSubscription:
+        return RtdsSubscription.parse(text)
+
+    def _new_session(self, connection_id: int) -> ChannelSession:
+        return RtdsSession(
+            self._subscriptions,
+            self._specs,
+            self.rtds_config,
+            self._decoder,
+            connection_id=connection_id,
         )
-
-    @property
-    def specs(self) -> dict[str, RtdsSubscription]:
-        """The subscriptions by key (a copy)."""
-        return dict(self._specs)
-
-    def _session_factory(self) -> SessionFactory:
-        def factory(connection_id: int) -> ChannelSession:
-            return RtdsSession(
-                self._subscriptions,
-                self._specs,
-                self.rtds_config,
-                self._decoder,
-                connection_id=connection_id,
-            )
-
-        return factory
-
-    async def subscribe(self, ids: Iterable[SubscriptionLike]) -> list[str]:
-        """Subscribe more topics live; returns the keys that were new."""
-        specs = _specs(ids)
-        for spec in specs:
-            self._specs.setdefault(spec.key, spec)
-        return await super().subscribe([s.key for s in specs])
-
-    async def unsubscribe(self, ids: Iterable[SubscriptionLike]) -> list[str]:
-        """Unsubscribe topics live; returns the keys that were subscribed."""
-        removed = await super().unsubscribe([s.key for s in _specs(ids)])
-        for key in removed:
-            self._specs.pop(key, None)
-        return removed

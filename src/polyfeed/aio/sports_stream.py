@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from polyfeed.aio.clock import Clock
-from polyfeed.aio.stream import _resolve_config, _Stream
-from polyfeed.aio.supervisor import Connector, SessionFactory
+from polyfeed.aio.socket_stream import SocketStream, StreamOptions
+from polyfeed.aio.supervisor import Connector
 from polyfeed.aio.transport import connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.channel import ChannelSession
@@ -32,7 +32,7 @@ DEFAULT_SPORTS_URL: Final = "wss://sports-api.polymarket.com/ws"
 SportsStreamEvent = SportsEvent | StreamLifecycleEvent
 
 
-class SportsStream(_Stream[SportsStreamEvent]):
+class SportsStream(SocketStream[SportsStreamEvent]):
     """The sports socket: every active game's score and status, no subscriptions.
 
     ``sports`` sets the stale-link deadlines; ``config`` (or ``profile``) the queue, backoff and
@@ -54,20 +54,10 @@ class SportsStream(_Stream[SportsStreamEvent]):
     ) -> None:
         self.sports_config = sports or SportsConfig()
         self._decoder = SportsDecoder()
-        super().__init__(
-            (),
-            url=url,
-            config=_resolve_config(profile, config, None),
-            clock=clock,
-            rng=rng,
-            connector=connector,
-        )
+        super().__init__((), StreamOptions(url, profile, config, clock, rng, connector))
 
-    def _session_factory(self) -> SessionFactory:
-        def factory(connection_id: int) -> ChannelSession:
-            return SportsSession(self.sports_config, self._decoder, connection_id=connection_id)
-
-        return factory
+    def _new_session(self, connection_id: int) -> ChannelSession:
+        return SportsSession(self.sports_config, self._decoder, connection_id=connection_id)
 
     async def subscribe(self, ids: Iterable[str]) -> list[str]:
         """The sports socket broadcasts every game: there is nothing to subscribe."""

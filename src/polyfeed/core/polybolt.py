@@ -34,7 +34,7 @@ from typing import Any, Final, Literal
 import msgspec
 
 from polyfeed.config import HeartbeatConfig, WatchdogConfig
-from polyfeed.core.session import SessionState
+from polyfeed.core.channel import SessionState, WatchedSession
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.core.watchdog import Watchdog
 from polyfeed.credentials import Credentials
@@ -43,11 +43,9 @@ from polyfeed.errors import (
     ClosedByPolicyError,
     ConfigError,
     ConnectionClosedError,
-    DataTimeoutError,
-    InvalidStateError,
     TransientError,
 )
-from polyfeed.events import LifecycleEvent, Stale
+from polyfeed.events import LifecycleEvent
 
 __all__ = [
     "CLOSE_AUTH",
@@ -229,12 +227,16 @@ def ending_policy(config: PolyboltConfig, rng: Callable[[], float]) -> Callable[
 PolyboltSessionEvent = PolyboltEvent | LifecycleEvent
 
 
-class PolyboltSession:
+class PolyboltSession(WatchedSession[PolyboltEvent, PolyboltSubscription]):
     """One PolyBolt connection (a :class:`~polyfeed.core.channel.ChannelSession`).
 
     ``subscriptions`` holds subscription keys and outlives the connection; ``specs`` maps each
     key to its subscription (the stream owns both).
     """
+
+    _label = "polybolt"
+    _class_name = "PolyboltSession"
+    _what = "PolyBolt"
 
     def __init__(
         self,
@@ -245,22 +247,15 @@ class PolyboltSession:
         credentials: Credentials | None = None,
         connection_id: int = 0,
     ) -> None:
-        self.subscriptions = subscriptions
-        self.specs = specs
+        super().__init__(
+            subscriptions, specs, Watchdog(config.heartbeat(), config.watchdog()), connection_id
+        )
         self.config = config
-        self.connection_id = connection_id
-        self.watchdog = Watchdog(config.heartbeat(), config.watchdog())
         self._credentials = credentials
-        self._state = SessionState.NEW
-        self._failure: TransientError | None = None
-        self._frames: list[str] = []
-        self._events: list[PolyboltSessionEvent] = []
         self._rids = 0
         self._pending: dict[str, tuple[str, str | None]] = {}
         self._authed = credentials is None
         self._last_seq: dict[str, int] = {}
-        self.frames_received = 0
-        self.last_data_at: float | None = None
         self.gaps = 0
         self.missing_frames = 0
 
@@ -270,37 +265,6 @@ class PolyboltSession:
             f"frames={self.frames_received} channels={len(self._last_seq)} gaps={self.gaps} "
             f"missing={self.missing_frames} pending={len(self._pending)}>"
         )
-
-    @property
-    def state(self) -> SessionState:
-        """The connection state; only the session's inputs change it."""
-        return self._state
-
-    def _set_state(self, state: SessionState) -> None:
-        logger.debug(
-            "session polybolt #%d: %s -> %s", self.connection_id, self._state.name, state.name
-        )
-        self._state = state
-
-    @property
-    def failure(self) -> TransientError | None:
-        """Why the socket must be given up: set on entering FAILED, cleared by ``connected``."""
-        return self._failure
-
-    @property
-    def opened(self) -> bool:
-        """True while a socket is attached: OPEN or FAILED."""
-        return self._state is SessionState.OPEN or self._state is SessionState.FAILED
-
-    @property
-    def last_pong_rtt(self) -> float | None:
-        """Seconds from the oldest unanswered ``ping`` op to the last ``pong``."""
-        return self.watchdog.last_pong_rtt
-
-    @property
-    def has_output(self) -> bool:
-        """Whether frames or events wait to be collected."""
-        return bool(self._frames or self._events)
 
     def _rid(self, op: str, channel: str | None) -> str:
         self._rids += 1
@@ -317,9 +281,7 @@ class PolyboltSession:
 
     def connected(self, now: float) -> None:
         """The socket is open: authenticate (with credentials) or subscribe at once (-> OPEN)."""
-        if self.opened:
-            raise InvalidStateError("PolyboltSession", self._state.name, "connected")
-        self._failure = None
+        self._check_connectable()
         self._pending.clear()
         self._last_seq.clear()
         keys = self.subscriptions.on_connected(now)
@@ -335,17 +297,12 @@ class PolyboltSession:
             self._frames.append(_encode(body).decode())
         else:
             self._request("subscribe", keys)
-        self._set_state(SessionState.OPEN)
+        self._open()
         self.watchdog.start(now)
-
-    def receive_text(self, text: str | bytes, now: float) -> None:
-        """A text frame arrived at ``now``."""
-        self.receive_frames((text,), now)
 
     def receive_frames(self, frames: Sequence[str | bytes], now: float) -> None:
         """Several text frames arrived at ``now``."""
-        if not self.opened:
-            raise InvalidStateError("PolyboltSession", self._state.name, "receive")
+        self._check_receiving()
         self.frames_received += len(frames)
         for text in frames:
             try:
@@ -432,47 +389,12 @@ class PolyboltSession:
 
     def handle_timer(self, now: float) -> None:
         """Ping when due; a dead or silent link -> FAILED. A no-op unless OPEN."""
-        if self._state is not SessionState.OPEN:
-            return
-        verdict = self.watchdog.check(now)
-        if verdict is not None:
-            self._events.append(
-                Stale(
-                    kind=verdict.kind,
-                    silent_for=verdict.silent_for,
-                    connection_id=self.connection_id,
-                )
-            )
-            self._fail(DataTimeoutError(verdict.kind, verdict.silent_for))
-            return
-        if self.watchdog.ping_due(now):
-            self._frames.append('{"op":"ping"}')
-            self.watchdog.on_ping_sent(now)
-
-    def abort(self, reason: TransientError) -> None:
-        """The I/O layer must give the socket up: OPEN -> FAILED (else a no-op)."""
         if self._state is SessionState.OPEN:
-            self._fail(reason)
-
-    def _fail(self, reason: TransientError) -> None:
-        self._failure = reason
-        self._set_state(SessionState.FAILED)
-
-    def closed(self) -> None:
-        """The socket is gone: unsent frames dropped, ``seq`` forgotten. -> CLOSED."""
-        if not self.opened:
-            return
-        self._set_state(SessionState.CLOSED)
-        self._frames.clear()
-        self.watchdog.stop()
-        self.subscriptions.on_disconnected()
+            self._watch(now, '{"op":"ping"}')
 
     def subscribe(self, ids: Iterable[str], now: float | None) -> list[str]:
         """Add subscription keys (their specs must be in ``specs``); live once authenticated."""
-        keys = list(ids)
-        unknown = [k for k in keys if k not in self.specs]
-        if unknown:
-            raise ConfigError(f"unknown PolyBolt subscription keys: {unknown}")
+        keys = self._known(ids)
         added = self.subscriptions.add(keys, now if self.opened else None)
         if added and self._state is SessionState.OPEN and self._authed:
             self._request("subscribe", added)
@@ -493,21 +415,3 @@ class PolyboltSession:
 
     def refresh(self, ids: Iterable[str], now: float) -> None:
         """A no-op: each new subscription brings its own snapshot."""
-
-    # ------------------------------------------------------------------ outputs
-
-    def next_deadline(self) -> float | None:
-        """The next ping, pong or data deadline; None unless OPEN."""
-        if self._state is not SessionState.OPEN:
-            return None
-        return self.watchdog.next_deadline()
-
-    def frames_to_send(self) -> list[str]:
-        """Text frames to send, in order; the queue is emptied."""
-        out, self._frames = self._frames, []
-        return out
-
-    def events(self) -> list[PolyboltSessionEvent]:
-        """Events for the consumer, in wire order; the queue is emptied."""
-        out, self._events = self._events, []
-        return out

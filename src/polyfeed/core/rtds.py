@@ -32,7 +32,6 @@ Session states and illegal inputs are those of :class:`polyfeed.core.session.Ses
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from typing import Any, Final
 import msgspec
 
 from polyfeed.config import HeartbeatConfig, WatchdogConfig
+from polyfeed.core.channel import SessionState, WatchedSession
 from polyfeed.core.rtds_messages import (
     RtdsDecoder,
     RtdsEvent,
@@ -48,11 +48,10 @@ from polyfeed.core.rtds_messages import (
     RtdsPong,
     RtdsServerMessage,
 )
-from polyfeed.core.session import SessionState
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.core.watchdog import Watchdog
-from polyfeed.errors import ConfigError, DataTimeoutError, InvalidStateError, TransientError
-from polyfeed.events import LifecycleEvent, Stale
+from polyfeed.errors import ConfigError
+from polyfeed.events import LifecycleEvent
 
 __all__ = [
     "PING",
@@ -62,8 +61,6 @@ __all__ = [
     "encode_filters",
     "rtds_frame",
 ]
-
-logger = logging.getLogger("polyfeed.session")
 
 PING: Final = "PING"
 
@@ -168,12 +165,16 @@ class RtdsConfig:
 RtdsSessionEvent = RtdsEvent | LifecycleEvent
 
 
-class RtdsSession:
+class RtdsSession(WatchedSession[RtdsEvent, RtdsSubscription]):
     """One RTDS connection's protocol state (a :class:`~polyfeed.core.channel.ChannelSession`).
 
     ``subscriptions`` holds subscription keys (:attr:`RtdsSubscription.key`) and outlives the
     connection; ``specs`` maps each key to its subscription (the stream owns both).
     """
+
+    _label = "rtds"
+    _class_name = "RtdsSession"
+    _what = "RTDS"
 
     def __init__(
         self,
@@ -184,18 +185,11 @@ class RtdsSession:
         *,
         connection_id: int = 0,
     ) -> None:
-        self.subscriptions = subscriptions
-        self.specs = specs
+        super().__init__(
+            subscriptions, specs, Watchdog(config.heartbeat(), config.watchdog()), connection_id
+        )
         self.config = config
         self.decoder = decoder
-        self.connection_id = connection_id
-        self.watchdog = Watchdog(config.heartbeat(), config.watchdog())
-        self._state = SessionState.NEW
-        self._failure: TransientError | None = None
-        self._frames: list[str] = []
-        self._events: list[RtdsSessionEvent] = []
-        self.frames_received = 0
-        self.last_data_at: float | None = None
         self.server_messages = 0
 
     def __repr__(self) -> str:
@@ -205,57 +199,21 @@ class RtdsSession:
             f"watchdog={self.watchdog!r}>"
         )
 
-    @property
-    def state(self) -> SessionState:
-        """The connection state; only the session's inputs change it."""
-        return self._state
-
-    def _set_state(self, state: SessionState) -> None:
-        logger.debug("session rtds #%d: %s -> %s", self.connection_id, self._state.name, state.name)
-        self._state = state
-
-    @property
-    def failure(self) -> TransientError | None:
-        """Why the socket must be given up: set on entering FAILED, cleared by ``connected``."""
-        return self._failure
-
-    @property
-    def opened(self) -> bool:
-        """True while a socket is attached: OPEN or FAILED."""
-        return self._state is SessionState.OPEN or self._state is SessionState.FAILED
-
-    @property
-    def last_pong_rtt(self) -> float | None:
-        """Seconds from the oldest unanswered PING to the last PONG; None before one."""
-        return self.watchdog.last_pong_rtt
-
-    @property
-    def has_output(self) -> bool:
-        """Whether frames or events wait to be collected."""
-        return bool(self._frames or self._events)
-
     # ------------------------------------------------------------------ inputs
 
     def connected(self, now: float) -> None:
         """The socket is open: subscribe to every desired topic, start the clocks (-> OPEN)."""
-        if self.opened:
-            raise InvalidStateError("RtdsSession", self._state.name, "connected")
-        self._failure = None
+        self._check_connectable()
         keys = self.subscriptions.on_connected(now)
         if keys:
             self._frames.append(rtds_frame("subscribe", [self.specs[k] for k in keys]))
-        self._set_state(SessionState.OPEN)
+        self._open()
         self.watchdog.start(now)
         self.watchdog.track(keys, now)
 
-    def receive_text(self, text: str | bytes, now: float) -> None:
-        """A text frame arrived at ``now`` (OPEN or FAILED; otherwise InvalidStateError)."""
-        self.receive_frames((text,), now)
-
     def receive_frames(self, frames: Sequence[str | bytes], now: float) -> None:
         """Several text frames arrived at ``now``."""
-        if not self.opened:
-            raise InvalidStateError("RtdsSession", self._state.name, "receive")
+        self._check_receiving()
         self.frames_received += len(frames)
         watchdog = self.watchdog
         for frame in frames:
@@ -287,49 +245,12 @@ class RtdsSession:
         A no-op unless OPEN. Afterwards :meth:`next_deadline` is None (FAILED) or later than
         ``now``.
         """
-        if self._state is not SessionState.OPEN:
-            return
-        verdict = self.watchdog.check(now)
-        if verdict is not None:
-            self._events.append(
-                Stale(
-                    kind=verdict.kind,
-                    silent_for=verdict.silent_for,
-                    asset_ids=list(verdict.asset_ids),
-                    connection_id=self.connection_id,
-                )
-            )
-            # A silent topic is a stall like a silent socket: the server does not resume it.
-            self._fail(DataTimeoutError(verdict.kind, verdict.silent_for, verdict.asset_ids))
-            return
-        if self.watchdog.ping_due(now):
-            self._frames.append(PING)
-            self.watchdog.on_ping_sent(now)
-
-    def abort(self, reason: TransientError) -> None:
-        """The I/O layer must give the socket up: OPEN -> FAILED (else a no-op)."""
         if self._state is SessionState.OPEN:
-            self._fail(reason)
-
-    def _fail(self, reason: TransientError) -> None:
-        self._failure = reason
-        self._set_state(SessionState.FAILED)
-
-    def closed(self) -> None:
-        """The socket is gone: unsent frames are dropped. OPEN or FAILED -> CLOSED."""
-        if not self.opened:
-            return
-        self._set_state(SessionState.CLOSED)
-        self._frames.clear()
-        self.watchdog.stop()
-        self.subscriptions.on_disconnected()
+            self._watch(now, PING)
 
     def subscribe(self, ids: Iterable[str], now: float | None) -> list[str]:
         """Add subscription keys (their specs must be in ``specs``); live when OPEN."""
-        keys = list(ids)
-        unknown = [k for k in keys if k not in self.specs]
-        if unknown:
-            raise ConfigError(f"unknown RTDS subscription keys: {unknown}")
+        keys = self._known(ids)
         added = self.subscriptions.add(keys, now if self.opened else None)
         if added and self.opened:
             self._frames.append(rtds_frame("subscribe", [self.specs[k] for k in added]))
@@ -347,21 +268,3 @@ class RtdsSession:
 
     def refresh(self, ids: Iterable[str], now: float) -> None:
         """RTDS has no snapshots to ask for: a no-op."""
-
-    # ------------------------------------------------------------------ outputs
-
-    def next_deadline(self) -> float | None:
-        """The next PING, PONG, socket or topic deadline; None unless OPEN."""
-        if self._state is not SessionState.OPEN:
-            return None
-        return self.watchdog.next_deadline()
-
-    def frames_to_send(self) -> list[str]:
-        """Text frames to send, in order; the queue is emptied."""
-        out, self._frames = self._frames, []
-        return out
-
-    def events(self) -> list[RtdsSessionEvent]:
-        """Events for the consumer, in wire order; the queue is emptied."""
-        out, self._events = self._events, []
-        return out

@@ -176,6 +176,7 @@ class _HistoryPayload(msgspec.Struct):
     data: list[RtdsPricePoint]
 
 
+# The fields of RtdsActivity (the decoder passes them on by name), camelCase on the wire.
 class _ActivityPayload(msgspec.Struct, rename="camel"):
     asset: str | None = None
     condition_id: str | None = None
@@ -261,20 +262,13 @@ class RtdsDecoder:
                 )
             if topic == "activity":
                 activity = self._activity.decode(raw)
+                # The payload struct's fields are RtdsActivity's, by name.
                 return RtdsActivity(
                     topic=topic,
                     type=kind,
                     timestamp=stamp,
-                    asset=activity.asset,
-                    condition_id=activity.condition_id,
-                    side=activity.side,
-                    price=activity.price,
-                    size=activity.size,
-                    slug=activity.slug,
-                    event_slug=activity.event_slug,
-                    outcome=activity.outcome,
-                    transaction_hash=activity.transaction_hash,
                     payload=self._any.decode(raw),
+                    **msgspec.structs.asdict(activity),
                 )
             if topic == "comments":
                 comment = self._comment.decode(raw)

@@ -32,13 +32,16 @@ Ordering hazards it owns:
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from polyfeed.config import StreamConfig
 from polyfeed.core import frames
+
+# SessionState lives with the base every session shares; importable from here as before.
+from polyfeed.core.channel import SessionBase
+from polyfeed.core.channel import SessionState as SessionState
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.core.messages import (
     BestBidAsk,
@@ -59,21 +62,12 @@ from polyfeed.core.messages import (
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.core.watchdog import Watchdog
 from polyfeed.credentials import Credentials
-from polyfeed.errors import ConfigError, DataTimeoutError, InvalidStateError, TransientError
+from polyfeed.errors import ConfigError, DataTimeoutError
 from polyfeed.events import LifecycleEvent, Resubscribed, Stale
 
 logger = logging.getLogger("polyfeed.session")
 
 Channel = Literal["market", "user"]
-
-
-class SessionState(enum.Enum):
-    """Where one connection stands (see the module docstring for the transitions)."""
-
-    NEW = "new"
-    OPEN = "open"
-    FAILED = "failed"
-    CLOSED = "closed"
 
 
 # An asset unconfirmed after this many requests on one connection (the initial one plus
@@ -83,8 +77,10 @@ MAX_REQUESTS_PER_CONNECTION = 3
 SessionEvent = WireItem | LifecycleEvent
 
 
-class Session:
+class Session(SessionBase[WireItem]):
     """One connection's protocol state. Subscriptions outlive it; everything else is fresh."""
+
+    _class_name = "Session"
 
     def __init__(
         self,
@@ -98,25 +94,20 @@ class Session:
     ) -> None:
         if channel == "user" and credentials is None:
             raise ConfigError("the user channel needs credentials")
+        super().__init__(connection_id)
         self.channel: Channel = channel
+        self._label = channel
         self.subscriptions = subscriptions
         self.config = config
         self.decoder = decoder
-        self.connection_id = connection_id
         self.watchdog = Watchdog(config.heartbeat, config.watchdog)
         self._credentials = credentials
-        self._frames: list[str] = []
-        self._events: list[SessionEvent] = []
-        self._state = SessionState.NEW
-        self._failure: TransientError | None = None
         self.opened_at: float | None = None
-        self.frames_received = 0
         # The decoder (and its counters) outlive the connection: count from where it stood.
         self._events_before = decoder.stats.events
         self._events_final: int | None = None
         self.invalid_operations = 0
         self.last_frame_at: float | None = None
-        self.last_data_at: float | None = None
         self.abandoned: set[str] = set()
 
     @property
@@ -127,35 +118,9 @@ class Session:
         return self.decoder.stats.events - self._events_before
 
     @property
-    def state(self) -> SessionState:
-        """The connection state; only the session's inputs change it."""
-        return self._state
-
-    def _set_state(self, state: SessionState) -> None:
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "session %s #%d: %s -> %s",
-                self.channel,
-                self.connection_id,
-                self._state.name,
-                state.name,
-            )
-        self._state = state
-
-    @property
-    def failure(self) -> TransientError | None:
-        """Why the socket must be given up: set on entering FAILED, cleared by ``connected``."""
-        return self._failure
-
-    @property
     def last_pong_rtt(self) -> float | None:
         """Seconds from the oldest then-unanswered PING to the last PONG; None before one."""
         return self.watchdog.last_pong_rtt
-
-    @property
-    def opened(self) -> bool:
-        """True while a socket is attached: OPEN or FAILED."""
-        return self._state is SessionState.OPEN or self._state is SessionState.FAILED
 
     def __repr__(self) -> str:
         return (
@@ -171,10 +136,8 @@ class Session:
 
         NEW or CLOSED -> OPEN; raises :class:`InvalidStateError` while a socket is attached.
         """
-        if self.opened:
-            raise InvalidStateError("Session", self._state.name, "connected")
         # A session may be reused for the next socket: the old one's verdict does not carry over.
-        self._failure = None
+        self._check_connectable()
         self.abandoned.clear()
         self._events_before = self.decoder.stats.events
         self._events_final = None
@@ -188,7 +151,7 @@ class Session:
         else:
             assert self._credentials is not None
             self._frames.append(frames.user_subscribe(self._credentials, ids or None))
-        self._set_state(SessionState.OPEN)
+        self._open()
         self.opened_at = now
         self.watchdog.start(now)
         if self.channel == "market":
@@ -207,11 +170,6 @@ class Session:
         self.frames_received += len(frames)
         self.last_frame_at = now
         self._receive_items(self.decoder.decode_many(frames), now)
-
-    def _check_receiving(self) -> None:
-        # FAILED still receives: frames read just before the socket was aborted are real data.
-        if not self.opened:
-            raise InvalidStateError("Session", self._state.name, "receive")
 
     def _receive_items(self, items: list[WireItem], now: float) -> None:
         watchdog = self.watchdog
@@ -336,20 +294,6 @@ class Session:
                     abandoned.update(hopeless)
                 self._redrive([a for a in overdue if a not in abandoned], now)
 
-    def abort(self, reason: TransientError) -> None:
-        """The I/O layer must give the socket up (``reason``): OPEN -> FAILED.
-
-        The I/O layer then aborts the socket and calls :meth:`closed`. A no-op unless OPEN: a
-        session already FAILED keeps its first reason, and one without a socket has nothing to
-        abort.
-        """
-        if self._state is SessionState.OPEN:
-            self._fail(reason)
-
-    def _fail(self, reason: TransientError) -> None:
-        self._failure = reason
-        self._set_state(SessionState.FAILED)
-
     def refresh(self, asset_ids: Iterable[str], now: float) -> None:
         """Ask the server for fresh snapshots of these assets (unsubscribe, then subscribe).
 
@@ -402,45 +346,17 @@ class Session:
                 self._frames.append(frames.user_operation("unsubscribe", removed))
         return removed
 
-    def closed(self) -> None:
-        """The socket is gone (for whatever reason).
-
-        Frames not yet sent are dropped: they belong to the dead socket, and a queued ``PING`` or
-        ``operation`` frame sent ahead of the next initial frame would get ``1008``. OPEN or
-        FAILED -> CLOSED (``failure`` stays readable); a no-op while NEW or CLOSED.
-        """
-        if not self.opened:
-            return
+    def _on_closed(self) -> None:
         self._events_final = self.decoder.stats.events - self._events_before
-        self._set_state(SessionState.CLOSED)
-        self._frames.clear()
         self.watchdog.stop()
         self.subscriptions.on_disconnected()
 
     # ------------------------------------------------------------------ outputs
 
-    def next_deadline(self) -> float | None:
-        """The earliest time at which ``handle_timer`` has work to do; None unless OPEN."""
-        if self._state is not SessionState.OPEN:
-            return None
+    def _open_deadline(self) -> float | None:
         deadline = self.watchdog.next_deadline()
         if self.channel == "market":
             confirm = self.subscriptions.next_deadline()
             if confirm is not None and (deadline is None or confirm < deadline):
                 deadline = confirm
         return deadline
-
-    @property
-    def has_output(self) -> bool:
-        """Whether frames or events wait to be collected (cheap; for the reader's hot path)."""
-        return bool(self._frames or self._events)
-
-    def frames_to_send(self) -> list[str]:
-        """Text frames to send, in order; the queue is emptied."""
-        out, self._frames = self._frames, []
-        return out
-
-    def events(self) -> list[SessionEvent]:
-        """Events for the consumer, in wire order; the queue is emptied."""
-        out, self._events = self._events, []
-        return out

@@ -16,15 +16,14 @@ Session states and illegal inputs are those of :class:`polyfeed.core.session.Ses
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
 
-from polyfeed.core.session import SessionState
-from polyfeed.errors import ConfigError, DataTimeoutError, InvalidStateError, TransientError
+from polyfeed.core.channel import SessionBase, SessionState
+from polyfeed.errors import ConfigError, DataTimeoutError
 from polyfeed.events import LifecycleEvent, Stale, StaleKind
 
 __all__ = [
@@ -37,8 +36,6 @@ __all__ = [
     "SportsSession",
     "pong_for",
 ]
-
-logger = logging.getLogger("polyfeed.session")
 
 _PING: Final = "ping"
 
@@ -83,7 +80,17 @@ class SportsMalformed(msgspec.Struct, frozen=True, tag_field="event_type", tag="
 SportsEvent = SportResult | SportsRaw | SportsMalformed
 
 
-class _Result(msgspec.Struct):
+# The fields of SportResult but ``payload`` (the decoder passes them on by name); four have
+# camelCase wire names.
+_RESULT_WIRE_NAMES: Final = {
+    "game_id": "gameId",
+    "league": "leagueAbbreviation",
+    "home_team": "homeTeam",
+    "away_team": "awayTeam",
+}
+
+
+class _Result(msgspec.Struct, rename=_RESULT_WIRE_NAMES):
     slug: str
     live: bool | None = None
     ended: bool | None = None
@@ -94,10 +101,10 @@ class _Result(msgspec.Struct):
     finished_timestamp: str | None = None
     turn: str | None = None
     status: str | None = None
-    gameId: int | str | None = None
-    leagueAbbreviation: str | None = None
-    homeTeam: str | None = None
-    awayTeam: str | None = None
+    game_id: int | str | None = None
+    league: str | None = None
+    home_team: str | None = None
+    away_team: str | None = None
 
 
 def pong_for(text: str) -> str | None:
@@ -135,23 +142,7 @@ class SportsDecoder:
             result = msgspec.convert(item, _Result)
         except msgspec.ValidationError:
             return SportsRaw(payload=item)
-        return SportResult(
-            slug=result.slug,
-            live=result.live,
-            ended=result.ended,
-            score=result.score,
-            period=result.period,
-            elapsed=result.elapsed,
-            last_update=result.last_update,
-            finished_timestamp=result.finished_timestamp,
-            turn=result.turn,
-            status=result.status,
-            game_id=result.gameId,
-            league=result.leagueAbbreviation,
-            home_team=result.homeTeam,
-            away_team=result.awayTeam,
-            payload=item,
-        )
+        return SportResult(payload=item, **msgspec.structs.asdict(result))
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,25 +164,22 @@ class SportsConfig:
 SportsSessionEvent = SportsEvent | LifecycleEvent
 
 
-class SportsSession:
+class SportsSession(SessionBase[SportsEvent]):
     """One sports connection (a :class:`~polyfeed.core.channel.ChannelSession`)."""
+
+    _label = "sports"
+    _class_name = "SportsSession"
 
     def __init__(
         self, config: SportsConfig, decoder: SportsDecoder, *, connection_id: int = 0
     ) -> None:
+        super().__init__(connection_id)
         self.config = config
         self.decoder = decoder
-        self.connection_id = connection_id
-        self._state = SessionState.NEW
-        self._failure: TransientError | None = None
-        self._frames: list[str] = []
-        self._events: list[SportsSessionEvent] = []
         self._last_ping = 0.0
         self._last_frame = 0.0
-        self.frames_received = 0
         self.pings_received = 0
         self.pongs_sent = 0
-        self.last_data_at: float | None = None
         self.last_ping_interval: float | None = None
 
     def __repr__(self) -> str:
@@ -201,53 +189,20 @@ class SportsSession:
         )
 
     @property
-    def state(self) -> SessionState:
-        """The connection state; only the session's inputs change it."""
-        return self._state
-
-    def _set_state(self, state: SessionState) -> None:
-        logger.debug(
-            "session sports #%d: %s -> %s", self.connection_id, self._state.name, state.name
-        )
-        self._state = state
-
-    @property
-    def failure(self) -> TransientError | None:
-        """Why the socket must be given up: set on entering FAILED, cleared by ``connected``."""
-        return self._failure
-
-    @property
-    def opened(self) -> bool:
-        """True while a socket is attached: OPEN or FAILED."""
-        return self._state is SessionState.OPEN or self._state is SessionState.FAILED
-
-    @property
     def last_pong_rtt(self) -> float | None:
         """The server pings, so there is no round trip to measure: always None."""
         return None
 
-    @property
-    def has_output(self) -> bool:
-        """Whether frames or events wait to be collected."""
-        return bool(self._frames or self._events)
-
     def connected(self, now: float) -> None:
         """The socket is open: nothing to send; the ping clock starts now (-> OPEN)."""
-        if self.opened:
-            raise InvalidStateError("SportsSession", self._state.name, "connected")
-        self._failure = None
+        self._check_connectable()
         self._last_ping = now
         self._last_frame = now
-        self._set_state(SessionState.OPEN)
-
-    def receive_text(self, text: str | bytes, now: float) -> None:
-        """A text frame arrived at ``now``."""
-        self.receive_frames((text,), now)
+        self._open()
 
     def receive_frames(self, frames: Sequence[str | bytes], now: float) -> None:
         """Several text frames arrived at ``now``: pings are answered, the rest decoded."""
-        if not self.opened:
-            raise InvalidStateError("SportsSession", self._state.name, "receive")
+        self._check_receiving()
         self.frames_received += len(frames)
         self._last_frame = now
         for frame in frames:
@@ -289,22 +244,6 @@ class SportsSession:
         )
         self._fail(DataTimeoutError(kind, silent_for))
 
-    def abort(self, reason: TransientError) -> None:
-        """The I/O layer must give the socket up: OPEN -> FAILED (else a no-op)."""
-        if self._state is SessionState.OPEN:
-            self._fail(reason)
-
-    def _fail(self, reason: TransientError) -> None:
-        self._failure = reason
-        self._set_state(SessionState.FAILED)
-
-    def closed(self) -> None:
-        """The socket is gone: unsent pongs are dropped. OPEN or FAILED -> CLOSED."""
-        if not self.opened:
-            return
-        self._frames.clear()
-        self._set_state(SessionState.CLOSED)
-
     def subscribe(self, ids: Iterable[str], now: float | None) -> list[str]:
         """The sports socket has no subscriptions: nothing is added."""
         return []
@@ -316,20 +255,8 @@ class SportsSession:
     def refresh(self, ids: Iterable[str], now: float) -> None:
         """Nothing to refresh: a no-op."""
 
-    def next_deadline(self) -> float | None:
-        """When the server's silence becomes a stale link; None unless OPEN."""
-        if self._state is not SessionState.OPEN:
-            return None
+    def _open_deadline(self) -> float | None:
+        """When the server's silence becomes a stale link."""
         deadline = self._ping_deadline()
         data = self._data_deadline()
         return deadline if data is None or deadline < data else data
-
-    def frames_to_send(self) -> list[str]:
-        """Pongs to send, in order; the queue is emptied."""
-        out, self._frames = self._frames, []
-        return out
-
-    def events(self) -> list[SportsSessionEvent]:
-        """Events for the consumer, in wire order; the queue is emptied."""
-        out, self._events = self._events, []
-        return out

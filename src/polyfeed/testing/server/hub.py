@@ -1,4 +1,4 @@
-"""The open WebSocket connections of one of the fake's simpler sockets (RTDS, sports).
+"""The open WebSocket connections of one of the fake's simpler sockets (RTDS, PolyBolt, sports).
 
 Each connection is served by its aiohttp handler, which runs one TaskGroup (reader plus the
 socket's flow) and ends in ``finally``: the hub only keeps the book of who is open, lets tests
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiohttp import web
 
-__all__ = ["HubConnection", "SocketHub"]
+__all__ = ["FakeSocket", "HubConnection", "SocketHub", "send_text"]
 
 
 class HubConnection(Protocol):
@@ -69,7 +70,54 @@ class SocketHub(Generic[ConnT]):
         await asyncio.wait_for(made(), within)
         return self.connections[n - 1]
 
+    async def serve(
+        self,
+        request: web.Request,
+        make: Callable[[int, web.WebSocketResponse], ConnT],
+        read: Callable[[ConnT], Awaitable[None]],
+        *flows: Callable[[ConnT], Coroutine[Any, Any, None]],
+    ) -> web.WebSocketResponse:
+        """Accept the WebSocket of ``request`` as a connection ``make`` builds and serve it: the
+        ``flows`` run while ``read`` reads, and are cancelled once the client has gone."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        connection = make(self.next_id(), ws)
+        await self.opened(connection)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(flow(connection)) for flow in flows]
+                await read(connection)
+                for task in tasks:
+                    task.cancel()
+        finally:
+            self.closed(connection)
+        return ws
+
     async def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Close every open connection with a close frame."""
         for connection in list(self._open.values()):
             await connection.ws.close(code=code, message=reason.encode())
+
+
+class FakeSocket(Generic[ConnT]):
+    """The base of a fake socket path: its hub and the connections made to it."""
+
+    def __init__(self, name: str) -> None:
+        self.hub: SocketHub[ConnT] = SocketHub(name)
+
+    @property
+    def connections(self) -> list[ConnT]:
+        """Every connection made, oldest first."""
+        return self.hub.connections
+
+
+async def send_text(ws: web.WebSocketResponse, text: str) -> bool:
+    """Send ``text``; False (nothing sent) when the socket is closed or the client went away."""
+    if ws.closed:
+        return False
+    try:
+        await ws.send_str(text)
+    except ConnectionResetError:
+        # The client went away mid-flow: its handler is ending anyway.
+        return False
+    return True

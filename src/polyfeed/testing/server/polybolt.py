@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from polyfeed.testing.server.hub import SocketHub
+from polyfeed.testing.server.hub import FakeSocket, send_text
 
 if TYPE_CHECKING:
     from polyfeed.testing.server.auth import ApiCredentials
@@ -47,7 +47,7 @@ class FakePolyboltConnection:
         return f"<FakePolyboltConnection #{self.id} channels={list(self.channels)} seq={self.seq}>"
 
 
-class FakePolybolt:
+class FakePolybolt(FakeSocket[FakePolyboltConnection]):
     """The PolyBolt socket of the fake server; ``credentials`` gives the accepted ones now."""
 
     def __init__(
@@ -57,18 +57,13 @@ class FakePolybolt:
         interval: float | None = 0.02,
         require_auth: bool = False,
     ) -> None:
+        super().__init__("polybolt")
         self.credentials = credentials
         self.interval = interval
         self.require_auth = require_auth
-        self.hub: SocketHub[FakePolyboltConnection] = SocketHub("polybolt")
 
     def __repr__(self) -> str:
         return f"<FakePolybolt interval={self.interval} hub={self.hub!r}>"
-
-    @property
-    def connections(self) -> list[FakePolyboltConnection]:
-        """Every connection made, oldest first."""
-        return self.hub.connections
 
     def jump_seq(self, channel: str, n: int) -> None:
         """On every open connection, the next frame of ``channel`` skips ``n`` seq numbers."""
@@ -86,27 +81,10 @@ class FakePolybolt:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The aiohttp handler of the PolyBolt path."""
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        connection = FakePolyboltConnection(self.hub.next_id(), ws)
-        await self.hub.opened(connection)
-        try:
-            async with asyncio.TaskGroup() as group:
-                flow = group.create_task(self._flow(connection))
-                await self._read(connection)
-                flow.cancel()
-        finally:
-            self.hub.closed(connection)
-        return ws
+        return await self.hub.serve(request, FakePolyboltConnection, self._read, self._flow)
 
     async def _send(self, connection: FakePolyboltConnection, body: dict[str, Any]) -> bool:
-        if connection.ws.closed:
-            return False
-        try:
-            await connection.ws.send_str(json.dumps(body, separators=(",", ":")))
-        except ConnectionResetError:
-            return False
-        return True
+        return await send_text(connection.ws, json.dumps(body, separators=(",", ":")))
 
     async def _data(
         self, connection: FakePolyboltConnection, channel: str, *, snapshot: bool = False

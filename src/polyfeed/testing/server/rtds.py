@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from polyfeed.core.rtds_messages import PRICE_TOPICS
-from polyfeed.testing.server.hub import SocketHub
+from polyfeed.testing.server.hub import FakeSocket, send_text
 
 __all__ = ["FakeRtds", "FakeRtdsConnection"]
 
@@ -53,23 +53,18 @@ class FakeRtdsConnection:
         return {topic for topic, _, _ in self.subscriptions}
 
 
-class FakeRtds:
+class FakeRtds(FakeSocket[FakeRtdsConnection]):
     """The RTDS socket of the fake server: subscriptions, PONGs, a paced flow and the freeze."""
 
     def __init__(
         self, *, interval: float | None = 0.02, wall: Callable[[], float] = time.time
     ) -> None:
+        super().__init__("rtds")
         self.interval = interval
         self.wall = wall
-        self.hub: SocketHub[FakeRtdsConnection] = SocketHub("rtds")
 
     def __repr__(self) -> str:
         return f"<FakeRtds interval={self.interval} hub={self.hub!r}>"
-
-    @property
-    def connections(self) -> list[FakeRtdsConnection]:
-        """Every connection made, oldest first."""
-        return self.hub.connections
 
     def freeze(self, topic: str) -> None:
         """Stop ``topic`` on every open connection (PINGs still answered, others flow)."""
@@ -101,29 +96,13 @@ class FakeRtds:
             "payload": payload,
             "connection_id": f"fake-{connection.id}",
         }
-        if connection.ws.closed:
-            return
-        try:
-            await connection.ws.send_str(json.dumps(message, separators=(",", ":")))
-        except ConnectionResetError:
-            # The client went away mid-flow: its handler is ending anyway.
+        if not await send_text(connection.ws, json.dumps(message, separators=(",", ":"))):
             return
         connection.sent[topic] = connection.sent.get(topic, 0) + 1
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The aiohttp handler of the RTDS path."""
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        connection = FakeRtdsConnection(self.hub.next_id(), ws)
-        await self.hub.opened(connection)
-        try:
-            async with asyncio.TaskGroup() as group:
-                flow = group.create_task(self._flow(connection))
-                await self._read(connection)
-                flow.cancel()
-        finally:
-            self.hub.closed(connection)
-        return ws
+        return await self.hub.serve(request, FakeRtdsConnection, self._read, self._flow)
 
     async def _read(self, connection: FakeRtdsConnection) -> None:
         async for message in connection.ws:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from polyfeed.testing.server.hub import SocketHub
+from polyfeed.testing.server.hub import FakeSocket, send_text
 
 __all__ = ["FakeSports", "FakeSportsConnection"]
 
@@ -42,7 +42,7 @@ class FakeSportsConnection:
         )
 
 
-class FakeSports:
+class FakeSports(FakeSocket[FakeSportsConnection]):
     """The sports socket of the fake server."""
 
     def __init__(
@@ -53,19 +53,14 @@ class FakeSports:
         interval: float | None = 0.02,
         ping_text: str = "ping",
     ) -> None:
+        super().__init__("sports")
         self.ping_interval = ping_interval
         self.pong_grace = pong_grace
         self.interval = interval
         self.ping_text = ping_text
-        self.hub: SocketHub[FakeSportsConnection] = SocketHub("sports")
 
     def __repr__(self) -> str:
         return f"<FakeSports ping_interval={self.ping_interval} hub={self.hub!r}>"
-
-    @property
-    def connections(self) -> list[FakeSportsConnection]:
-        """Every connection made, oldest first."""
-        return self.hub.connections
 
     def stop_pinging(self) -> None:
         """The open connections stop pinging (and stop expecting pongs); data still flows."""
@@ -74,20 +69,9 @@ class FakeSports:
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The aiohttp handler of the sports path."""
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        connection = FakeSportsConnection(self.hub.next_id(), ws)
-        await self.hub.opened(connection)
-        try:
-            async with asyncio.TaskGroup() as group:
-                pinger = group.create_task(self._pinger(connection))
-                flow = group.create_task(self._flow(connection))
-                await self._read(connection)
-                pinger.cancel()
-                flow.cancel()
-        finally:
-            self.hub.closed(connection)
-        return ws
+        return await self.hub.serve(
+            request, FakeSportsConnection, self._read, self._pinger, self._flow
+        )
 
     async def _read(self, connection: FakeSportsConnection) -> None:
         expected = self.ping_text.replace("i", "o").replace("I", "O")
@@ -101,13 +85,7 @@ class FakeSports:
                 connection.wrong_replies.append(message.data)
 
     async def _send(self, connection: FakeSportsConnection, text: str) -> bool:
-        if connection.ws.closed:
-            return False
-        try:
-            await connection.ws.send_str(text)
-        except ConnectionResetError:
-            return False
-        return True
+        return await send_text(connection.ws, text)
 
     async def _pinger(self, connection: FakeSportsConnection) -> None:
         while True:
