@@ -48,6 +48,7 @@ PUBLIC = {
     "BackoffConfig",
     "Endpoints",
     "HeartbeatConfig",
+    "PoolConfig",
     "QueueConfig",
     "StreamConfig",
     "WatchdogConfig",

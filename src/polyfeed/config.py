@@ -137,6 +137,33 @@ class QueueConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """How a market stream spreads its assets over connections (``max_assets_per_connection``
+    each, on :class:`StreamConfig`).
+
+    Handshakes, first opens and reconnects alike, start at least ``open_interval`` s apart; a
+    429 multiplies that by ``open_slowdown`` (up to ``max_open_interval``) and each successful
+    handshake divides it again. After an unsubscribe, connections are compacted when the assets
+    fit on fewer and one is filled below ``compact_below`` (a fraction of the maximum; 0: never).
+    """
+
+    open_interval: float = 0.1
+    open_slowdown: float = 2.0
+    max_open_interval: float = 10.0
+    compact_below: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not self.open_interval >= 0:
+            raise ConfigError(f"open_interval must be >= 0, got {self.open_interval!r}")
+        if not self.open_slowdown >= 1:
+            raise ConfigError(f"open_slowdown must be >= 1, got {self.open_slowdown!r}")
+        if not self.max_open_interval >= self.open_interval:
+            raise ConfigError("max_open_interval must be >= open_interval")
+        if not 0 <= self.compact_below <= 1:
+            raise ConfigError(f"compact_below must be in [0, 1], got {self.compact_below!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoints:
     """Where to connect. Tests point these at ``polyfeed.testing.FakePolymarket``."""
 
@@ -155,6 +182,7 @@ class StreamConfig:
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     endpoints: Endpoints = field(default_factory=Endpoints)
+    pool: PoolConfig = field(default_factory=PoolConfig)
     custom_feature_enabled: bool = False
     max_assets_per_connection: int = 200
     connect_timeout: float = 10.0

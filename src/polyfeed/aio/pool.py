@@ -1,0 +1,377 @@
+"""Many connections behind one market stream: placement, pacing, live routing, isolation.
+
+A :class:`ConnectionPool` spreads a stream's assets over connections of at most
+``max_assets_per_connection`` each (:class:`~polyfeed.core.placement.Placement`). Each connection
+is one :class:`~polyfeed.aio.supervisor.Supervisor` with its own subscription set, backoff, gap
+tracker and metrics; all of them feed the stream's one event queue and one set of books.
+
+- Pacing: every handshake (first opens and reconnects) takes a turn from one
+  :class:`~polyfeed.core.pacing.OpenPacer`; a 429 slows the turns down.
+- Routing: a live subscribe fills connections with room, else opens one; an unsubscribe goes to
+  the connection carrying the asset; an emptied connection is closed, and sparse ones are
+  compacted (the assets subscribe on their new connection before the old one is closed).
+- Isolation: a connection that drops reconnects on its own; its ``Disconnected`` invalidates only
+  its books and its ``Gap`` names only its assets. A fatal error (a rejected handshake, retries
+  exhausted) ends the pool: it is a property of the endpoint, not of one socket.
+
+Ownership: :meth:`ConnectionPool.run` holds one TaskGroup with one task per connection; closing a
+connection cancels its task (the supervisor closes the socket politely), and cancelling ``run``
+closes them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from polyfeed.aio.clock import Clock
+from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.supervisor import Connector, EventObserver, Supervisor
+from polyfeed.aio.transport import Transport, connect
+from polyfeed.config import StreamConfig
+from polyfeed.core.backoff import Backoff
+from polyfeed.core.pacing import OpenPacer
+from polyfeed.core.placement import Placement
+from polyfeed.core.subscriptions import SubscriptionSet
+from polyfeed.errors import PolyfeedError, ServerUnavailableError
+from polyfeed.metrics import PoolMetrics, SlotMetrics
+
+logger = logging.getLogger("polyfeed.pool")
+
+PoolState = Literal["idle", "connecting", "open", "backoff", "closed"]
+
+# The pool's state is its worst connection's: one reconnecting connection makes the pool
+# "backoff" until it is back.
+_SEVERITY: dict[str, int] = {"open": 0, "idle": 1, "connecting": 2, "backoff": 3, "closed": 4}
+
+
+class ConnectionHealth(msgspec.Struct, frozen=True, kw_only=True):
+    """One connection of a stream: its assets, state, freshness and reconnects."""
+
+    connection: int
+    assets: int
+    confirmed: int
+    state: str
+    connected: bool
+    seconds_since_last_message: float | None
+    reconnects: int
+    connections_opened: int
+
+
+class ScopedObserver(Protocol):
+    """An observer that can be told which assets the events' connection carries."""
+
+    def observe(
+        self, events: Sequence[object], scope: frozenset[str] | None = None
+    ) -> Sequence[object]:
+        """As :meth:`EventObserver.observe`; ``scope``: the connection's assets."""
+        ...
+
+
+class _ScopedObserver:
+    """Hands one connection's events to the stream's observer, scoped to its assets."""
+
+    __slots__ = ("_observer", "_subscriptions")
+
+    def __init__(self, observer: ScopedObserver, subscriptions: SubscriptionSet) -> None:
+        self._observer = observer
+        self._subscriptions = subscriptions
+
+    def observe(self, events: Sequence[object]) -> Sequence[object]:
+        return self._observer.observe(events, self._subscriptions.desired)
+
+
+class _Slot:
+    """One connection of the pool: its subscriptions, metrics, supervisor and task."""
+
+    def __init__(self, slot: int, subscriptions: SubscriptionSet, metrics: SlotMetrics) -> None:
+        self.id = slot
+        self.subscriptions = subscriptions
+        self.metrics = metrics
+        self.supervisor: Supervisor | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        state = self.supervisor.state if self.supervisor is not None else "idle"
+        return f"<_Slot #{self.id} {state} assets={len(self.subscriptions.desired)}>"
+
+
+class ConnectionPool:
+    """The connections of one market stream (see the module docstring)."""
+
+    def __init__(
+        self,
+        assets: Iterable[str],
+        *,
+        url: str,
+        config: StreamConfig,
+        clock: Clock,
+        rng: Callable[[], float],
+        queue: EventQueue,
+        metrics: PoolMetrics,
+        connector: Connector = connect,
+    ) -> None:
+        self.url = url
+        self.config = config
+        self.clock = clock
+        self.queue = queue
+        self.metrics = metrics
+        self._rng = rng
+        self._connector = connector
+        self.placement = Placement(config.max_assets_per_connection)
+        pool = config.pool
+        self.pacer = OpenPacer(
+            pool.open_interval, slowdown=pool.open_slowdown, max_interval=pool.max_open_interval
+        )
+        self._pace_lock = asyncio.Lock()
+        self._slots: dict[int, _Slot] = {}
+        self._group: asyncio.TaskGroup | None = None
+        self._observer: ScopedObserver | None = None
+        self._state: PoolState = "idle"
+        self.stopping = False
+        self.handshakes = 0
+        self.compactions = 0
+        for slot, placed in self.placement.add(sorted(assets)).items():
+            self._new_slot(slot, placed)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConnectionPool {self.state} connections={len(self._slots)} "
+            f"assets={len(self.placement)} handshakes={self.handshakes} "
+            f"compactions={self.compactions} pacer={self.pacer!r}>"
+        )
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def state(self) -> PoolState:
+        """``closed`` once run ended, else the worst state among the connections."""
+        if self._state != "open":
+            return self._state
+        states = [s.supervisor.state if s.supervisor else "idle" for s in self._slots.values()]
+        if not states:
+            return "open"
+        worst = max(states, key=_SEVERITY.__getitem__)
+        if worst == "backoff":
+            return "backoff"
+        return "open" if worst == "open" else "connecting"
+
+    @property
+    def desired(self) -> frozenset[str]:
+        """Every asset of the pool."""
+        return frozenset(a for slot in self._slots.values() for a in slot.subscriptions.desired)
+
+    @property
+    def confirmed(self) -> int:
+        """Assets confirmed (an event seen) on their current connection."""
+        return sum(len(slot.subscriptions.confirmed) for slot in self._slots.values())
+
+    def connection_of(self, asset: str) -> int | None:
+        """The pool connection (slot number) carrying ``asset``."""
+        return self.placement.slot_of(asset)
+
+    def connections(self) -> list[ConnectionHealth]:
+        """Each connection's health, oldest first."""
+        now = self.clock.now()
+        out = []
+        for slot in self._slots.values():
+            supervisor = slot.supervisor
+            metrics = slot.metrics
+            out.append(
+                ConnectionHealth(
+                    connection=slot.id,
+                    assets=len(slot.subscriptions.desired),
+                    confirmed=len(slot.subscriptions.confirmed),
+                    state=supervisor.state if supervisor is not None else "idle",
+                    connected=metrics.connected_since is not None,
+                    seconds_since_last_message=metrics.seconds_since_last_message(now),
+                    reconnects=sum(metrics.reconnects_by_reason.values()),
+                    connections_opened=supervisor.connections_opened if supervisor else 0,
+                )
+            )
+        return out
+
+    @property
+    def observer(self) -> ScopedObserver | None:
+        """Sees every connection's events (scoped to its assets) before the queue."""
+        return self._observer
+
+    @observer.setter
+    def observer(self, observer: ScopedObserver | None) -> None:
+        self._observer = observer
+        for slot in self._slots.values():
+            if slot.supervisor is not None:
+                slot.supervisor.observer = self._scoped(slot)
+
+    def _scoped(self, slot: _Slot) -> EventObserver | None:
+        if self._observer is None:
+            return None
+        return _ScopedObserver(self._observer, slot.subscriptions)
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Run every connection until cancelled; raises the first fatal error of any."""
+        if self._state != "idle":
+            raise PolyfeedError(f"a pool runs once (it is {self._state})")
+        self._state = "open"
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                for slot in list(self._slots.values()):
+                    self._start(slot)
+                # The group lives until cancelled; connections come and go inside it.
+                await asyncio.Event().wait()
+        except ExceptionGroup as group_error:
+            # Boundary: the stream gets one error, never a group (a fatal one first).
+            fatal = group_error.subgroup(PolyfeedError)
+            raise _first(fatal if fatal is not None else group_error) from None
+        finally:
+            self._group = None
+            self._state = "closed"
+
+    def _new_slot(self, slot: int, assets: list[str]) -> _Slot:
+        subscriptions = SubscriptionSet(
+            assets, confirm_timeout=self.config.watchdog.confirm_timeout
+        )
+        metrics = self.metrics.add_connection(slot, self.clock.now())
+        new = self._slots[slot] = _Slot(slot, subscriptions, metrics)
+        metrics.assets = len(assets)
+        return new
+
+    def _start(self, slot: _Slot) -> None:
+        group = self._group
+        if group is None or self.stopping or slot.task is not None:
+            return
+        supervisor = slot.supervisor = Supervisor(
+            "market",
+            self.url,
+            slot.subscriptions,
+            self.config,
+            self.clock,
+            Backoff(self.config.backoff, self._rng),
+            self.queue,
+            slot.metrics,
+            connector=self._paced_connect,
+            observer=self._scoped(slot),
+        )
+        slot.task = group.create_task(supervisor.run(), name=f"polyfeed-pool-{slot.id}")
+        logger.info("pool: connection %d starts with %d assets", slot.id, slot.metrics.assets)
+
+    def _close(self, slot: _Slot, why: str) -> None:
+        del self._slots[slot.id]
+        self.metrics.retire_connection(slot.id, self.clock.now())
+        logger.info("pool: connection %d closed (%s)", slot.id, why)
+        if slot.supervisor is not None:
+            slot.supervisor.request_stop()
+        if slot.task is not None:
+            slot.task.cancel()
+
+    async def _paced_connect(self, url: str, **options: Any) -> Transport:
+        """The connector every supervisor of the pool uses: waits for its turn, notes a 429."""
+        async with self._pace_lock:
+            while True:
+                throttles = self.pacer.throttles
+                await self.clock.sleep_until(self.pacer.take(self.clock.now()))
+                # A 429 while we waited: the turn we had is too early now, take a new one.
+                if self.pacer.throttles == throttles:
+                    break
+        self.handshakes += 1
+        try:
+            transport = await self._connector(url, **options)
+        except ServerUnavailableError as exc:
+            if exc.status == 429:
+                self.pacer.throttled(self.clock.now(), exc.retry_after)
+                logger.warning(
+                    "pool: handshake throttled (429); opening at most one connection per %.2fs",
+                    self.pacer.interval,
+                )
+            raise
+        self.pacer.succeeded()
+        return transport
+
+    def request_stop(self) -> None:
+        """The stream is closing: no new connections; each supervisor keeps its shutdown."""
+        self.stopping = True
+        for slot in self._slots.values():
+            if slot.supervisor is not None:
+                slot.supervisor.request_stop()
+
+    # ------------------------------------------------------------------ live changes
+
+    def subscribe(self, ids: list[str]) -> list[str]:
+        """Place new assets: on connections with room (live), else on new connections."""
+        added: list[str] = []
+        for slot_id, assets in self.placement.add(ids).items():
+            slot = self._slots.get(slot_id)
+            if slot is None:
+                slot = self._new_slot(slot_id, assets)
+                self._start(slot)
+                added.extend(assets)
+            elif slot.supervisor is not None:
+                added.extend(slot.supervisor.subscribe(assets))
+            else:
+                added.extend(slot.subscriptions.add(assets, None))
+            slot.metrics.assets = len(slot.subscriptions.desired)
+        return added
+
+    def unsubscribe(self, ids: list[str]) -> list[str]:
+        """Drop assets from their connections; close emptied ones, compact sparse ones."""
+        removed: list[str] = []
+        for slot_id, assets in self.placement.remove(ids).items():
+            slot = self._slots[slot_id]
+            if slot_id not in self.placement.slots:
+                removed.extend(assets)
+                self._close(slot, "emptied")
+                continue
+            if slot.supervisor is not None:
+                removed.extend(slot.supervisor.unsubscribe(assets))
+            else:
+                removed.extend(slot.subscriptions.remove(assets))
+            slot.metrics.assets = len(slot.subscriptions.desired)
+        self._compact()
+        return removed
+
+    def _compact(self) -> None:
+        moves = self.placement.compaction(self.config.pool.compact_below)
+        for move in moves:
+            target = self._slots[move.target]
+            assets = list(move.assets)
+            # Subscribe on the new connection first: the asset is never without one.
+            if target.supervisor is not None:
+                target.supervisor.subscribe(assets)
+            else:
+                target.subscriptions.add(assets, None)
+            target.metrics.assets = len(target.subscriptions.desired)
+            logger.info(
+                "pool: %d assets move from connection %d to %d",
+                len(assets),
+                move.source,
+                move.target,
+            )
+        for source in {move.source for move in moves}:
+            self.compactions += 1
+            self._close(self._slots[source], "compacted")
+
+    def refresh(self, ids: list[str]) -> None:
+        """Fresh snapshots of these assets, each on its own connection (no-op when offline)."""
+        by_slot: dict[int, list[str]] = {}
+        for asset in ids:
+            slot_id = self.placement.slot_of(asset)
+            if slot_id is not None:
+                by_slot.setdefault(slot_id, []).append(asset)
+        for slot_id, assets in by_slot.items():
+            supervisor = self._slots[slot_id].supervisor
+            if supervisor is not None:
+                supervisor.refresh(assets)
+
+
+def _first(group: ExceptionGroup[Exception]) -> Exception:
+    error: Exception = group.exceptions[0]
+    while isinstance(error, ExceptionGroup):
+        error = error.exceptions[0]
+    return error
