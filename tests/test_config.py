@@ -140,6 +140,7 @@ def test_config_error_is_a_value_error() -> None:
         (lambda: QueueConfig(overflow="block"), "block"),  # type: ignore[arg-type]
         (lambda: QueueConfig(alarm_at=0), "alarm_at"),
         (lambda: StreamConfig(max_assets_per_connection=0), "max_assets_per_connection"),
+        (lambda: WatchdogConfig(asset_retries=-1), "asset_retries"),
         (lambda: PoolConfig(open_interval=-1), "open_interval"),
         (lambda: PoolConfig(open_interval=math.nan), "open_interval"),
         (lambda: PoolConfig(open_slowdown=0.5), "open_slowdown"),

@@ -10,9 +10,11 @@ import pytest
 
 from polyfeed.core.messages import Book, MarketEvent, UserEvent
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     LifecycleEvent,
@@ -47,6 +49,16 @@ EXAMPLES = [
             collapsed=120,
         ),
         "gap",
+    ),
+    (
+        AssetChecked(
+            asset_ids=["a"], action="redrive", silent_for=31.0, connection_id=2, pool_connection=4
+        ),
+        "asset_checked",
+    ),
+    (
+        ConnectionReplaced(pool_connection=4, reason="silent after 2 redrives", asset_ids=["a"]),
+        "connection_replaced",
     ),
 ]
 

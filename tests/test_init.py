@@ -35,9 +35,11 @@ PUBLIC = {
     "Trade",
     "Unknown",
     # lifecycle events
+    "AssetChecked",
     "BookInvalidated",
     "BookResynced",
     "Connected",
+    "ConnectionReplaced",
     "Disconnected",
     "Gap",
     "Reconnecting",
@@ -124,6 +126,8 @@ def describe_market(event: polyfeed.MarketStreamEvent) -> str:
             return "link"
         case polyfeed.BookInvalidated() | polyfeed.BookResynced():
             return "book"
+        case polyfeed.AssetChecked() | polyfeed.ConnectionReplaced():
+            return "pool"
         case _:
             assert_never(event)
 

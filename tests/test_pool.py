@@ -16,22 +16,25 @@ from typing import Any
 import pytest
 
 from polyfeed import (
+    AssetChecked,
     BackoffConfig,
     Book,
     BookInvalidated,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     HeartbeatConfig,
     MarketStream,
     PriceChange,
+    Resubscribed,
     StreamConfig,
     WatchdogConfig,
 )
 from polyfeed.aio.transport import connect
 from polyfeed.config import PoolConfig
 from polyfeed.errors import ServerUnavailableError
-from polyfeed.testing import FakePolymarket, RefuseHandshake
+from polyfeed.testing import FakePolymarket, RefuseHandshake, SilenceAsset
 
 FAST = StreamConfig(
     heartbeat=HeartbeatConfig(interval=0.05, pong_timeout=0.25),
@@ -253,3 +256,112 @@ async def test_a_killed_connection_recovers_while_the_others_deliver_without_a_g
             assert [c.reconnects for c in health.connections] == [0, 1, 0]
             assert sum(isinstance(e, Connected) for e in events) == 1
             assert all(stream.books[x].synced for x in a)
+
+
+def liveness_config(asset_timeout: float, retries: int = 2) -> StreamConfig:
+    return dataclasses.replace(
+        fast(200),
+        watchdog=WatchdogConfig(
+            data_timeout=5.0,
+            confirm_timeout=2.0,
+            asset_timeout=asset_timeout,
+            asset_retries=retries,
+        ),
+    )
+
+
+async def flow_except(fake: FakePolymarket, quiet: str) -> None:
+    """Order flow on every market but ``quiet`` (a market nobody trades)."""
+    markets = [m.condition_id for m in fake.markets if m.condition_id != quiet]
+    while True:
+        for market in markets:
+            fake.step(1, market=market)
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(30)
+async def test_one_silent_asset_among_200_is_checked_redriven_alone_and_flows_again() -> None:
+    asset_timeout = 0.3
+    async with FakePolymarket(markets=100, seed=8) as fake:
+        quiet_market = fake.markets[0]
+        dead = fake.markets[1].yes_token
+        events: list[object] = []
+        loop = asyncio.get_running_loop()
+        config = liveness_config(asset_timeout)
+        async with MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=config) as stream:
+            async with asyncio.timeout(10):
+                await books_for(stream, set(fake.asset_ids))
+            assert len(fake.open_connections("market")) == 1
+            async with asyncio.TaskGroup() as tg:
+                producer = tg.create_task(flow_except(fake, quiet_market.condition_id))
+                fake.inject(SilenceAsset(dead, until_unsubscribed=True))
+                silenced_at = loop.time()
+                checked_at = flowing_at = None
+                async with asyncio.timeout(10):
+                    while flowing_at is None:
+                        event = await anext(stream)
+                        events.append(event)
+                        if (
+                            isinstance(event, AssetChecked)
+                            and event.action == "redrive"
+                            and checked_at is None
+                        ):
+                            checked_at = loop.time()
+                        if (
+                            checked_at is not None
+                            and isinstance(event, PriceChange)
+                            and any(e.asset_id == dead for e in event.price_changes)
+                        ):
+                            flowing_at = loop.time()
+                producer.cancel()
+            redriven = [
+                e for e in events if isinstance(e, AssetChecked) and e.action != "left_alone"
+            ]
+            assert [(e.action, e.asset_ids) for e in redriven] == [("redrive", [dead])]
+            # Detected within asset_timeout of its last event plus the REST check.
+            assert checked_at is not None
+            assert checked_at - silenced_at < asset_timeout + 0.5
+            resubscribed = [e for e in events if isinstance(e, Resubscribed)]
+            assert [e.assets for e in resubscribed] == [[dead]]
+            # The quiet market was checked and left alone: never flagged, never redriven.
+            quiet = set(quiet_market.tokens)
+            left_alone = [
+                e for e in events if isinstance(e, AssetChecked) and e.action == "left_alone"
+            ]
+            assert quiet <= {a for e in left_alone for a in e.asset_ids}
+            assert not any(isinstance(e, Disconnected | ConnectionReplaced) for e in events)
+            assert stream.books[dead].synced
+            pool = stream.pool
+            assert pool is not None
+            assert pool.replacements == 0
+
+
+@pytest.mark.timeout(30)
+async def test_an_asset_a_redrive_cannot_cure_gets_its_connection_replaced() -> None:
+    async with FakePolymarket(markets=3, seed=9) as fake:
+        dead = fake.markets[1].yes_token
+        others = [a for a in fake.asset_ids if a != dead]
+        events: list[object] = []
+        config = liveness_config(0.2, retries=1)
+        async with MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=config) as stream:
+            async with asyncio.timeout(10):
+                await books_for(stream, set(fake.asset_ids))
+            async with asyncio.TaskGroup() as tg:
+                producer = tg.create_task(flow_except(fake, ""))
+                fake.inject(SilenceAsset(dead))
+                async with asyncio.timeout(10):
+                    while not any(isinstance(e, Connected) for e in events):
+                        events.append(await anext(stream))
+                    await books_for(stream, {dead})
+                producer.cancel()
+            checks = [(e.action, e.asset_ids) for e in events if isinstance(e, AssetChecked)]
+            assert checks == [("redrive", [dead]), ("replace", [dead])]
+            [replaced] = [e for e in events if isinstance(e, ConnectionReplaced)]
+            assert replaced.asset_ids == [dead]
+            assert replaced.pool_connection == 1
+            assert sum(isinstance(e, Disconnected) for e in events) == 1
+            assert len(fake.connections) == 2
+            assert set(others) | {dead} == fake.open_connections("market")[0].subscribed
+            pool = stream.pool
+            assert pool is not None
+            assert pool.replacements == 1

@@ -55,9 +55,11 @@ from polyfeed.errors import (
     TransientError,
 )
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     MarketStreamEvent,
@@ -73,6 +75,7 @@ from polyfeed.metrics import ConnectionMetrics
 SubscriptionManager = SubscriptionSet
 
 __all__ = [
+    "AssetChecked",
     "AuthenticationError",
     "BackoffConfig",
     "BestBidAsk",
@@ -87,6 +90,7 @@ __all__ = [
     "Connected",
     "ConnectionClosedError",
     "ConnectionMetrics",
+    "ConnectionReplaced",
     "Credentials",
     "DataTimeoutError",
     "Disconnected",

@@ -56,16 +56,21 @@ class WatchdogConfig:
 
     ``asset_timeout`` (None: off) flags single subscribed assets silent that long while others
     flow; ``confirm_timeout`` is how long a subscribed asset may go without its first event before
-    it is re-requested.
+    it is re-requested. On a market stream a silent asset is first checked against REST
+    ``/book`` (a quiet market is left alone), then redriven; after ``asset_retries`` redrives in
+    a row its connection is replaced.
     """
 
     data_timeout: float = 300.0
     asset_timeout: float | None = None
     confirm_timeout: float = 30.0
+    asset_retries: int = 2
 
     def __post_init__(self) -> None:
         _positive("data_timeout", self.data_timeout)
         _positive("confirm_timeout", self.confirm_timeout)
+        if self.asset_retries < 0:
+            raise ConfigError(f"asset_retries must be >= 0, got {self.asset_retries!r}")
         if self.asset_timeout is not None:
             _positive("asset_timeout", self.asset_timeout)
 

@@ -93,6 +93,39 @@ class BookResynced(_Lifecycle, frozen=True, tag="book_resynced"):
     source: str = "snapshot"
 
 
+# --------------------------------------------------------------------------- pool (issue 12)
+# A market stream over many connections: per-asset liveness checks and connection replacement.
+
+AssetAction = Literal["left_alone", "redrive", "replace", "inconclusive"]
+
+
+class AssetChecked(_Lifecycle, frozen=True, tag="asset_checked"):
+    """Assets silent for ``asset_timeout`` while their connection flowed were checked against
+    REST ``/book``. ``action``: ``left_alone`` (the server's book did not move: a quiet
+    market), ``redrive`` (it moved while we heard nothing: the subscription is re-requested
+    alone), ``replace`` (``asset_retries`` redrives did not help: the connection is replaced),
+    ``inconclusive`` (REST failed; checked again after ``asset_timeout``)."""
+
+    asset_ids: list[str]
+    action: AssetAction
+    silent_for: float
+    connection_id: int = 0
+    pool_connection: int = 0
+
+
+class ConnectionReplaced(_Lifecycle, frozen=True, tag="connection_replaced"):
+    """A pool connection's socket is dropped and reopened (``Disconnected``, ``Gap`` and the
+    replay follow) because ``reason``; ``asset_ids`` caused it."""
+
+    pool_connection: int
+    reason: str
+    asset_ids: list[str]
+
+
+PoolLifecycleEvent = AssetChecked | ConnectionReplaced
+"""Lifecycle events only a market stream over a pool yields."""
+
+
 def is_lifecycle(item: object) -> bool:
     """True for polyfeed's own lifecycle events (coalesced, never silently dropped, by the
     consumer queue)."""
@@ -108,6 +141,8 @@ LifecycleEvent = (
     | Gap
     | BookInvalidated
     | BookResynced
+    | AssetChecked
+    | ConnectionReplaced
 )
 
 
@@ -127,6 +162,7 @@ MarketStreamEvent = (
     | StreamLifecycleEvent
     | BookInvalidated
     | BookResynced
+    | PoolLifecycleEvent
 )
 """Everything ``MarketStream`` yields: market events, server notices, undecodable or unknown
 frames, and lifecycle events including the local books' ``BookInvalidated``/``BookResynced``."""

@@ -27,9 +27,11 @@ from polyfeed.core.messages import (
 )
 from polyfeed.errors import ConfigError, StreamClosedError
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     LifecycleEvent,
@@ -130,6 +132,8 @@ def lifecycle_assets(event: LifecycleEvent) -> list[str]:
             return assets
         case Connected() | Disconnected() | Reconnecting():
             return []
+        case AssetChecked(asset_ids=assets) | ConnectionReplaced(asset_ids=assets):
+            return assets
         case _:
             assert_never(event)
 

@@ -22,6 +22,7 @@ closes them all.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, Protocol
@@ -30,14 +31,26 @@ import msgspec
 
 from polyfeed.aio.clock import Clock
 from polyfeed.aio.event_queue import EventQueue
-from polyfeed.aio.supervisor import Connector, EventObserver, Supervisor
+from polyfeed.aio.rest import RestClient
+from polyfeed.aio.supervisor import Connector, Supervisor
 from polyfeed.aio.transport import Transport, connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.backoff import Backoff
+from polyfeed.core.book import BookRegistry
+from polyfeed.core.liveness import AssetLiveness, LivenessAction, book_moved
+from polyfeed.core.messages import (
+    BestBidAsk,
+    Book,
+    LastTradePrice,
+    Level,
+    PriceChange,
+    TickSizeChange,
+)
 from polyfeed.core.pacing import OpenPacer
 from polyfeed.core.placement import Placement
 from polyfeed.core.subscriptions import SubscriptionSet
-from polyfeed.errors import PolyfeedError, ServerUnavailableError
+from polyfeed.errors import ConnectionClosedError, PolyfeedError, RestError, ServerUnavailableError
+from polyfeed.events import AssetChecked, Connected, ConnectionReplaced, Stale
 from polyfeed.metrics import PoolMetrics, SlotMetrics
 
 logger = logging.getLogger("polyfeed.pool")
@@ -72,26 +85,61 @@ class ScopedObserver(Protocol):
         ...
 
 
-class _ScopedObserver:
-    """Hands one connection's events to the stream's observer, scoped to its assets."""
+class _SlotObserver:
+    """Sees one connection's events: notes each asset's liveness, then hands them to the
+    stream's observer (the book keeper) scoped to the connection's assets."""
 
-    __slots__ = ("_observer", "_subscriptions")
+    __slots__ = ("_pool", "_slot")
 
-    def __init__(self, observer: ScopedObserver, subscriptions: SubscriptionSet) -> None:
-        self._observer = observer
-        self._subscriptions = subscriptions
+    def __init__(self, pool: ConnectionPool, slot: _Slot) -> None:
+        self._pool = pool
+        self._slot = slot
 
     def observe(self, events: Sequence[object]) -> Sequence[object]:
-        return self._observer.observe(events, self._subscriptions.desired)
+        liveness = self._slot.liveness
+        if liveness is not None:
+            _note_liveness(liveness, events, self._pool.clock.now())
+        observer = self._pool.observer
+        if observer is None:
+            return events
+        return observer.observe(events, self._slot.subscriptions.desired)
+
+
+def _note_liveness(liveness: AssetLiveness, events: Sequence[object], now: float) -> None:
+    for event in events:
+        cls = type(event)
+        if cls is PriceChange:
+            assert isinstance(event, PriceChange)
+            seen: str | None = None
+            for entry in event.price_changes:
+                if entry.asset_id != seen:
+                    seen = entry.asset_id
+                    liveness.on_event(seen, now, (event.timestamp, entry.hash))
+        elif cls is Book:
+            assert isinstance(event, Book)
+            liveness.on_event(event.asset_id, now, (event.timestamp, event.hash))
+        elif cls is LastTradePrice or cls is TickSizeChange or cls is BestBidAsk:
+            assert isinstance(event, LastTradePrice | TickSizeChange | BestBidAsk)
+            liveness.on_event(event.asset_id, now)
+        elif cls is Connected:
+            # A new socket: its replay brings every snapshot again; pending checks are void.
+            liveness.reset(now)
 
 
 class _Slot:
     """One connection of the pool: its subscriptions, metrics, supervisor and task."""
 
-    def __init__(self, slot: int, subscriptions: SubscriptionSet, metrics: SlotMetrics) -> None:
+    def __init__(
+        self,
+        slot: int,
+        subscriptions: SubscriptionSet,
+        metrics: SlotMetrics,
+        liveness: AssetLiveness | None,
+    ) -> None:
         self.id = slot
         self.subscriptions = subscriptions
         self.metrics = metrics
+        self.liveness = liveness
         self.supervisor: Supervisor | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -122,6 +170,17 @@ class ConnectionPool:
         self.metrics = metrics
         self._rng = rng
         self._connector = connector
+        self.rest: RestClient | None = None
+        self.books: BookRegistry | None = None
+        watchdog = config.watchdog
+        self.asset_timeout = watchdog.asset_timeout
+        if self.asset_timeout is not None:
+            # The pool checks silent assets against REST before redriving them: the sessions'
+            # own per-asset clocks (which redrive at once) stay off.
+            config = dataclasses.replace(
+                config, watchdog=dataclasses.replace(watchdog, asset_timeout=None)
+            )
+        self._session_config = config
         self.placement = Placement(config.max_assets_per_connection)
         pool = config.pool
         self.pacer = OpenPacer(
@@ -135,6 +194,8 @@ class ConnectionPool:
         self.stopping = False
         self.handshakes = 0
         self.compactions = 0
+        self.asset_checks = 0
+        self.replacements = 0
         for slot, placed in self.placement.add(sorted(assets)).items():
             self._new_slot(slot, placed)
 
@@ -203,14 +264,6 @@ class ConnectionPool:
     @observer.setter
     def observer(self, observer: ScopedObserver | None) -> None:
         self._observer = observer
-        for slot in self._slots.values():
-            if slot.supervisor is not None:
-                slot.supervisor.observer = self._scoped(slot)
-
-    def _scoped(self, slot: _Slot) -> EventObserver | None:
-        if self._observer is None:
-            return None
-        return _ScopedObserver(self._observer, slot.subscriptions)
 
     # ------------------------------------------------------------------ running
 
@@ -224,6 +277,10 @@ class ConnectionPool:
                 self._group = group
                 for slot in list(self._slots.values()):
                     self._start(slot)
+                if self.asset_timeout is not None:
+                    group.create_task(
+                        self._watch_assets(self.asset_timeout), name="polyfeed-pool-liveness"
+                    )
                 # The group lives until cancelled; connections come and go inside it.
                 await asyncio.Event().wait()
         except ExceptionGroup as group_error:
@@ -238,8 +295,13 @@ class ConnectionPool:
         subscriptions = SubscriptionSet(
             assets, confirm_timeout=self.config.watchdog.confirm_timeout
         )
-        metrics = self.metrics.add_connection(slot, self.clock.now())
-        new = self._slots[slot] = _Slot(slot, subscriptions, metrics)
+        now = self.clock.now()
+        metrics = self.metrics.add_connection(slot, now)
+        liveness = None
+        if self.asset_timeout is not None:
+            liveness = AssetLiveness(self.asset_timeout, self.config.watchdog.asset_retries)
+            liveness.track(assets, now)
+        new = self._slots[slot] = _Slot(slot, subscriptions, metrics, liveness)
         metrics.assets = len(assets)
         return new
 
@@ -251,13 +313,13 @@ class ConnectionPool:
             "market",
             self.url,
             slot.subscriptions,
-            self.config,
+            self._session_config,
             self.clock,
             Backoff(self.config.backoff, self._rng),
             self.queue,
             slot.metrics,
             connector=self._paced_connect,
-            observer=self._scoped(slot),
+            observer=_SlotObserver(self, slot),
         )
         slot.task = group.create_task(supervisor.run(), name=f"polyfeed-pool-{slot.id}")
         logger.info("pool: connection %d starts with %d assets", slot.id, slot.metrics.assets)
@@ -316,6 +378,8 @@ class ConnectionPool:
                 added.extend(slot.supervisor.subscribe(assets))
             else:
                 added.extend(slot.subscriptions.add(assets, None))
+            if slot.liveness is not None:
+                slot.liveness.track(assets, self.clock.now())
             slot.metrics.assets = len(slot.subscriptions.desired)
         return added
 
@@ -332,6 +396,8 @@ class ConnectionPool:
                 removed.extend(slot.supervisor.unsubscribe(assets))
             else:
                 removed.extend(slot.subscriptions.remove(assets))
+            if slot.liveness is not None:
+                slot.liveness.untrack(assets)
             slot.metrics.assets = len(slot.subscriptions.desired)
         self._compact()
         return removed
@@ -346,6 +412,8 @@ class ConnectionPool:
                 target.supervisor.subscribe(assets)
             else:
                 target.subscriptions.add(assets, None)
+            if target.liveness is not None:
+                target.liveness.track(assets, self.clock.now())
             target.metrics.assets = len(target.subscriptions.desired)
             logger.info(
                 "pool: %d assets move from connection %d to %d",
@@ -356,6 +424,119 @@ class ConnectionPool:
         for source in {move.source for move in moves}:
             self.compactions += 1
             self._close(self._slots[source], "compacted")
+
+    # ------------------------------------------------------------------ per-asset liveness
+
+    async def _watch_assets(self, asset_timeout: float) -> None:
+        """Check assets silent past ``asset_timeout`` while their connection flows (REST)."""
+        clock = self.clock
+        while True:
+            now = clock.now()
+            deadlines = [
+                d
+                for slot in self._slots.values()
+                if slot.liveness is not None and (d := slot.liveness.next_deadline()) is not None
+            ]
+            # New slots start their clocks at now + timeout: waking once per timeout at the
+            # latest sees them without a wake-up call.
+            await clock.sleep_until(min([now + asset_timeout, *deadlines]))
+            for slot in list(self._slots.values()):
+                if slot.id in self._slots:
+                    await self._check_slot(slot, asset_timeout)
+
+    async def _check_slot(self, slot: _Slot, asset_timeout: float) -> None:
+        liveness = slot.liveness
+        supervisor = slot.supervisor
+        if liveness is None or supervisor is None:
+            return
+        now = self.clock.now()
+        last = slot.metrics.last_message_at
+        connection = supervisor.connection
+        flowing = connection is not None and last is not None and now - last < asset_timeout
+        due = liveness.due(now, flowing=flowing)
+        if not due:
+            return
+        self.asset_checks += len(due)
+        assert connection is not None
+        connection_id = connection.session.connection_id
+        silent_for = max(liveness.silent_for(asset, now) for asset in due)
+        supervisor.emit(
+            [Stale(kind="asset", silent_for=silent_for, asset_ids=due, connection_id=connection_id)]
+        )
+        server = await self._server_books(due)
+        now = self.clock.now()
+        actions: dict[LivenessAction, list[str]] = {}
+        for asset in due:
+            moved = self._moved(liveness, asset, server.get(asset))
+            action = liveness.checked(asset, now, moved)
+            actions.setdefault(action, []).append(asset)
+        events: list[object] = [
+            AssetChecked(
+                asset_ids=assets,
+                action=action,
+                silent_for=silent_for,
+                connection_id=connection_id,
+                pool_connection=slot.id,
+            )
+            for action, assets in actions.items()
+        ]
+        replace = actions.get("replace")
+        if replace:
+            events.append(
+                ConnectionReplaced(
+                    pool_connection=slot.id,
+                    reason=f"assets stayed silent after {liveness.retries} redrives",
+                    asset_ids=replace,
+                )
+            )
+        supervisor.emit(events)
+        if replace:
+            self.replacements += 1
+            logger.warning(
+                "pool: connection %d replaced: %d assets silent after %d redrives",
+                slot.id,
+                len(replace),
+                liveness.retries,
+            )
+            live = supervisor.connection
+            if live is not None:
+                live.session.abort(
+                    ConnectionClosedError(None, "replaced: assets silent while others flow")
+                )
+                live.wake()
+        elif actions.get("redrive"):
+            logger.warning(
+                "pool: %d silent assets redriven on connection %d",
+                len(actions["redrive"]),
+                slot.id,
+            )
+            supervisor.refresh(actions["redrive"])
+
+    async def _server_books(self, assets: list[str]) -> dict[str, Book]:
+        """The server's books over REST (one request); empty when REST fails."""
+        rest = self.rest
+        if rest is None:
+            return {}
+        try:
+            books = await rest.books(assets)
+        except RestError as exc:
+            logger.warning("pool: liveness check failed: %s", exc)
+            return {}
+        return {book.asset_id: book for book in books}
+
+    def _moved(self, liveness: AssetLiveness, asset: str, server: Book | None) -> bool | None:
+        """Whether the server's book moved while we heard nothing; None when unknown."""
+        if server is None:
+            return None
+        local = self.books.get(asset) if self.books is not None else None
+        if local is None:
+            return book_moved(liveness.seen(asset), (server.timestamp, server.hash))
+        if not local.synced:
+            return None  # a resync is on its way: nothing to compare with
+        # The levels, not the hash: Polymarket's hash covers the market's shared timestamp.
+        return _levels(local.levels("bids")) != _levels(server.bids) or _levels(
+            local.levels("asks")
+        ) != _levels(server.asks)
 
     def refresh(self, ids: list[str]) -> None:
         """Fresh snapshots of these assets, each on its own connection (no-op when offline)."""
@@ -368,6 +549,10 @@ class ConnectionPool:
             supervisor = self._slots[slot_id].supervisor
             if supervisor is not None:
                 supervisor.refresh(assets)
+
+
+def _levels(levels: Iterable[Level]) -> frozenset[tuple[str, str]]:
+    return frozenset((level.price, level.size) for level in levels)
 
 
 def _first(group: ExceptionGroup[Exception]) -> Exception:

@@ -556,14 +556,19 @@ class MarketStream(_Stream[MarketStreamEvent]):
         return pool
 
     def _start_background(self, driver: _Driver) -> None:
-        if self._books is None:
-            return
         pool = self._pool
         assert pool is not None
+        if self._books is None and pool.asset_timeout is None:
+            return
         endpoints = self.config.endpoints
         self._rest = RestClient(
             self.rest_url, endpoints.gamma_url, request_timeout=self.config.connect_timeout
         )
+        # Silent assets are checked against REST /book before they are redriven.
+        pool.rest = self._rest
+        pool.books = self._books
+        if self._books is None:
+            return
         keeper = self._keeper = BookKeeper(
             self._books,
             clock=self.clock,
