@@ -215,3 +215,19 @@ def test_gamma_capture_decodes_json_encoded_lists(fixtures_dir: Path) -> None:
 )
 def test_decimal_text_is_the_shortest_exact_form(value: object, text: str | None) -> None:
     assert decimal_text(value) == text  # type: ignore[arg-type]
+
+
+async def test_gamma_markets_by_slug_and_condition_id_and_events() -> None:
+    async with FakePolymarket(markets=6, seed=4) as fake:
+        client = RestClient(fake.rest_url, fake.gamma_url)
+        try:
+            m = fake.markets
+            by_slug = await client.gamma_markets(slugs=[m[1].slug, m[4].slug])
+            assert [x.condition_id for x in by_slug] == [m[1].condition_id, m[4].condition_id]
+            by_id = await client.gamma_markets(condition_ids=[m[5].condition_id])
+            assert [x.clob_token_ids for x in by_id] == [list(m[5].tokens)]
+            [event] = await client.gamma_events(["simulated-event-1"])
+            assert event.slug == "simulated-event-1"
+            assert [x.condition_id for x in event.markets] == [c.condition_id for c in m[3:6]]
+        finally:
+            await client.aclose()
