@@ -3,13 +3,17 @@
 Profiles set the data-freshness timeout for the kind of consumer, and ``hft`` a faster
 heartbeat (a dead link is found within 15 s instead of 30 s):
 
-============ ============ ================= ==============================================
-profile      data_timeout PING / PONG dead  for
-============ ============ ================= ==============================================
-hft          60 s         every 5 s / 15 s  busy markets, a trading bot that must not idle
-dashboard    300 s        every 10 s / 30 s the default: monitors and dashboards
-low-activity 900 s        every 10 s / 30 s thin markets that can be quiet for minutes
-============ ============ ================= ==============================================
+============ ============ ================= ============= ===================================
+profile      data_timeout PING / PONG dead  witness_after for
+============ ============ ================= ============= ===================================
+hft          60 s         every 5 s / 15 s  3 s           busy markets, a trading bot
+dashboard    300 s        every 10 s / 30 s 30 s          the default: monitors, dashboards
+low-activity 900 s        every 10 s / 30 s 120 s         thin markets, quiet for minutes
+============ ============ ================= ============= ===================================
+
+``witness_after``: a market connection silent that long is checked against REST ``/book``
+(:mod:`polyfeed.core.witness`); a silent stall is then found in seconds, a quiet market never
+flagged.
 
 Every value can be overridden: ``StreamConfig.from_profile("hft", heartbeat=...)`` or
 ``dataclasses.replace``.
@@ -59,12 +63,20 @@ class WatchdogConfig:
     it is re-requested. On a market stream a silent asset is first checked against REST
     ``/book`` (a quiet market is left alone), then redriven; after ``asset_retries`` redrives in
     a row its connection is replaced.
+
+    ``witness_after`` (None: off; the profiles set it) is the REST witness of a market stream:
+    a connection without a market event that long has ``witness_sample`` of its assets checked
+    against REST ``/book``; a server book that moved past ours is ``Stale(kind="witness")`` and
+    the connection is replaced at once, long before ``data_timeout`` (a quiet market is never
+    flagged: its book did not move). See :mod:`polyfeed.core.witness`.
     """
 
     data_timeout: float = 300.0
     asset_timeout: float | None = None
     confirm_timeout: float = 30.0
     asset_retries: int = 2
+    witness_after: float | None = None
+    witness_sample: int = 3
 
     def __post_init__(self) -> None:
         _positive("data_timeout", self.data_timeout)
@@ -73,6 +85,10 @@ class WatchdogConfig:
             raise ConfigError(f"asset_retries must be >= 0, got {self.asset_retries!r}")
         if self.asset_timeout is not None:
             _positive("asset_timeout", self.asset_timeout)
+        if self.witness_after is not None:
+            _positive("witness_after", self.witness_after)
+        if self.witness_sample < 1:
+            raise ConfigError(f"witness_sample must be >= 1, got {self.witness_sample!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +233,9 @@ class StreamConfig:
             ) from None
         base = cls(
             heartbeat=PROFILE_HEARTBEATS.get(name, HeartbeatConfig()),
-            watchdog=WatchdogConfig(data_timeout=data_timeout),
+            watchdog=WatchdogConfig(
+                data_timeout=data_timeout, witness_after=PROFILE_WITNESS.get(name)
+            ),
         )
         try:
             return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
@@ -226,6 +244,8 @@ class StreamConfig:
 
 
 PROFILES: dict[str, float] = {"hft": 60.0, "dashboard": 300.0, "low-activity": 900.0}
+PROFILE_WITNESS: dict[str, float] = {"hft": 3.0, "dashboard": 30.0, "low-activity": 120.0}
+"""Each profile's ``witness_after``: seconds of silence before a connection is checked over REST."""
 PROFILE_HEARTBEATS: dict[str, HeartbeatConfig] = {
     "hft": HeartbeatConfig(interval=5.0, pong_timeout=15.0),
 }

@@ -13,7 +13,7 @@ import msgspec
 
 from polyfeed.core.messages import Malformed, MarketEvent, Notice, Unknown, UserEvent
 
-StaleKind = Literal["data", "pong", "asset"]
+StaleKind = Literal["data", "pong", "asset", "witness"]
 
 
 class _Lifecycle(msgspec.Struct, frozen=True, tag_field="event_type", kw_only=True):
@@ -45,7 +45,8 @@ class Reconnecting(_Lifecycle, frozen=True, tag="reconnecting"):
 
 
 class Stale(_Lifecycle, frozen=True, tag="stale"):
-    """The watchdog found the link stale: no data, no PONG, or silent assets."""
+    """The watchdog found the link stale: no data, no PONG, or silent assets; ``witness``: the
+    connection was silent while REST ``/book`` showed ``asset_ids``' books moved."""
 
     kind: StaleKind
     silent_for: float

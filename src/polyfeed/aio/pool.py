@@ -36,7 +36,7 @@ from polyfeed.aio.supervisor import Connector, Supervisor
 from polyfeed.aio.transport import Transport, connect
 from polyfeed.config import StreamConfig
 from polyfeed.core.backoff import Backoff
-from polyfeed.core.book import BookRegistry
+from polyfeed.core.book import BookRegistry, ResyncLimiter
 from polyfeed.core.liveness import AssetLiveness, LivenessAction, book_moved
 from polyfeed.core.messages import (
     BestBidAsk,
@@ -49,7 +49,14 @@ from polyfeed.core.messages import (
 from polyfeed.core.pacing import OpenPacer
 from polyfeed.core.placement import Placement
 from polyfeed.core.subscriptions import SubscriptionSet
-from polyfeed.errors import ConnectionClosedError, PolyfeedError, RestError, ServerUnavailableError
+from polyfeed.core.witness import SilenceWitness, server_moved
+from polyfeed.errors import (
+    ConnectionClosedError,
+    DataTimeoutError,
+    PolyfeedError,
+    RestError,
+    ServerUnavailableError,
+)
 from polyfeed.events import AssetChecked, Connected, ConnectionReplaced, Stale
 from polyfeed.metrics import PoolMetrics, SlotMetrics
 
@@ -99,6 +106,9 @@ class _SlotObserver:
         liveness = self._slot.liveness
         if liveness is not None:
             _note_liveness(liveness, events, self._pool.clock.now())
+        witness = self._slot.witness
+        if witness is not None:
+            _note_witness(witness, events, self._pool.clock.now())
         observer = self._pool.observer
         if observer is None:
             return events
@@ -126,6 +136,27 @@ def _note_liveness(liveness: AssetLiveness, events: Sequence[object], now: float
             liveness.reset(now)
 
 
+def _note_witness(witness: SilenceWitness, events: Sequence[object], now: float) -> None:
+    data = False
+    for event in events:
+        cls = type(event)
+        if cls is PriceChange:
+            assert isinstance(event, PriceChange)
+            data = True
+            for entry in event.price_changes:
+                witness.heard(entry.asset_id, event.timestamp, entry.hash)
+        elif cls is Book:
+            assert isinstance(event, Book)
+            data = True
+            witness.heard(event.asset_id, event.timestamp, event.hash)
+        elif cls is LastTradePrice or cls is TickSizeChange or cls is BestBidAsk:
+            data = True
+        elif cls is Connected:
+            witness.reset(now)
+    if data:
+        witness.on_data(now)
+
+
 class _Slot:
     """One connection of the pool: its subscriptions, metrics, supervisor and task."""
 
@@ -135,11 +166,13 @@ class _Slot:
         subscriptions: SubscriptionSet,
         metrics: SlotMetrics,
         liveness: AssetLiveness | None,
+        witness: SilenceWitness | None = None,
     ) -> None:
         self.id = slot
         self.subscriptions = subscriptions
         self.metrics = metrics
         self.liveness = liveness
+        self.witness = witness
         self.supervisor: Supervisor | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -172,7 +205,11 @@ class ConnectionPool:
         self._connector = connector
         self.rest: RestClient | None = None
         self.books: BookRegistry | None = None
+        # The REST budget the witness's /books requests take from (the stream's, shared with
+        # book resyncs); None: unlimited.
+        self.limiter: ResyncLimiter | None = None
         watchdog = config.watchdog
+        self.witness_after = watchdog.witness_after
         self.asset_timeout = watchdog.asset_timeout
         if self.asset_timeout is not None:
             # The pool checks silent assets against REST before redriving them: the sessions'
@@ -196,6 +233,8 @@ class ConnectionPool:
         self.compactions = 0
         self.asset_checks = 0
         self.replacements = 0
+        self.witness_checks = 0
+        self.witness_stale = 0
         for slot, placed in self.placement.add(sorted(assets)).items():
             self._new_slot(slot, placed)
 
@@ -281,6 +320,10 @@ class ConnectionPool:
                     group.create_task(
                         self._watch_assets(self.asset_timeout), name="polyfeed-pool-liveness"
                     )
+                if self.witness_after is not None:
+                    group.create_task(
+                        self._watch_silence(self.witness_after), name="polyfeed-pool-witness"
+                    )
                 # The group lives until cancelled; connections come and go inside it.
                 await asyncio.Event().wait()
         except ExceptionGroup as group_error:
@@ -301,7 +344,11 @@ class ConnectionPool:
         if self.asset_timeout is not None:
             liveness = AssetLiveness(self.asset_timeout, self.config.watchdog.asset_retries)
             liveness.track(assets, now)
-        new = self._slots[slot] = _Slot(slot, subscriptions, metrics, liveness)
+        witness = None
+        if self.witness_after is not None:
+            sample = self.config.watchdog.witness_sample
+            witness = SilenceWitness(self.witness_after, sample=sample, now=now)
+        new = self._slots[slot] = _Slot(slot, subscriptions, metrics, liveness, witness)
         metrics.assets = len(assets)
         return new
 
@@ -398,6 +445,8 @@ class ConnectionPool:
                 removed.extend(slot.subscriptions.remove(assets))
             if slot.liveness is not None:
                 slot.liveness.untrack(assets)
+            if slot.witness is not None:
+                slot.witness.forget(assets)
             slot.metrics.assets = len(slot.subscriptions.desired)
         self._compact()
         return removed
@@ -537,6 +586,85 @@ class ConnectionPool:
         return _levels(local.levels("bids")) != _levels(server.bids) or _levels(
             local.levels("asks")
         ) != _levels(server.asks)
+
+    # ------------------------------------------------------------------ REST witness
+
+    async def _watch_silence(self, after: float) -> None:
+        """Check connections silent for ``after`` against REST ``/book`` (the witness)."""
+        clock = self.clock
+        while True:
+            now = clock.now()
+            deadlines = [
+                d
+                for slot in self._slots.values()
+                if slot.witness is not None and (d := slot.witness.next_deadline()) is not None
+            ]
+            await clock.sleep_until(min([now + after, *deadlines]))
+            for slot in list(self._slots.values()):
+                if slot.id in self._slots:
+                    await self._witness_slot(slot)
+
+    async def _witness_slot(self, slot: _Slot) -> None:
+        witness = slot.witness
+        supervisor = slot.supervisor
+        if witness is None or supervisor is None:
+            return
+        now = self.clock.now()
+        connection = supervisor.connection
+        due = witness.due(now, sorted(slot.subscriptions.desired))
+        if not due:
+            return
+        limiter = self.limiter
+        if connection is None or (limiter is not None and not limiter.try_acquire(now, len(due))):
+            # Reconnecting (its own first frame ends the silence), or the REST budget is spent.
+            witness.postpone(now)
+            return
+        self.witness_checks += 1
+        server = await self._server_books(due)
+        now = self.clock.now()
+        moved = {asset: self._witness_moved(witness, asset, server.get(asset)) for asset in due}
+        verdict = witness.verdict(now, moved)
+        logger.debug("pool: witness on connection %d: %s %s", slot.id, verdict, moved)
+        if verdict != "stale" or supervisor.connection is not connection:
+            return
+        self.witness_stale += 1
+        silent_for = witness.silent_for(now)
+        assets = [asset for asset, value in moved.items() if value]
+        connection_id = connection.session.connection_id
+        logger.warning(
+            "pool: connection %d silent for %.1fs while REST shows %d of its books moved: stale",
+            slot.id,
+            silent_for,
+            len(assets),
+        )
+        supervisor.emit(
+            [
+                Stale(
+                    kind="witness",
+                    silent_for=silent_for,
+                    asset_ids=assets,
+                    connection_id=connection_id,
+                )
+            ]
+        )
+        connection.session.abort(DataTimeoutError("witness", silent_for, tuple(assets)))
+        connection.wake()
+
+    def _witness_moved(
+        self, witness: SilenceWitness, asset: str, server: Book | None
+    ) -> bool | None:
+        """Whether the server's book moved past what this connection told us; None: unknown."""
+        if server is None:
+            return None
+        moved = server_moved(witness.held(asset), (server.timestamp, server.hash))
+        local = self.books.get(asset) if self.books is not None else None
+        if moved and local is not None and local.synced:
+            # The market's shared timestamp is in the hash: a sibling token's trade on another
+            # connection changes ours too. Moved means other levels.
+            return _levels(local.levels("bids")) != _levels(server.bids) or _levels(
+                local.levels("asks")
+            ) != _levels(server.asks)
+        return moved
 
     def refresh(self, ids: list[str]) -> None:
         """Fresh snapshots of these assets, each on its own connection (no-op when offline)."""

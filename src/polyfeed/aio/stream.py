@@ -558,7 +558,7 @@ class MarketStream(_Stream[MarketStreamEvent]):
     def _start_background(self, driver: _Driver) -> None:
         pool = self._pool
         assert pool is not None
-        if self._books is None and pool.asset_timeout is None:
+        if self._books is None and pool.asset_timeout is None and pool.witness_after is None:
             return
         endpoints = self.config.endpoints
         self._rest = RestClient(
@@ -567,6 +567,7 @@ class MarketStream(_Stream[MarketStreamEvent]):
         # Silent assets are checked against REST /book before they are redriven.
         pool.rest = self._rest
         pool.books = self._books
+        pool.limiter = self._limiter
         if self._books is None:
             return
         keeper = self._keeper = BookKeeper(
