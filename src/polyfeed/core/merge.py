@@ -82,7 +82,9 @@ class _Scope:
 
     head: int = -1
     keys: deque[tuple[int, MessageKey, float, Hashable]] = field(default_factory=deque)
-    positions: dict[MessageKey, deque[int]] = field(default_factory=dict)
+    # Usually one position per key; a list (not a deque: ~600 bytes each) keeps a full window
+    # of a busy market near 100 kB.
+    positions: dict[MessageKey, list[int]] = field(default_factory=dict)
     pointers: dict[Hashable, int] = field(default_factory=dict)
     in_step: set[Hashable] = field(default_factory=set)
     held: dict[Hashable, list[tuple[MessageKey, MarketEvent]]] = field(default_factory=dict)
@@ -222,15 +224,15 @@ class LegMerger:
         scope.head += 1
         position = scope.head
         scope.keys.append((position, key, now, leg))
-        scope.positions.setdefault(key, deque()).append(position)
+        scope.positions.setdefault(key, []).append(position)
         scope.pointers[leg] = position
         self.stats[leg].first += 1
         self.emitted += 1
         if len(scope.keys) > self.window:
             _, old, _, _ = scope.keys.popleft()
-            queue = scope.positions[old]
-            queue.popleft()
-            if not queue:
+            positions = scope.positions[old]
+            del positions[0]
+            if not positions:
                 del scope.positions[old]
 
     def _match_held(
