@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polyfeed.core.codec import FrameDecoder
-from polyfeed.core.merge import LegMerger, message_key
+from polyfeed.core.gaps import Outage
+from polyfeed.core.merge import LegMerger, LegOutages, RedundancyChange, message_key
 from polyfeed.core.messages import (
     Book,
     LastTradePrice,
@@ -262,3 +263,76 @@ def test_legs_join_and_leave() -> None:
 def test_bad_settings_are_config_errors(legs: list[str], window: int, hold: int) -> None:
     with pytest.raises(ConfigError):
         LegMerger(legs, window=window, hold=hold)
+
+
+# --------------------------------------------------------------------------- leg outages
+
+
+LEG_EVENTS = st.lists(
+    st.tuples(st.sampled_from(["a", "b", "c"]), st.booleans(), st.floats(0.0, 5.0)),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LEG_EVENTS, st.integers(2, 3))
+def test_a_gap_is_owed_only_for_the_time_every_leg_was_down(
+    steps: list[tuple[str, bool, float]], legs: int
+) -> None:
+    names = ["a", "b", "c"][:legs]
+    outages = LegOutages(names)
+    up: set[str] = set()
+    now = 0.0
+    ever_up = False
+    all_down_since: float | None = None
+    expected: list[Outage] = []
+    got: list[Outage] = []
+    for leg, going_up, dt in steps:
+        if leg not in names:
+            continue
+        now += dt
+        if going_up:
+            change = outages.up(leg, now)
+            if leg not in up and not up and all_down_since is not None:
+                expected.append(Outage(all_down_since, now, f"lost {leg}"))
+                all_down_since = None
+            up.add(leg)
+            ever_up = True
+        else:
+            change = outages.down(leg, now, f"lost {leg}")
+            if leg in up and len(up) == 1:
+                all_down_since = now
+            up.discard(leg)
+        if change is not None and change.outage is not None:
+            got.append(change.outage)
+        state = (
+            "connecting"
+            if not ever_up
+            else "full"
+            if len(up) == legs
+            else "degraded"
+            if up
+            else "down"
+        )
+        assert outages.state == state
+        assert outages.up_legs == up
+    # Reasons: the outage's is the last leg's to go down; compare the times exactly.
+    assert [(o.started, o.ended) for o in got] == [(o.started, o.ended) for o in expected]
+
+
+def test_one_leg_down_is_degraded_and_both_down_owes_exactly_the_overlap() -> None:
+    outages = LegOutages(["a", "b"])
+    assert outages.up("a", 0.0) == RedundancyChange("degraded", 1, 2)
+    assert outages.up("b", 0.1) == RedundancyChange("full", 2, 2)
+    assert outages.down("a", 1.0, "closed") == RedundancyChange("degraded", 1, 2)
+    assert outages.up("a", 1.5) == RedundancyChange("full", 2, 2)  # no gap: b carried on
+    assert outages.down("a", 2.0, "closed") is not None
+    assert outages.down("b", 2.5, "dropped") == RedundancyChange("down", 0, 2)
+    assert outages.down("b", 2.6, "dropped") is None
+    change = outages.up("b", 3.0)
+    assert change == RedundancyChange("degraded", 1, 2, Outage(2.5, 3.0, "dropped"))
+    assert repr(outages) == "<LegOutages degraded up=1/2>"
+    with pytest.raises(ConfigError):
+        outages.up("z", 4.0)
+    with pytest.raises(ConfigError):
+        LegOutages(["a"])

@@ -26,6 +26,9 @@ So while one leg is live and in step, a leg that lost a stretch never reorders o
 what the consumer sees, and the consumer never waits for a slow leg. Memory per scope: at most
 ``window`` keys plus ``hold`` held messages per leg.
 
+:class:`LegOutages` tracks which legs are up: the stream is ``degraded`` while one is down and
+owes a ``Gap`` only for the time every leg was down.
+
 Key digests are 128-bit BLAKE2b of the canonical msgspec encoding: two distinct messages share
 a key only if they are identical in every field (which the matching counts as two messages) or
 by a 2**-64 birthday chance within one scope's window.
@@ -37,13 +40,23 @@ import hashlib
 from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import msgspec
 
+from polyfeed.core.gaps import Outage
 from polyfeed.core.messages import MarketEvent
 from polyfeed.errors import ConfigError
 
-__all__ = ["LegMerger", "LegStats", "MessageKey", "message_key"]
+__all__ = [
+    "LegMerger",
+    "LegOutages",
+    "LegStats",
+    "MessageKey",
+    "RedundancyChange",
+    "RedundancyState",
+    "message_key",
+]
 
 MessageKey = tuple[str, str, int, bytes]
 """(market, event type, timestamp, content digest) of one market message."""
@@ -273,3 +286,81 @@ class LegMerger:
                 break
             out.extend(self._release(scope, leg, now))
         return out
+
+
+# --------------------------------------------------------------------------- leg outages
+
+RedundancyState = Literal["connecting", "full", "degraded", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class RedundancyChange:
+    """The redundant group changed state. ``outage``: set when leaving ``down``, the time every
+    leg was down (the only time a ``Gap`` is owed)."""
+
+    state: RedundancyState
+    legs_up: int
+    legs: int
+    outage: Outage | None = None
+
+
+class LegOutages:
+    """Which legs of one redundant group are up, sans-I/O.
+
+    ``connecting`` until a leg is first up (no gap is owed before: nothing was missed), then
+    ``full`` (every leg up), ``degraded`` (some up: no event is lost, the stream runs on one
+    leg) or ``down`` (none up: events are missed). Leaving ``down`` reports the outage, from the
+    moment the last leg went down to the moment the first came back.
+    """
+
+    __slots__ = ("_down_reason", "_down_since", "_legs", "_up", "state")
+
+    def __init__(self, legs: Iterable[Hashable]) -> None:
+        self._legs = frozenset(legs)
+        if len(self._legs) < 2:
+            raise ConfigError("a redundant group needs two or more legs")
+        self._up: set[Hashable] = set()
+        self._down_since = 0.0
+        self._down_reason = ""
+        self.state: RedundancyState = "connecting"
+
+    def __repr__(self) -> str:
+        return f"<LegOutages {self.state} up={len(self._up)}/{len(self._legs)}>"
+
+    @property
+    def up_legs(self) -> frozenset[Hashable]:
+        """The legs up now."""
+        return frozenset(self._up)
+
+    def up(self, leg: Hashable, now: float) -> RedundancyChange | None:
+        """``leg`` delivers again (its first frame) at ``now``; the change, if any."""
+        self._check(leg)
+        if leg in self._up:
+            return None
+        self._up.add(leg)
+        outage = None
+        if self.state == "down":
+            outage = Outage(self._down_since, max(now, self._down_since), self._down_reason)
+        return self._set("full" if self._up == self._legs else "degraded", outage)
+
+    def down(self, leg: Hashable, now: float, reason: str) -> RedundancyChange | None:
+        """``leg`` lost its connection at ``now`` because ``reason``; the change, if any."""
+        self._check(leg)
+        if leg not in self._up:
+            return None
+        self._up.discard(leg)
+        if self._up:
+            return self._set("degraded", None)
+        self._down_since = now
+        self._down_reason = reason
+        return self._set("down", None)
+
+    def _check(self, leg: Hashable) -> None:
+        if leg not in self._legs:
+            raise ConfigError(f"unknown leg {leg!r}")
+
+    def _set(self, state: RedundancyState, outage: Outage | None) -> RedundancyChange | None:
+        if state == self.state and outage is None:
+            return None
+        self.state = state
+        return RedundancyChange(state, len(self._up), len(self._legs), outage)
