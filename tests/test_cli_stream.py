@@ -352,3 +352,31 @@ def test_every_line_has_an_event_type() -> None:
     ]
     kinds = [msgspec.json.decode(encode_event(item))["event_type"] for item in items]
     assert kinds == ["stale", "gap", "unknown", "notice", "malformed", "pong"]
+
+
+@pytest.mark.timeout(40)
+async def test_redundancy_2_carries_every_asset_on_two_connections() -> (
+    None
+):
+    async with FakePolymarket(markets=2, rate=0.0, seed=12) as fake:
+        process = await start(*stream_args(fake), "--redundancy", "2", *fake.asset_ids)
+        try:
+            async with asyncio.timeout(20):
+                seen = await books_seen(process, len(fake.asset_ids))
+                await fake.wait_for_connection(2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                code = await process.wait()
+        assert seen == set(fake.asset_ids)
+        assert code == 0
+        assert [set(c.subscribed) for c in fake.connections] == [set(fake.asset_ids)] * 2
+
+
+def test_redundancy_is_a_market_channel_option_of_1_to_3() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["stream", "--redundancy", "4", "x"])
+    assert result.exit_code == 2
+    result = runner.invoke(main, ["stream", "--channel", "user", "--redundancy", "2"])
+    assert result.exit_code == 2
+    assert "market channel only" in result.output

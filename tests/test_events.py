@@ -19,6 +19,7 @@ from polyfeed.events import (
     Gap,
     LifecycleEvent,
     Reconnecting,
+    Redundancy,
     Resubscribed,
     Stale,
     is_lifecycle,
@@ -60,6 +61,7 @@ EXAMPLES = [
         ConnectionReplaced(pool_connection=4, reason="silent after 2 redrives", asset_ids=["a"]),
         "connection_replaced",
     ),
+    (Redundancy(state="degraded", legs_up=1, legs=2, pool_connection=0), "redundancy"),
 ]
 
 

@@ -1,26 +1,44 @@
 """Failover end to end, against FakePolymarket over real loopback sockets (scaled intervals, hard
-timeouts): the REST witness finds a silent stall on an active market within ``witness_after``
-plus one REST round trip, and never flags a market that stopped trading."""
+timeouts): with ``redundancy=2`` each fault on one leg delivers every event of the server's
+ground-truth log exactly once, with no ``Gap`` and no book invalidation, and both legs down at
+once owe one ``Gap``; the REST witness finds a silent stall on an active market within
+``witness_after`` plus one REST round trip, and never flags a market that stopped trading."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable, Hashable
 
 import pytest
 
 from polyfeed import (
     BackoffConfig,
     Book,
+    BookInvalidated,
     Connected,
+    Disconnected,
+    Gap,
     HeartbeatConfig,
     MarketStream,
+    Redundancy,
     Stale,
     StreamConfig,
     WatchdogConfig,
 )
+from polyfeed.aio.redundant import RedundantPool
 from polyfeed.config import PoolConfig
-from polyfeed.testing import FakePolymarket, StallData
+from polyfeed.core.codec import FrameDecoder
+from polyfeed.core.merge import LegStats, MessageKey, message_key
+from polyfeed.core.messages import MarketEvent
+from polyfeed.testing import (
+    DropTcp,
+    FakeConnection,
+    FakePolymarket,
+    ForgetSubscriptions,
+    Hang,
+    StallData,
+)
 
 WITNESS_AFTER = 0.3
 # A loaded two-core machine: one REST round trip plus scheduling, with room to spare; far below
@@ -124,3 +142,153 @@ def test_profiles_set_the_witness() -> None:
     assert hft <= 5.0 < dashboard < low
     assert WatchdogConfig().witness_after is None  # off unless a profile or a caller sets it
     assert dataclasses.replace(WatchdogConfig(), witness_after=1.0).witness_sample == 3
+
+
+# --------------------------------------------------------------------------- redundancy
+
+REDUNDANT = StreamConfig(
+    heartbeat=HeartbeatConfig(interval=0.05, pong_timeout=0.25),
+    watchdog=WatchdogConfig(data_timeout=0.6, confirm_timeout=2.0),
+    backoff=BackoffConfig(base=0.02, max_delay=0.16, jitter=0.0, stable_for=1.0),
+    pool=PoolConfig(open_interval=0.0),
+)
+
+Fault = Callable[[FakePolymarket, FakeConnection], Awaitable[None]]
+
+
+def _truth(fake: FakePolymarket, origin: str) -> list[tuple[str, MessageKey]]:
+    """The messages of ``origin`` the server addressed to the stream: sent to a connection, or
+    withheld from it by a fault (``best_bid_ask`` without the custom feature is neither)."""
+    log = fake.log
+    addressed: set[int] = set()
+    for connection in fake.connections:
+        addressed.update(log.sent_seqs(connection.id))
+        addressed.update(delivery.seq for delivery in log.withheld_from(connection.id))
+    decoder = FrameDecoder("market")
+    out = []
+    for logged in log.events:
+        if logged.origin == origin and logged.seq in addressed:
+            for item in decoder.decode(logged.raw):
+                event: MarketEvent = item  # type: ignore[assignment]
+                out.append((event.market, message_key(event)))
+    return out
+
+
+def _per_market(pairs: list[tuple[str, MessageKey]]) -> dict[str, list[MessageKey]]:
+    out: dict[str, list[MessageKey]] = {}
+    for market, key in pairs:
+        out.setdefault(market, []).append(key)
+    return out
+
+
+async def _run_with_fault(
+    fault: Fault, seed: int, *, reconnections: int = 1
+) -> tuple[FakePolymarket, list[object], dict[Hashable, LegStats]]:
+    """Two legs; order flow; ``fault`` on one leg midway; flow until the failed legs are back
+    (``reconnections`` new sockets); every event the consumer saw."""
+    events: list[object] = []
+    async with (
+        FakePolymarket(markets=2, seed=seed) as fake,
+        MarketStream(
+            fake.asset_ids, endpoints=fake.endpoints, config=REDUNDANT, redundancy=2
+        ) as stream,
+    ):
+        async with asyncio.timeout(10):
+            await fake.wait_for_connection(2)
+            missing = set(fake.asset_ids)
+            while missing:
+                event = await anext(stream)
+                events.append(event)
+                if isinstance(event, Book):
+                    missing.discard(event.asset_id)
+        victim = fake.open_connections("market")[0]
+
+        async def flow() -> None:
+            for step in range(200):
+                fake.step(1)
+                if step == 20:
+                    await fault(fake, victim)
+                await asyncio.sleep(0.01)
+
+        async def consume() -> None:
+            while True:
+                events.append(await anext(stream))
+
+        async with asyncio.timeout(15):
+            async with asyncio.TaskGroup() as tg:
+                consumer = tg.create_task(consume())
+                await flow()
+                # The failed legs are back (subscribed again), then the last events drain.
+                await fake.wait_for_connection(2 + reconnections)
+                fake.step(5)
+                await asyncio.sleep(0.3)
+                consumer.cancel()
+        pool = stream.pool
+        assert isinstance(pool, RedundantPool)
+        assert all(stream.books[asset].synced for asset in fake.asset_ids)
+    return fake, events, pool.merger.stats
+
+
+def _delivered(events: list[object]) -> list[tuple[str, MessageKey]]:
+    return [(e.market, message_key(e)) for e in events if isinstance(e, MarketEvent.__args__)]
+
+
+async def _stall(fake: FakePolymarket, victim: FakeConnection) -> None:
+    fake.inject(StallData(), victim)
+
+
+async def _close(fake: FakePolymarket, victim: FakeConnection) -> None:
+    await fake.disconnect(victim, code=1012)
+
+
+async def _drop(fake: FakePolymarket, victim: FakeConnection) -> None:
+    fake.inject(DropTcp(), victim)
+
+
+async def _hang(fake: FakePolymarket, victim: FakeConnection) -> None:
+    fake.inject(Hang(), victim)
+
+
+async def _forget(fake: FakePolymarket, victim: FakeConnection) -> None:
+    fake.inject(ForgetSubscriptions(), victim)
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize(
+    "fault",
+    [_stall, _close, _drop, _hang, _forget],
+    ids=["silent-stall", "server-close", "tcp-drop", "hung-peer", "forgotten-subscription"],
+)
+async def test_a_fault_on_one_leg_loses_and_repeats_nothing(fault: Fault) -> None:
+    fake, events, stats = await _run_with_fault(fault, seed=31)
+    truth = _truth(fake, "market")
+    assert len(truth) >= 200
+    snapshots = {key for _, key in _truth(fake, "snapshot")}
+    delivered = [(m, k) for m, k in _delivered(events) if k not in snapshots]
+    # Every generated event exactly once, in order per market.
+    assert _per_market(delivered) == _per_market(truth)
+    assert not [e for e in events if isinstance(e, Gap | BookInvalidated | Disconnected)]
+    states = [e.state for e in events if isinstance(e, Redundancy)]
+    assert states == ["degraded", "full"]
+    # The failed leg did reconnect: the fault really took it down.
+    assert len(fake.connections) == 3
+    # Per-leg stats: every message was first on one leg; the other saw it as a duplicate.
+    assert sum(leg.first for leg in stats.values()) == len(_delivered(events))
+    assert all(leg.delivered > 0 for leg in stats.values())
+    assert sum(leg.resets for leg in stats.values()) == 1
+
+
+@pytest.mark.timeout(40)
+async def test_both_legs_down_at_once_owe_one_gap_for_the_outage() -> None:
+    async def both(fake: FakePolymarket, victim: FakeConnection) -> None:
+        await fake.disconnect(abort=True)
+
+    fake, events, _ = await _run_with_fault(both, seed=32, reconnections=2)
+    gaps = [e for e in events if isinstance(e, Gap)]
+    assert len(gaps) == 1
+    (gap,) = gaps
+    assert sorted(gap.assets) == sorted(fake.asset_ids)
+    assert 0 <= gap.ended - gap.started < 2.0
+    states = [e.state for e in events if isinstance(e, Redundancy)]
+    assert states[0] == "degraded" and "down" in states and states[-1] == "full"
+    assert any(isinstance(e, BookInvalidated) for e in events)

@@ -43,6 +43,7 @@ PUBLIC = {
     "Disconnected",
     "Gap",
     "Reconnecting",
+    "Redundancy",
     "Resubscribed",
     "Stale",
     # configuration
@@ -126,7 +127,7 @@ def describe_market(event: polyfeed.MarketStreamEvent) -> str:
             return "link"
         case polyfeed.BookInvalidated() | polyfeed.BookResynced():
             return "book"
-        case polyfeed.AssetChecked() | polyfeed.ConnectionReplaced():
+        case polyfeed.AssetChecked() | polyfeed.ConnectionReplaced() | polyfeed.Redundancy():
             return "pool"
         case _:
             assert_never(event)

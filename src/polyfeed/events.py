@@ -123,7 +123,22 @@ class ConnectionReplaced(_Lifecycle, frozen=True, tag="connection_replaced"):
     asset_ids: list[str]
 
 
-PoolLifecycleEvent = AssetChecked | ConnectionReplaced
+RedundancyState = Literal["full", "degraded", "down"]
+
+
+class Redundancy(_Lifecycle, frozen=True, tag="redundancy"):
+    """With ``redundancy`` > 1, the legs carrying ``pool_connection``'s assets changed: ``full``
+    (every leg up), ``degraded`` (a leg is down; the others carry every event, no ``Gap``, books
+    stay valid), ``down`` (every leg down: ``Disconnected``, book invalidation and, once one is
+    back, a ``Gap`` for the time all were down)."""
+
+    state: RedundancyState
+    legs_up: int
+    legs: int
+    pool_connection: int = 0
+
+
+PoolLifecycleEvent = AssetChecked | ConnectionReplaced | Redundancy
 """Lifecycle events only a market stream over a pool yields."""
 
 
@@ -144,6 +159,7 @@ LifecycleEvent = (
     | BookResynced
     | AssetChecked
     | ConnectionReplaced
+    | Redundancy
 )
 
 

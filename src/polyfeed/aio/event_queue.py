@@ -36,6 +36,7 @@ from polyfeed.events import (
     Gap,
     LifecycleEvent,
     Reconnecting,
+    Redundancy,
     Resubscribed,
     Stale,
     is_lifecycle,
@@ -130,7 +131,7 @@ def lifecycle_assets(event: LifecycleEvent) -> list[str]:
             return assets
         case Stale(asset_ids=assets):
             return assets
-        case Connected() | Disconnected() | Reconnecting():
+        case Connected() | Disconnected() | Reconnecting() | Redundancy():
             return []
         case AssetChecked(asset_ids=assets) | ConnectionReplaced(asset_ids=assets):
             return assets

@@ -32,6 +32,7 @@ from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.clock import Clock, LoopClock
 from polyfeed.aio.event_queue import EventQueue
 from polyfeed.aio.pool import ConnectionHealth, ConnectionPool
+from polyfeed.aio.redundant import RedundantPool
 from polyfeed.aio.rest import RestClient, credentials_check
 from polyfeed.aio.supervisor import Connector, Supervisor
 from polyfeed.aio.transport import connect
@@ -460,6 +461,13 @@ class MarketStream(_Stream[MarketStreamEvent]):
     reconnects alone, and its ``Gap`` names only its assets. ``shard`` (``"I/N"``) keeps only the
     ids of shard I of N (a stable hash of the token id), so N processes split a universe exactly
     once.
+
+    Zero-gap failover: with ``redundancy=2`` (or 3) every asset is carried by that many
+    connections, opened and reconnected at different times, and their events are merged exactly
+    (:mod:`polyfeed.core.merge`): each event is seen once, in order per market, from whichever
+    connection was first. When one of them stalls, closes, drops or hangs, the others carry on:
+    no event lost, no ``Gap``, no book invalidated; ``Redundancy(state="degraded")`` says so until
+    it is back (``full``). A ``Gap`` is reported only for time when all of them were down.
     """
 
     _channel = "market"
@@ -481,8 +489,14 @@ class MarketStream(_Stream[MarketStreamEvent]):
         rng: Callable[[], float] | None = None,
         connector: Connector = connect,
         shard: Shard | str | None = None,
+        redundancy: int = 1,
     ) -> None:
         cfg = _resolve_config(profile, config, endpoints)
+        if not 1 <= redundancy <= 3:
+            raise ConfigError(
+                f"redundancy must be 1, 2 or 3 connections per asset, got {redundancy!r}"
+            )
+        self.redundancy = redundancy
         self.shard = parse_shard(shard) if isinstance(shard, str) else shard
         wanted = _validate_ids(assets)
         if self.shard is not None:
@@ -543,16 +557,21 @@ class MarketStream(_Stream[MarketStreamEvent]):
     def _make_driver(self, queue: EventQueue) -> _Driver:
         metrics = self.metrics
         assert isinstance(metrics, PoolMetrics)
-        pool = self._pool = ConnectionPool(
-            self._subscriptions.desired,
-            url=self.url,
-            config=self.config,
-            clock=self.clock,
-            rng=self._rng,
-            queue=queue,
-            metrics=metrics,
-            connector=self._connector,
-        )
+        options: dict[str, Any] = {
+            "url": self.url,
+            "config": self.config,
+            "clock": self.clock,
+            "rng": self._rng,
+            "queue": queue,
+            "metrics": metrics,
+            "connector": self._connector,
+        }
+        pool: ConnectionPool
+        if self.redundancy > 1:
+            pool = RedundantPool(self._subscriptions.desired, redundancy=self.redundancy, **options)
+        else:
+            pool = ConnectionPool(self._subscriptions.desired, **options)
+        self._pool = pool
         return pool
 
     def _start_background(self, driver: _Driver) -> None:

@@ -9,6 +9,7 @@ from polyfeed.events import (
     Disconnected,
     Gap,
     Reconnecting,
+    Redundancy,
     Resubscribed,
     Stale,
 )
@@ -51,6 +52,8 @@ def describe_event(event: object) -> str | None:
             return f"{_books(assets)} invalidated: {reason}"
         case BookResynced(asset_ids=assets, source=source):
             return f"{_books(assets)} resynced from {source}"
+        case Redundancy(state=state, legs_up=up, legs=legs, pool_connection=slot):
+            return f"redundancy {state}: {up}/{legs} legs up (connection {slot})"
     return None
 
 

@@ -154,6 +154,7 @@ async def _stream_main(
     ids: list[str],
     credentials: Credentials | None,
     selection: Selection | None = None,
+    redundancy: int = 1,
 ) -> int:
     discovery: Discovery | None = None
     rest: RestClient | None = None
@@ -165,7 +166,7 @@ async def _stream_main(
             return 1
     try:
         return await _stream_ids(
-            channel, url, rest_url, config, ids, credentials, selection, discovery
+            channel, url, rest_url, config, ids, credentials, selection, discovery, redundancy
         )
     finally:
         if rest is not None:
@@ -181,11 +182,19 @@ async def _stream_ids(
     credentials: Credentials | None,
     selection: Selection | None,
     discovery: Discovery | None,
+    redundancy: int = 1,
 ) -> int:
     stream: MarketStream | UserStream
     if channel == "market":
         shard = selection.query.shard if selection is not None else None
-        stream = MarketStream(ids, url=url, rest_url=rest_url, config=config, shard=shard)
+        stream = MarketStream(
+            ids,
+            url=url,
+            rest_url=rest_url,
+            config=config,
+            shard=shard,
+            redundancy=redundancy,
+        )
     else:
         stream = UserStream(ids or None, credentials=credentials, url=url, config=config)
     error: str | None = None
@@ -256,6 +265,13 @@ async def _stream_ids(
     default=None,
     help="Assets per WebSocket (default 200); more assets open more connections.",
 )
+@click.option(
+    "--redundancy",
+    type=click.IntRange(min=1, max=3),
+    default=1,
+    show_default=True,
+    help="Connections carrying each asset (market channel); 2: zero-gap failover, merged exactly.",
+)
 @click.option("--gamma-url", default=None, help="Gamma URL for discovery (default: Polymarket's).")
 @click.option(
     "--refresh",
@@ -281,6 +297,7 @@ def stream(
     all_active: bool,
     shard: str | None,
     max_per_connection: int | None,
+    redundancy: int,
     gamma_url: str | None,
     refresh: float | None,
     ids: tuple[str, ...],
@@ -310,6 +327,8 @@ def stream(
             )
         if channel != "market" and not (query.empty and shard is None):
             raise click.UsageError("discovery and --shard apply to the market channel only")
+        if channel != "market" and redundancy != 1:
+            raise click.UsageError("--redundancy applies to the market channel only")
         if refresh is not None and query.empty:
             raise click.UsageError("--refresh needs --market, --event or --all-active")
         if gamma_url is not None and not gamma_url.startswith(("http://", "https://")):
@@ -334,6 +353,7 @@ def stream(
             list(ids),
             credentials,
             selection if channel == "market" else None,
+            redundancy,
         )
     )
     sys.exit(code)
