@@ -355,9 +355,7 @@ def test_every_line_has_an_event_type() -> None:
 
 
 @pytest.mark.timeout(40)
-async def test_redundancy_2_carries_every_asset_on_two_connections() -> (
-    None
-):
+async def test_redundancy_2_carries_every_asset_on_two_connections() -> None:
     async with FakePolymarket(markets=2, rate=0.0, seed=12) as fake:
         process = await start(*stream_args(fake), "--redundancy", "2", *fake.asset_ids)
         try:
