@@ -365,3 +365,24 @@ async def test_an_asset_a_redrive_cannot_cure_gets_its_connection_replaced() -> 
             pool = stream.pool
             assert pool is not None
             assert pool.replacements == 1
+
+
+@pytest.mark.timeout(30)
+async def test_a_markets_tokens_given_side_by_side_share_a_connection_and_arrive_once() -> None:
+    async with FakePolymarket(markets=4, seed=10) as fake:
+        # YES then NO per market, as discovery lists them.
+        stream = MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=fast(2))
+        async with stream:
+            async with asyncio.timeout(10):
+                await books_for(stream, set(fake.asset_ids))
+            assert sorted(map(sorted, subscribed_sets(fake))) == sorted(
+                sorted(m.tokens) for m in fake.markets
+            )
+            sent = [e for e in fake.step(20) if e.event_type == "price_change"]
+            received: list[tuple[str, int]] = []
+            async with asyncio.timeout(10):
+                while len(received) < len(sent):
+                    event = await anext(stream)
+                    if isinstance(event, PriceChange):
+                        received.append((event.market, event.timestamp))
+            assert sorted(received) == sorted((e.market, int(e.timestamp)) for e in sent)

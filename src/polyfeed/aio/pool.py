@@ -196,7 +196,7 @@ class ConnectionPool:
         self.compactions = 0
         self.asset_checks = 0
         self.replacements = 0
-        for slot, placed in self.placement.add(sorted(assets)).items():
+        for slot, placed in self.placement.add(assets).items():
             self._new_slot(slot, placed)
 
     def __repr__(self) -> str:

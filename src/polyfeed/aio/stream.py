@@ -543,8 +543,13 @@ class MarketStream(_Stream[MarketStreamEvent]):
     def _make_driver(self, queue: EventQueue) -> _Driver:
         metrics = self.metrics
         assert isinstance(metrics, PoolMetrics)
+        desired = self._subscriptions.desired
+        # The order given, not a set's: a market's two tokens, given side by side (as discovery
+        # lists them), land on one connection and its messages arrive once.
+        ordered = [a for a in self._ids if a in desired]
+        ordered += sorted(desired.difference(ordered))
         pool = self._pool = ConnectionPool(
-            self._subscriptions.desired,
+            ordered,
             url=self.url,
             config=self.config,
             clock=self.clock,
