@@ -386,3 +386,22 @@ async def test_a_markets_tokens_given_side_by_side_share_a_connection_and_arrive
                     if isinstance(event, PriceChange):
                         received.append((event.market, event.timestamp))
             assert sorted(received) == sorted((e.market, int(e.timestamp)) for e in sent)
+
+
+@pytest.mark.timeout(30)
+async def test_closing_the_stream_closes_every_connection_politely_and_leaves_no_task() -> None:
+    async with FakePolymarket(markets=10, seed=13) as fake:
+        stream = MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=fast(4))
+        async with stream:
+            async with asyncio.timeout(10):
+                await books_for(stream, set(fake.asset_ids))
+            assert len(fake.open_connections("market")) == 5
+            assert "polyfeed-pool-3" in {t.get_name() for t in asyncio.all_tasks()}
+        assert [t for t in asyncio.all_tasks() if t.get_name().startswith("polyfeed-")] == []
+        await wait_until(lambda: not fake.open_connections("market"))
+        assert [c.close.code if c.close else None for c in fake.connections] == [1000] * 5
+        assert stream.health().state == "closed"
+        health = stream.health()
+        assert [(c.state, c.connected) for c in health.connections] == [("closed", False)] * 5
+        assert not health.connected
+        assert stream.metrics.open_connections == 0

@@ -290,6 +290,9 @@ class ConnectionPool:
         finally:
             self._group = None
             self._state = "closed"
+            now = self.clock.now()
+            for slot in self._slots.values():
+                slot.metrics.on_closed(now)
 
     def _new_slot(self, slot: int, assets: list[str]) -> _Slot:
         subscriptions = SubscriptionSet(
