@@ -54,3 +54,23 @@ def test_every_leg_carries_every_asset_with_the_same_placement() -> None:
     assert pool.state == "idle"
     assert len(pool.connections()) == 3
     assert "legs=3" in repr(pool)
+
+
+def test_every_leg_keeps_the_order_given_so_a_markets_tokens_share_a_slot() -> None:
+    config = StreamConfig(max_assets_per_connection=2)
+    clock = FakeClock()
+    # A market's YES and NO side by side (as discovery lists them), not in sorted order.
+    pool = RedundantPool(
+        ["d", "a", "c", "b"],
+        redundancy=2,
+        url="ws://127.0.0.1:1/ws/market",
+        config=config,
+        clock=clock,
+        rng=random.Random(1).random,
+        queue=EventQueue(config.queue, clock.wall),
+        metrics=PoolMetrics(0.0),
+    )
+    for leg in pool.legs:
+        assert leg.placement.slot_of("d") == leg.placement.slot_of("a")
+        assert leg.placement.slot_of("c") == leg.placement.slot_of("b")
+        assert leg.placement.slot_of("a") != leg.placement.slot_of("b")

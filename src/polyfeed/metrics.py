@@ -312,6 +312,13 @@ class SlotMetrics(ConnectionMetrics):
         super().on_attempt_failed(reason)
         self._pool.on_attempt_failed(reason)
 
+    def on_closed(self, now: float) -> None:
+        """The pool closed this connection (shutdown): not a disconnect, nothing to retry."""
+        if self.connected_since is not None:
+            self._connected_seconds += max(0.0, now - self.connected_since)
+            self.connected_since = None
+            self._pool.connection_left(now)
+
 
 class PoolMetrics(ConnectionMetrics):
     """A stream's metrics over all its connections, and each connection's (``connections``).
@@ -356,7 +363,7 @@ class PoolMetrics(ConnectionMetrics):
         self._retired_malformed += metrics.decode_errors_total
         self._retired_unknown += metrics.unknown_events_total
         if metrics.connected_since is not None:
-            self._leave(now)
+            self.connection_left(now)
 
     def slot_connected(self, now: float) -> None:
         """One connection opened."""
@@ -372,9 +379,10 @@ class PoolMetrics(ConnectionMetrics):
         self.reconnects_by_reason[reason] += 1
         self.last_reconnect_reason = reason
         if was_connected:
-            self._leave(now)
+            self.connection_left(now)
 
-    def _leave(self, now: float) -> None:
+    def connection_left(self, now: float) -> None:
+        """One open connection is no longer open (ended, or closed by the pool)."""
         self._open = max(0, self._open - 1)
         if self._open == 0 and self.connected_since is not None:
             self._connected_seconds += max(0.0, now - self.connected_since)

@@ -235,7 +235,7 @@ class ConnectionPool:
         self.replacements = 0
         self.witness_checks = 0
         self.witness_stale = 0
-        for slot, placed in self.placement.add(sorted(assets)).items():
+        for slot, placed in self.placement.add(assets).items():
             self._new_slot(slot, placed)
 
     def __repr__(self) -> str:
@@ -333,6 +333,9 @@ class ConnectionPool:
         finally:
             self._group = None
             self._state = "closed"
+            now = self.clock.now()
+            for slot in self._slots.values():
+                slot.metrics.on_closed(now)
 
     def _new_slot(self, slot: int, assets: list[str]) -> _Slot:
         subscriptions = SubscriptionSet(

@@ -86,7 +86,9 @@ class RedundantPool(ConnectionPool):
             raise ConfigError(f"a redundant pool needs redundancy >= 2, got {redundancy!r}")
         if stagger < 0:
             raise ConfigError(f"stagger must be >= 0 seconds, got {stagger!r}")
-        wanted = sorted(assets)
+        # The order given (a market's tokens side by side), the same on every leg: slot n of each
+        # leg carries the same assets.
+        wanted = list(assets)
         super().__init__(wanted, **options)
         self.redundancy = redundancy
         self.stagger = stagger

@@ -571,6 +571,11 @@ class MarketStream(_Stream[MarketStreamEvent]):
     def _make_driver(self, queue: EventQueue) -> _Driver:
         metrics = self.metrics
         assert isinstance(metrics, PoolMetrics)
+        desired = self._subscriptions.desired
+        # The order given, not a set's: a market's two tokens, given side by side (as discovery
+        # lists them), land on one connection and its messages arrive once.
+        ordered = [a for a in self._ids if a in desired]
+        ordered += sorted(desired.difference(ordered))
         options: dict[str, Any] = {
             "url": self.url,
             "config": self.config,
@@ -582,9 +587,9 @@ class MarketStream(_Stream[MarketStreamEvent]):
         }
         pool: ConnectionPool
         if self.redundancy > 1:
-            pool = RedundantPool(self._subscriptions.desired, redundancy=self.redundancy, **options)
+            pool = RedundantPool(ordered, redundancy=self.redundancy, **options)
         else:
-            pool = ConnectionPool(self._subscriptions.desired, **options)
+            pool = ConnectionPool(ordered, **options)
         self._pool = pool
         return pool
 
