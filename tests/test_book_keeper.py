@@ -449,6 +449,20 @@ def test_one_event_per_cause_placed_after_the_last_event_that_caused_it() -> Non
     assert keeper.observe([crossing("z")]) == [crossing("z")]  # nothing to say: same list back
 
 
+def test_a_disconnect_scoped_to_one_connection_invalidates_only_its_books() -> None:
+    registry = synced_registry("a", "b", "c", options=BookOptions(hash_check_every=0))
+    keeper = Harness(registry, FakeClock(), None).keeper
+    gone = Disconnected(reason="dropped", connection_id=2)
+    # A pool's connection carrying b and c (and an asset without a book) lost its socket.
+    assert keeper.observe([gone], scope=frozenset({"b", "c", "x"})) == [
+        gone,
+        BookInvalidated(asset_ids=["b", "c"], reason="reconnect"),
+    ]
+    assert registry["a"].synced
+    assert not registry["b"].synced
+    assert not registry["c"].synced
+
+
 def test_runs_of_different_causes_stay_in_order() -> None:
     registry = synced_registry("a", "b", options=BookOptions(hash_check_every=0, grace_messages=0))
     registry["a"].invalidate("resync requested")

@@ -24,6 +24,7 @@ from polyfeed.events import (
     Disconnected,
     Gap,
     Reconnecting,
+    Redundancy,
     Resubscribed,
     Stale,
 )
@@ -207,6 +208,10 @@ def test_health_without_a_message_yet_and_with_a_fatal_error() -> None:
             "2 books invalidated: reconnect",
         ),
         (BookResynced(asset_ids=["a", "b", "c"]), "3 books resynced from snapshot"),
+        (
+            Redundancy(state="degraded", legs_up=1, legs=2, pool_connection=0),
+            "redundancy degraded: 1/2 legs up (connection 0)",
+        ),
         (snapshot(), None),
     ],
 )

@@ -38,6 +38,14 @@ async def test_json_mode_serves_until_sigterm() -> None:
         assert info["gamma_url"] == info["rest_url"] + "/gamma"
         assert len(info["asset_ids"]) == 4 and len(info["markets"]) == 2
         assert info["run_probability"] == 0.5
+        assert info["stream_args"] == [
+            "--url",
+            info["market_url"],
+            "--rest-url",
+            info["rest_url"],
+            "--gamma-url",
+            info["gamma_url"],
+        ]
         async with aiohttp.ClientSession() as session, session.ws_connect(info["market_url"]) as ws:
             await ws.send_str(json.dumps({"type": "market", "assets_ids": info["asset_ids"]}))
             async with asyncio.timeout(5):

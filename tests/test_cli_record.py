@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from polyfeed.cli import main
 from polyfeed.cli.record import make_sink
+from polyfeed.core.placement import shard_of
 from polyfeed.errors import ConfigError
 from polyfeed.sinks.base import RESTART_GAP_REASON
 from polyfeed.sinks.sqlite import SqliteSink
@@ -45,6 +46,12 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert "ws://" in result.output
     result = runner.invoke(main, ["record", "1"])
     assert result.exit_code == 2
+    result = runner.invoke(main, ["record", "--out", out, "--shard", "2/2", "1"])
+    assert result.exit_code == 2
+    assert "shard" in result.output
+    result = runner.invoke(main, ["record", "--out", out, "--channel", "user", "--shard", "0/2"])
+    assert result.exit_code == 2
+    assert "--channel market" in result.output
 
 
 def test_sink_choice_from_the_target(tmp_path: Path) -> None:
@@ -228,3 +235,55 @@ async def test_record_serves_metrics_and_health_and_shows_a_dashboard(tmp_path: 
     assert "polyfeed" in stderr
     assert "events/s" in stderr
     assert count_rows(tmp_path / "r.db") > 0
+
+
+@pytest.mark.timeout(40)
+async def test_record_keeps_its_shard_over_a_pool(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "shard.db"
+    async with FakePolymarket(markets=4, rate=40.0, seed=44) as fake:
+        index = shard_of(fake.asset_ids[0], 2)
+        mine = [a for a in fake.asset_ids if shard_of(a, 2) == index]
+        assert 0 < len(mine) < len(fake.asset_ids)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from polyfeed.cli import main; main()",
+            "record",
+            "--url",
+            fake.market_url,
+            "--rest-url",
+            fake.rest_url,
+            "--out",
+            str(path),
+            "--batch-window",
+            "0.1",
+            "--shard",
+            f"{index}/2",
+            "--max-per-connection",
+            "1",
+            *FAST,
+            *fake.asset_ids,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await wait_for_rows(path, 20)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(15):
+                returncode = await process.wait()
+    assert returncode == 0
+    db = sqlite3.connect(path)
+    try:
+        [(ids,)] = db.execute("SELECT ids FROM sessions").fetchall()
+        books = {a for (a,) in db.execute("SELECT asset_id FROM events WHERE event_type='book'")}
+        connected = db.execute("SELECT count(*) FROM events WHERE event_type='connected'")
+        (connects,) = connected.fetchone()
+    finally:
+        db.close()
+    assert json.loads(ids) == mine
+    # The sockets open paced: by the time rows are counted not every one may have a snapshot.
+    assert books and books <= set(mine)
+    assert connects >= 1

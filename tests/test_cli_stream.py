@@ -13,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from polyfeed.cli import main
+from polyfeed.cli.fake_server import stream_args
 from polyfeed.cli.stream import build_config, encode_event
 from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
+from polyfeed.core.placement import shard_of
 from polyfeed.errors import ConfigError
 from polyfeed.events import Gap, Stale
 from polyfeed.testing import FakePolymarket, StallData
@@ -229,6 +231,56 @@ async def test_bad_credentials_on_the_user_channel_exit_non_zero() -> None:
     assert "not-the-secret" not in text
 
 
+async def books_seen(process: asyncio.subprocess.Process, count: int) -> set[str]:
+    assert process.stdout is not None
+    seen: set[str] = set()
+    while len(seen) < count:
+        line = await process.stdout.readline()
+        assert line, "stdout ended early"
+        event = json.loads(line)
+        if event["event_type"] == "book":
+            seen.add(event["asset_id"])
+    return seen
+
+
+@pytest.mark.timeout(40)
+async def test_two_shards_of_all_active_cover_the_universe_exactly_once() -> None:
+    async with FakePolymarket(markets=12, rate=0.0, seed=11) as fake:
+        universe = set(fake.asset_ids)
+        expected = [{a for a in universe if shard_of(a, 2) == i} for i in range(2)]
+        processes = [
+            await start(
+                *stream_args(fake),
+                "--all-active",
+                "--shard",
+                f"{i}/2",
+                "--max-per-connection",
+                "5",
+                "--heartbeat",
+                "0.2",
+            )
+            for i in range(2)
+        ]
+        try:
+            async with asyncio.timeout(30):
+                seen = [await books_seen(p, len(expected[i])) for i, p in enumerate(processes)]
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                codes = [await p.wait() for p in processes]
+        assert seen == expected
+        assert seen[0] | seen[1] == universe and not seen[0] & seen[1]
+        assert codes == [0, 0]
+        # Each process spread its shard over connections of at most 5 assets.
+        for shard in expected:
+            mine = [c.subscribed for c in fake.connections if c.subscribed <= shard]
+            assert set().union(*mine) == shard
+            assert len(mine) == -(-len(shard) // 5)
+        assert max(len(c.subscribed) for c in fake.connections) <= 5
+        assert sum(len(c.subscribed) for c in fake.connections) == len(universe)
+
+
 def test_usage_errors_are_reported_by_click() -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["stream", "--url", "http://example", "x"])
@@ -242,6 +294,15 @@ def test_usage_errors_are_reported_by_click() -> None:
     assert result.exit_code == 2
     assert "--rest-url must be an http://" in result.output
     result = runner.invoke(main, ["stream", "--queue-size", "0", "x"])
+    assert result.exit_code == 2
+    result = runner.invoke(main, ["stream", "--shard", "2/2", "x"])
+    assert result.exit_code == 2
+    assert "shard" in result.output
+    result = runner.invoke(main, ["stream", "--refresh", "5", "x"])
+    assert result.exit_code == 2
+    result = runner.invoke(main, ["stream", "--channel", "user", "--all-active"])
+    assert result.exit_code == 2
+    result = runner.invoke(main, ["stream", "--max-per-connection", "0", "x"])
     assert result.exit_code == 2
 
 
@@ -486,3 +547,29 @@ def test_an_unconfirmed_id_is_a_named_warning_with_the_hint() -> None:
         b"polyfeed: WARNING: the server has not confirmed 1 asset(s) within 30s (gave up on them"
         b" for this connection): 42; the id may be wrong or the market closed\n"
     )
+
+
+@pytest.mark.timeout(40)
+async def test_redundancy_2_carries_every_asset_on_two_connections() -> None:
+    async with FakePolymarket(markets=2, rate=0.0, seed=12) as fake:
+        process = await start(*stream_args(fake), "--redundancy", "2", *fake.asset_ids)
+        try:
+            async with asyncio.timeout(20):
+                seen = await books_seen(process, len(fake.asset_ids))
+                await fake.wait_for_connection(2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(10):
+                code = await process.wait()
+        assert seen == set(fake.asset_ids)
+        assert code == 0
+        assert [set(c.subscribed) for c in fake.connections] == [set(fake.asset_ids)] * 2
+
+
+def test_redundancy_is_a_market_channel_option_of_1_to_3() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["stream", "--redundancy", "4", "x"])
+    assert result.exit_code == 2
+    result = runner.invoke(main, ["stream", "--channel", "user", "--redundancy", "2"])
+    assert result.exit_code == 2
+    assert "market channel only" in result.output

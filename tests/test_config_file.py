@@ -146,3 +146,12 @@ def test_the_test_suites_variables_are_not_settings_but_a_typo_is_warned(
     assert [r.getMessage() for r in caplog.records] == [
         "ignoring POLYFEED_DATA_TIMOUT: not a configuration key"
     ]
+
+
+def test_the_pools_settings_are_keys_of_the_file_and_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "max_assets_per_connection = 50\n[pool]\nopen_interval = 0.5\n")
+    effective = load(path, environ={"POLYFEED_POOL_COMPACT_BELOW": "0"})
+    assert effective.config.max_assets_per_connection == 50
+    assert effective.config.pool.open_interval == 0.5
+    assert effective.config.pool.compact_below == 0.0
+    assert "\n[pool]\nopen_interval = 0.5  # file " in effective.to_toml()

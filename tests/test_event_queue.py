@@ -37,9 +37,11 @@ from polyfeed.core.messages import (
 )
 from polyfeed.errors import ConfigError, ConnectionClosedError, StreamClosedError
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     Reconnecting,
@@ -788,6 +790,13 @@ def test_the_size_estimate_is_within_a_factor_of_two_on_real_and_huge_events(
         # Lifecycle events at their most (ids not shared with the subscriptions).
         BookInvalidated(asset_ids=[f"{index:077d}" for index in range(2000)], reason="r"),
         Resubscribed(assets=[f"{index:077d}" for index in range(2000)]),
+        # A pool's events (issue 12) are charged for the assets they name, too.
+        AssetChecked(
+            asset_ids=[f"{index:077d}" for index in range(2000)], action="redrive", silent_for=1.0
+        ),
+        ConnectionReplaced(
+            pool_connection=1, reason="r", asset_ids=[f"{index:077d}" for index in range(2000)]
+        ),
     ]
     for event in events:
         estimate, actual = estimate_size(event), deep_size(event)

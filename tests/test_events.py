@@ -10,13 +10,16 @@ import pytest
 
 from polyfeed.core.messages import Book, MarketEvent, UserEvent
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     LifecycleEvent,
     Reconnecting,
+    Redundancy,
     Resubscribed,
     Stale,
     is_lifecycle,
@@ -48,6 +51,17 @@ EXAMPLES = [
         ),
         "gap",
     ),
+    (
+        AssetChecked(
+            asset_ids=["a"], action="redrive", silent_for=31.0, connection_id=2, pool_connection=4
+        ),
+        "asset_checked",
+    ),
+    (
+        ConnectionReplaced(pool_connection=4, reason="silent after 2 redrives", asset_ids=["a"]),
+        "connection_replaced",
+    ),
+    (Redundancy(state="degraded", legs_up=1, legs=2, pool_connection=0), "redundancy"),
 ]
 
 

@@ -35,12 +35,15 @@ PUBLIC = {
     "Trade",
     "Unknown",
     # lifecycle events
+    "AssetChecked",
     "BookInvalidated",
     "BookResynced",
     "Connected",
+    "ConnectionReplaced",
     "Disconnected",
     "Gap",
     "Reconnecting",
+    "Redundancy",
     "Resubscribed",
     "Stale",
     # configuration
@@ -48,6 +51,7 @@ PUBLIC = {
     "BackoffConfig",
     "Endpoints",
     "HeartbeatConfig",
+    "PoolConfig",
     "QueueConfig",
     "StreamConfig",
     "WatchdogConfig",
@@ -139,6 +143,8 @@ def describe_market(event: polyfeed.MarketStreamEvent) -> str:
             return "link"
         case polyfeed.BookInvalidated() | polyfeed.BookResynced():
             return "book"
+        case polyfeed.AssetChecked() | polyfeed.ConnectionReplaced() | polyfeed.Redundancy():
+            return "pool"
         case _:
             assert_never(event)
 

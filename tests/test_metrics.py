@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from polyfeed.metrics import ConnectionMetrics
+from polyfeed.metrics import ConnectionMetrics, PoolMetrics
 
 SAMPLE = re.compile(
     r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)"
@@ -273,3 +273,66 @@ def test_log_status_without_now(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="polyfeed.metrics"):
         metrics.log_status()
     assert "uptime 100.0%" in caplog.text
+
+
+def test_pool_metrics_total_their_connections_and_render_each_one() -> None:
+    pool = PoolMetrics(0.0, shard="1/4")
+    one = pool.add_connection(1, 0.0)
+    two = pool.add_connection(2, 0.0)
+    one.assets, two.assets = 200, 50
+    one.on_connected(1.0)
+    two.on_connected(2.0)
+    one.messages_received_total += 7
+    one.last_message_at = 3.0
+    two.messages_received_total += 5
+    two.on_disconnected(4.0, "dropped")
+    two.on_attempt_failed("http_429")
+    assert pool.connects_total == 2
+    assert pool.messages_received_total == 12
+    assert pool.reconnects_by_reason == {"dropped": 1, "http_429": 1}
+    assert two.reconnects_by_reason == {"dropped": 1, "http_429": 1}
+    assert one.reconnects_by_reason == {}
+    # Connected while any connection is: from 1.0 without a break.
+    assert pool.connected_since == 1.0
+    assert pool.open_connections == 1
+    assert pool.connected_seconds(5.0) == pytest.approx(4.0)
+    text = pool.render_prometheus(5.0)
+    assert "polyfeed_messages_received_total 12" in text
+    assert 'polyfeed_connection_assets{connection="1"} 200' in text
+    assert 'polyfeed_connection_connected{connection="2"} 0' in text
+    assert 'polyfeed_connection_seconds_since_last_message{connection="1"} 2.0' in text
+    assert 'polyfeed_connection_reconnects_total{connection="2"} 2' in text
+    assert 'polyfeed_shard_info{shard="1/4"} 1' in text
+    assert "asset" not in text.replace("connection_assets", "")
+    snapshot = pool.snapshot(5.0)
+    assert snapshot["connections"] == 2
+    assert snapshot["connection_1_messages_received_total"] == 7
+    # A connection the pool closes keeps its counts in the totals and leaves the open count.
+    pool.retire_connection(1, 6.0)
+    assert pool.open_connections == 0
+    assert pool.connected_since is None
+    assert pool.messages_received_total == 12
+    assert list(pool.connections) == [2]
+
+
+def test_pool_metrics_name_the_last_reconnect_reason_of_any_connection() -> None:
+    pool = PoolMetrics(0.0)
+    one = pool.add_connection(1, 0.0)
+    one.on_connected(1.0)
+    assert pool.last_reconnect_reason is None
+    one.on_disconnected(2.0, "stale_data")
+    assert pool.last_reconnect_reason == "stale_data"
+    one.on_attempt_failed("http_429")
+    assert pool.last_reconnect_reason == "http_429"
+
+
+def test_pool_metrics_read_their_clock_when_now_is_left_out() -> None:
+    pool = PoolMetrics(0.0, clock=lambda: 5.0)
+    one = pool.add_connection(1, 0.0)
+    one.on_connected(1.0)
+    one.last_message_at = 3.0
+    assert one.seconds_since_last_message() == 2.0
+    assert pool.snapshot()["connection_1_seconds_since_last_message"] == 2.0
+    assert 'polyfeed_connection_seconds_since_last_message{connection="1"} 2.0' in (
+        pool.render_prometheus()
+    )

@@ -235,3 +235,19 @@ async def test_post_heartbeat_returns_any_status_and_raises_on_network_errors() 
         assert info.value.status is None and info.value.transient
     finally:
         await client.aclose()
+
+
+async def test_gamma_markets_by_slug_and_condition_id_and_events() -> None:
+    async with FakePolymarket(markets=6, seed=4) as fake:
+        client = RestClient(fake.rest_url, fake.gamma_url)
+        try:
+            m = fake.markets
+            by_slug = await client.gamma_markets(slugs=[m[1].slug, m[4].slug])
+            assert [x.condition_id for x in by_slug] == [m[1].condition_id, m[4].condition_id]
+            by_id = await client.gamma_markets(condition_ids=[m[5].condition_id])
+            assert [x.clob_token_ids for x in by_id] == [list(m[5].tokens)]
+            [event] = await client.gamma_events(["simulated-event-1"])
+            assert event.slug == "simulated-event-1"
+            assert [x.condition_id for x in event.markets] == [c.condition_id for c in m[3:6]]
+        finally:
+            await client.aclose()

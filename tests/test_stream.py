@@ -20,6 +20,7 @@ from polyfeed import (
     BackoffConfig,
     Book,
     BookResynced,
+    ConfigError,
     Connected,
     Credentials,
     Disconnected,
@@ -44,6 +45,7 @@ from polyfeed import (
     WatchdogConfig,
 )
 from polyfeed.core.messages import Unknown
+from polyfeed.core.placement import Shard, shard_of
 from polyfeed.testing import (
     CloseWith,
     DropTcp,
@@ -610,3 +612,21 @@ async def test_an_unknown_id_is_named_in_an_event_and_a_warning_with_the_hint(
     warnings = [r.getMessage() for r in caplog.records if bogus in r.getMessage()]
     assert warnings
     assert "the id may be wrong or the market closed" in warnings[0]
+
+
+async def test_a_sharded_stream_keeps_only_its_shard() -> None:
+    ids = [f"token-{n}" for n in range(40)]
+    stream = MarketStream(ids, shard="1/3", config=FAST)
+    mine = {t for t in ids if shard_of(t, 3) == 1}
+    assert stream.subscriptions == mine
+    assert 'polyfeed_shard_info{shard="1/3"} 1' in stream.metrics.render_prometheus(0.0)
+    with pytest.raises(ConfigError):
+        MarketStream(ids, shard="3/3")
+
+
+async def test_a_sharded_stream_subscribes_only_ids_of_its_shard() -> None:
+    stream = MarketStream([], shard=Shard(0, 2), config=FAST)
+    ids = [f"token-{n}" for n in range(20)]
+    added = await stream.subscribe(ids)
+    assert added == [t for t in ids if shard_of(t, 2) == 0]
+    assert stream.subscriptions == set(added)

@@ -392,6 +392,33 @@ async def test_silence_asset_while_others_flow(session: aiohttp.ClientSession) -
         await ws.close()
 
 
+async def test_a_silence_until_unsubscribed_ends_with_a_redrive(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakePolymarket(markets=2, **FAST) as fake:
+        quiet_market, loud_market = fake.markets
+        dead = quiet_market.yes_token
+        ws = await subscribe(session, fake, [dead, loud_market.yes_token])
+        assert len(await receive_json(ws)) == 2
+        fake.inject(SilenceAsset(dead, until_unsubscribed=True))
+        # A subscribe alone (a duplicate) does not cure it, the others keep flowing.
+        await ws.send_str(json.dumps({"operation": "subscribe", "assets_ids": [dead]}))
+        fake.step(2, market=loud_market.condition_id)
+        fake.step(2, market=quiet_market.condition_id)
+        for _ in range(2):
+            assert json.loads(await receive_text(ws))["market"] == loud_market.condition_id
+        await assert_quiet(ws, 0.05)
+        # Unsubscribe then subscribe (a redrive): the asset flows again, snapshot first.
+        await ws.send_str(json.dumps({"operation": "unsubscribe", "assets_ids": [dead]}))
+        await ws.send_str(json.dumps({"operation": "subscribe", "assets_ids": [dead]}))
+        snapshot = await receive_json(ws)
+        assert [b["asset_id"] for b in snapshot] == [dead]
+        fake.step(1, market=quiet_market.condition_id)
+        change = json.loads(await receive_text(ws))
+        assert dead in {entry["asset_id"] for entry in change["price_changes"]}
+        await ws.close()
+
+
 async def test_drop_message_is_skipped_but_logged(session: aiohttp.ClientSession) -> None:
     async with FakePolymarket(markets=1, faults={0: [DropMessage(count=1)]}, **FAST) as fake:
         ws = await subscribe(session, fake)

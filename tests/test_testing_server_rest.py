@@ -130,6 +130,27 @@ async def test_gamma_markets_encode_lists_as_json_strings(session: aiohttp.Clien
             assert await response.json() == []
 
 
+async def test_gamma_selects_markets_by_slug_and_groups_events(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakePolymarket(markets=7, **FAST) as fake:
+        wanted = [fake.markets[2].slug, fake.markets[5].slug]
+        async with session.get(
+            f"{fake.gamma_url}/markets", params=[("slug", s) for s in wanted]
+        ) as response:
+            assert [m["slug"] for m in await response.json()] == wanted
+        async with session.get(f"{fake.gamma_url}/events") as response:
+            events = await response.json()
+        assert [e["slug"] for e in events] == [f"simulated-event-{n}" for n in range(3)]
+        assert [len(e["markets"]) for e in events] == [3, 3, 1]
+        assert events[1]["markets"][0]["conditionId"] == fake.markets[3].condition_id
+        async with session.get(
+            f"{fake.gamma_url}/events", params={"slug": "simulated-event-2"}
+        ) as response:
+            [last] = await response.json()
+        assert json.loads(last["markets"][0]["clobTokenIds"]) == list(fake.markets[6].tokens)
+
+
 async def get_api_keys(
     session: aiohttp.ClientSession, fake: FakePolymarket, headers: dict[str, str]
 ) -> tuple[int, Any]:

@@ -18,6 +18,7 @@ from polyfeed.config import (
     BackoffConfig,
     Endpoints,
     HeartbeatConfig,
+    PoolConfig,
     QueueConfig,
     StreamConfig,
     WatchdogConfig,
@@ -65,13 +66,16 @@ from polyfeed.errors import (
     TransientError,
 )
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     MarketStreamEvent,
     Reconnecting,
+    Redundancy,
     Resubscribed,
     Stale,
     StreamLifecycleEvent,
@@ -83,6 +87,7 @@ from polyfeed.metrics import ConnectionMetrics
 SubscriptionManager = SubscriptionSet
 
 __all__ = [
+    "AssetChecked",
     "AuthenticationError",
     "BackoffConfig",
     "BestBidAsk",
@@ -98,6 +103,7 @@ __all__ = [
     "Connected",
     "ConnectionClosedError",
     "ConnectionMetrics",
+    "ConnectionReplaced",
     "Credentials",
     "DataTimeoutError",
     "Disconnected",
@@ -130,10 +136,12 @@ __all__ = [
     "PolyboltStreamEvent",
     "PolyboltSubscription",
     "PolyfeedError",
+    "PoolConfig",
     "PriceChange",
     "PriceChangeEntry",
     "QueueConfig",
     "Reconnecting",
+    "Redundancy",
     "RestClient",
     "RestError",
     "Resubscribed",

@@ -3,13 +3,17 @@
 Profiles set the data-freshness timeout for the kind of consumer, and ``hft`` a faster
 heartbeat (a dead link is found within 15 s instead of 30 s):
 
-============ ============ ================= ==============================================
-profile      data_timeout PING / PONG dead  for
-============ ============ ================= ==============================================
-hft          60 s         every 5 s / 15 s  busy markets, a trading bot that must not idle
-dashboard    300 s        every 10 s / 30 s the default: monitors and dashboards
-low-activity 900 s        every 10 s / 30 s thin markets that can be quiet for minutes
-============ ============ ================= ==============================================
+============ ============ ================= ============= ===================================
+profile      data_timeout PING / PONG dead  witness_after for
+============ ============ ================= ============= ===================================
+hft          60 s         every 5 s / 15 s  3 s           busy markets, a trading bot
+dashboard    300 s        every 10 s / 30 s 30 s          the default: monitors, dashboards
+low-activity 900 s        every 10 s / 30 s 120 s         thin markets, quiet for minutes
+============ ============ ================= ============= ===================================
+
+``witness_after``: a market connection silent that long is checked against REST ``/book``
+(:mod:`polyfeed.core.witness`); a silent stall is then found in seconds, a quiet market never
+flagged.
 
 Every value can be overridden: ``StreamConfig.from_profile("hft", heartbeat=...)`` or
 ``dataclasses.replace``.
@@ -56,18 +60,35 @@ class WatchdogConfig:
 
     ``asset_timeout`` (None: off) flags single subscribed assets silent that long while others
     flow; ``confirm_timeout`` is how long a subscribed asset may go without its first event before
-    it is re-requested.
+    it is re-requested. On a market stream a silent asset is first checked against REST
+    ``/book`` (a quiet market is left alone), then redriven; after ``asset_retries`` redrives in
+    a row its connection is replaced.
+
+    ``witness_after`` (None: off; the profiles set it) is the REST witness of a market stream:
+    a connection without a market event that long has ``witness_sample`` of its assets checked
+    against REST ``/book``; a server book that moved past ours is ``Stale(kind="witness")`` and
+    the connection is replaced at once, long before ``data_timeout`` (a quiet market is never
+    flagged: its book did not move). See :mod:`polyfeed.core.witness`.
     """
 
     data_timeout: float = 300.0
     asset_timeout: float | None = None
     confirm_timeout: float = 30.0
+    asset_retries: int = 2
+    witness_after: float | None = None
+    witness_sample: int = 3
 
     def __post_init__(self) -> None:
         _positive("data_timeout", self.data_timeout)
         _positive("confirm_timeout", self.confirm_timeout)
+        if self.asset_retries < 0:
+            raise ConfigError(f"asset_retries must be >= 0, got {self.asset_retries!r}")
         if self.asset_timeout is not None:
             _positive("asset_timeout", self.asset_timeout)
+        if self.witness_after is not None:
+            _positive("witness_after", self.witness_after)
+        if self.witness_sample < 1:
+            raise ConfigError(f"witness_sample must be >= 1, got {self.witness_sample!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +198,33 @@ class QueueConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """How a market stream spreads its assets over connections (``max_assets_per_connection``
+    each, on :class:`StreamConfig`).
+
+    Handshakes, first opens and reconnects alike, start at least ``open_interval`` s apart; a
+    429 multiplies that by ``open_slowdown`` (up to ``max_open_interval``) and each successful
+    handshake divides it again. After an unsubscribe, connections are compacted when the assets
+    fit on fewer and one is filled below ``compact_below`` (a fraction of the maximum; 0: never).
+    """
+
+    open_interval: float = 0.1
+    open_slowdown: float = 2.0
+    max_open_interval: float = 10.0
+    compact_below: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not self.open_interval >= 0:
+            raise ConfigError(f"open_interval must be >= 0, got {self.open_interval!r}")
+        if not self.open_slowdown >= 1:
+            raise ConfigError(f"open_slowdown must be >= 1, got {self.open_slowdown!r}")
+        if not self.max_open_interval >= self.open_interval:
+            raise ConfigError("max_open_interval must be >= open_interval")
+        if not 0 <= self.compact_below <= 1:
+            raise ConfigError(f"compact_below must be in [0, 1], got {self.compact_below!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoints:
     """Where to connect. Tests point these at ``polyfeed.testing.FakePolymarket``."""
 
@@ -205,6 +253,7 @@ class StreamConfig:
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     endpoints: Endpoints = field(default_factory=Endpoints)
+    pool: PoolConfig = field(default_factory=PoolConfig)
     custom_feature_enabled: bool = False
     max_assets_per_connection: int = 200
     connect_timeout: float = 10.0
@@ -234,7 +283,9 @@ class StreamConfig:
             ) from None
         base = cls(
             heartbeat=PROFILE_HEARTBEATS.get(name, HeartbeatConfig()),
-            watchdog=WatchdogConfig(data_timeout=data_timeout),
+            watchdog=WatchdogConfig(
+                data_timeout=data_timeout, witness_after=PROFILE_WITNESS.get(name)
+            ),
         )
         try:
             return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
@@ -243,6 +294,8 @@ class StreamConfig:
 
 
 PROFILES: dict[str, float] = {"hft": 60.0, "dashboard": 300.0, "low-activity": 900.0}
+PROFILE_WITNESS: dict[str, float] = {"hft": 3.0, "dashboard": 30.0, "low-activity": 120.0}
+"""Each profile's ``witness_after``: seconds of silence before a connection is checked over REST."""
 PROFILE_HEARTBEATS: dict[str, HeartbeatConfig] = {
     "hft": HeartbeatConfig(interval=5.0, pong_timeout=15.0),
 }

@@ -6,7 +6,8 @@ variables < explicit overrides (command-line flags). The profile itself is chose
 
 Keys are dotted: a section and a field of :class:`~polyfeed.config.StreamConfig`
 (``heartbeat.interval``, ``watchdog.data_timeout``, ``backoff.max_delay``, ``queue.maxsize``,
-``endpoints.market_url``) or a top-level field (``connect_timeout``, ``max_frame_bytes``). In
+``endpoints.market_url``, ``pool.open_interval``) or a top-level field (``connect_timeout``,
+``max_frame_bytes``, ``max_assets_per_connection``). In
 the file they are TOML tables; in the environment ``POLYFEED_`` + the key in capitals with
 ``_`` for the dot (``POLYFEED_HEARTBEAT_INTERVAL=5``, ``POLYFEED_CONNECT_TIMEOUT=3``). The
 file is ``--config PATH`` or ``POLYFEED_CONFIG``. API credentials (``[credentials]``
@@ -44,7 +45,7 @@ DEFAULT_PROFILE = "dashboard"
 CREDENTIAL_KEYS = ("api_key", "secret", "passphrase")
 REDACTED = "<redacted>"
 
-_SECTIONS = ("heartbeat", "watchdog", "backoff", "queue", "endpoints")
+_SECTIONS = ("heartbeat", "watchdog", "backoff", "queue", "endpoints", "pool")
 
 
 def _field_types() -> dict[str, Any]:

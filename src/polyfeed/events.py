@@ -13,7 +13,7 @@ import msgspec
 
 from polyfeed.core.messages import Malformed, MarketEvent, Notice, Unknown, UserEvent
 
-StaleKind = Literal["data", "pong", "asset"]
+StaleKind = Literal["data", "pong", "asset", "witness"]
 
 
 class _Lifecycle(msgspec.Struct, frozen=True, tag_field="event_type", kw_only=True):
@@ -48,7 +48,8 @@ class Reconnecting(_Lifecycle, frozen=True, tag="reconnecting"):
 
 
 class Stale(_Lifecycle, frozen=True, tag="stale"):
-    """The watchdog found the link stale: no data, no PONG, or silent assets.
+    """The watchdog found the link stale: no data, no PONG, or silent assets; ``witness``: the
+    connection was silent while REST ``/book`` showed ``asset_ids``' books moved.
 
     ``unconfirmed``: assets the server has not confirmed (no snapshot, no event) within
     ``watchdog.confirm_timeout`` of subscribing; they are re-requested. ``abandoned``: those of
@@ -104,6 +105,54 @@ class BookResynced(_Lifecycle, frozen=True, tag="book_resynced"):
     source: str = "snapshot"
 
 
+# --------------------------------------------------------------------------- pool (issue 12)
+# A market stream over many connections: per-asset liveness checks and connection replacement.
+
+AssetAction = Literal["left_alone", "redrive", "replace", "inconclusive"]
+
+
+class AssetChecked(_Lifecycle, frozen=True, tag="asset_checked"):
+    """Assets silent for ``asset_timeout`` while their connection flowed were checked against
+    REST ``/book``. ``action``: ``left_alone`` (the server's book did not move: a quiet
+    market), ``redrive`` (it moved while we heard nothing: the subscription is re-requested
+    alone), ``replace`` (``asset_retries`` redrives did not help: the connection is replaced),
+    ``inconclusive`` (REST failed; checked again after ``asset_timeout``)."""
+
+    asset_ids: list[str]
+    action: AssetAction
+    silent_for: float
+    connection_id: int = 0
+    pool_connection: int = 0
+
+
+class ConnectionReplaced(_Lifecycle, frozen=True, tag="connection_replaced"):
+    """A pool connection's socket is dropped and reopened (``Disconnected``, ``Gap`` and the
+    replay follow) because ``reason``; ``asset_ids`` caused it."""
+
+    pool_connection: int
+    reason: str
+    asset_ids: list[str]
+
+
+RedundancyState = Literal["full", "degraded", "down"]
+
+
+class Redundancy(_Lifecycle, frozen=True, tag="redundancy"):
+    """With ``redundancy`` > 1, the legs carrying ``pool_connection``'s assets changed: ``full``
+    (every leg up), ``degraded`` (a leg is down; the others carry every event, no ``Gap``, books
+    stay valid), ``down`` (every leg down: ``Disconnected``, book invalidation and, once one is
+    back, a ``Gap`` for the time all were down)."""
+
+    state: RedundancyState
+    legs_up: int
+    legs: int
+    pool_connection: int = 0
+
+
+PoolLifecycleEvent = AssetChecked | ConnectionReplaced | Redundancy
+"""Lifecycle events only a market stream over a pool yields."""
+
+
 def is_lifecycle(item: object) -> bool:
     """True for polyfeed's own lifecycle events (coalesced, never silently dropped, by the
     consumer queue)."""
@@ -119,6 +168,9 @@ LifecycleEvent = (
     | Gap
     | BookInvalidated
     | BookResynced
+    | AssetChecked
+    | ConnectionReplaced
+    | Redundancy
 )
 
 
@@ -138,6 +190,7 @@ MarketStreamEvent = (
     | StreamLifecycleEvent
     | BookInvalidated
     | BookResynced
+    | PoolLifecycleEvent
 )
 """Everything ``MarketStream`` yields: market events, server notices, undecodable or unknown
 frames, and lifecycle events including the local books' ``BookInvalidated``/``BookResynced``."""

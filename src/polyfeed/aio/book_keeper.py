@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from polyfeed.aio.clock import Clock
@@ -110,11 +110,14 @@ class BookKeeper:
 
     # ------------------------------------------------------------------ reader side (sync)
 
-    def observe(self, events: Sequence[object]) -> Sequence[object]:
+    def observe(
+        self, events: Sequence[object], scope: Collection[str] | None = None
+    ) -> Sequence[object]:
         """Apply market events to the books; return the events with book verdicts inserted.
 
         Consecutive verdicts of one action and reason become one event, placed right after the
-        last event that caused it.
+        last event that caused it. ``scope``: the assets of the connection the events came from
+        (a pool's); its ``Disconnected`` invalidates only those books (None: every book).
         """
         registry = self.registry
         caused: list[tuple[int, list[BookVerdict]]] | None = None
@@ -137,9 +140,17 @@ class BookKeeper:
                     self._metadata_requested.add(event.market)
                     self._start(functools.partial(self._fetch_metadata, event.market), "metadata")
             elif isinstance(event, Disconnected):
-                verdicts = registry.invalidate_all("reconnect")
-                # The replay after the reconnect brings a snapshot per asset: no REST needed.
-                self._awaiting_snapshot.update(registry)
+                if scope is None:
+                    verdicts = registry.invalidate_all("reconnect")
+                    # The replay after the reconnect brings a snapshot per asset: no REST needed.
+                    self._awaiting_snapshot.update(registry)
+                else:
+                    # One connection of a pool: the others' books are still live.
+                    books = [book for a in sorted(scope) if (book := registry.get(a)) is not None]
+                    verdicts = [
+                        v for book in books if (v := book.invalidate("reconnect")).action != "ok"
+                    ]
+                    self._awaiting_snapshot.update(a for a in scope if registry.get(a) is not None)
             elif isinstance(event, Stale) and event.kind == "asset":
                 # The snapshot we waited for did not come: REST is the way left.
                 self._awaiting_snapshot.difference_update(event.asset_ids)

@@ -34,13 +34,16 @@ from polyfeed.core.messages import (
 )
 from polyfeed.errors import StreamClosedError
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     LifecycleEvent,
     Reconnecting,
+    Redundancy,
     Resubscribed,
     Stale,
     is_lifecycle,
@@ -148,6 +151,9 @@ _SIZERS: dict[type, Callable[[Any], int]] = {
             Gap,
             BookInvalidated,
             BookResynced,
+            AssetChecked,
+            ConnectionReplaced,
+            Redundancy,
         ),
         _lifecycle_size,
     ),
@@ -256,8 +262,10 @@ def lifecycle_assets(event: LifecycleEvent) -> list[str]:
             return assets
         case Stale(asset_ids=assets):
             return assets
-        case Connected() | Disconnected() | Reconnecting():
+        case Connected() | Disconnected() | Reconnecting() | Redundancy():
             return []
+        case AssetChecked(asset_ids=assets) | ConnectionReplaced(asset_ids=assets):
+            return assets
         case _:
             assert_never(event)
 

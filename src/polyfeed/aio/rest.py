@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import TypeVar
 from urllib.parse import quote
@@ -111,29 +111,45 @@ def _string_list(value: str | list[str] | None) -> list[str]:
     return decoded
 
 
+def _gamma_market(item: _RawGammaMarket) -> GammaMarket:
+    return GammaMarket(
+        condition_id=item.condition_id,
+        clob_token_ids=_string_list(item.clob_token_ids),
+        outcomes=_string_list(item.outcomes),
+        question=item.question,
+        slug=item.slug,
+        active=item.active,
+        closed=item.closed,
+        neg_risk=item.neg_risk,
+        order_price_min_tick_size=decimal_text(item.order_price_min_tick_size),
+        order_min_size=decimal_text(item.order_min_size),
+    )
+
+
 def parse_gamma_markets(payload: bytes) -> list[GammaMarket]:
     """Gamma ``/markets`` JSON (a list) into ``GammaMarket``s; raises msgspec errors."""
-    return [
-        GammaMarket(
-            condition_id=item.condition_id,
-            clob_token_ids=_string_list(item.clob_token_ids),
-            outcomes=_string_list(item.outcomes),
-            question=item.question,
-            slug=item.slug,
-            active=item.active,
-            closed=item.closed,
-            neg_risk=item.neg_risk,
-            order_price_min_tick_size=decimal_text(item.order_price_min_tick_size),
-            order_min_size=decimal_text(item.order_min_size),
-        )
-        for item in _gamma_decoder.decode(payload)
-    ]
+    return [_gamma_market(item) for item in _gamma_decoder.decode(payload)]
+
+
+class GammaEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A Gamma ``/events`` entry: an event and its markets."""
+
+    slug: str | None = None
+    title: str | None = None
+    markets: list[GammaMarket] = []
+
+
+class _RawGammaEvent(msgspec.Struct, kw_only=True):
+    slug: str | None = None
+    title: str | None = None
+    markets: list[_RawGammaMarket] = []
 
 
 _book_decoder = msgspec.json.Decoder(Book, strict=False)
 _books_decoder = msgspec.json.Decoder(list[Book], strict=False)
 _market_decoder = msgspec.json.Decoder(_RawMarketInfo, strict=False)
 _gamma_decoder = msgspec.json.Decoder(list[_RawGammaMarket], strict=False)
+_gamma_events_decoder = msgspec.json.Decoder(list[_RawGammaEvent], strict=False)
 
 
 class RestClient:
@@ -206,17 +222,45 @@ class RestClient:
         )
 
     async def gamma_markets(
-        self, *, limit: int = 100, offset: int = 0, active: bool = True
+        self,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        active: bool = True,
+        slugs: Sequence[str] = (),
+        condition_ids: Sequence[str] = (),
     ) -> list[GammaMarket]:
-        """Gamma ``/markets`` (active, not closed), with the JSON-in-string lists decoded."""
+        """Gamma ``/markets`` (active, not closed), with the JSON-in-string lists decoded;
+        ``slugs`` / ``condition_ids`` select those markets."""
         flag = "true" if active else "false"
         url = f"{self.gamma_url}/markets?active={flag}&closed=false&limit={limit}&offset={offset}"
+        url += "".join(f"&slug={quote(slug)}" for slug in slugs)
+        url += "".join(f"&condition_ids={quote(c)}" for c in condition_ids)
         payload = await self._request("GET", url)
         try:
             return parse_gamma_markets(payload)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             self.failures += 1
             raise RestError(200, url, f"unexpected response: {exc}") from None
+
+    async def gamma_events(self, slugs: Sequence[str]) -> list[GammaEvent]:
+        """Gamma ``/events`` with these slugs, each with its markets (lists decoded)."""
+        url = f"{self.gamma_url}/events?limit={max(1, len(slugs))}"
+        url += "".join(f"&slug={quote(slug)}" for slug in slugs)
+        payload = await self._request("GET", url)
+        try:
+            raw = _gamma_events_decoder.decode(payload)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            self.failures += 1
+            raise RestError(200, url, f"unexpected response: {exc}") from None
+        return [
+            GammaEvent(
+                slug=event.slug,
+                title=event.title,
+                markets=[_gamma_market(m) for m in event.markets],
+            )
+            for event in raw
+        ]
 
     async def check_credentials(
         self, credentials: Credentials, *, timestamp: int | None = None

@@ -24,24 +24,27 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Generic, Literal, Self, TypeVar, cast
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar, cast
 
 import msgspec
 
 from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.clock import Clock, LoopClock
 from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.pool import ConnectionHealth, ConnectionPool
+from polyfeed.aio.redundant import RedundantPool
 from polyfeed.aio.rest import RestClient, credentials_check
 from polyfeed.aio.supervisor import Connector, EndingPolicy, SessionFactory, Supervisor
 from polyfeed.aio.transport import connect
 from polyfeed.config import Endpoints, StreamConfig
 from polyfeed.core.backoff import Backoff
 from polyfeed.core.book import BookOptions, BookRegistry, BookVerdict, ResyncLimiter
+from polyfeed.core.placement import Shard, parse_shard
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ConfigError, PolyfeedError, StreamClosedError, StreamNotStartedError
 from polyfeed.events import MarketStreamEvent, UserStreamEvent
-from polyfeed.metrics import ConnectionMetrics
+from polyfeed.metrics import ConnectionMetrics, PoolMetrics
 
 logger = logging.getLogger("polyfeed")
 
@@ -57,6 +60,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
 
     ``maintenance_restarts`` counts crashes of the book keeper's maintenance loops (each restarted
     with backoff); ``maintenance_error`` is the last such crash, None when there was none.
+    ``connections``: each connection of a market stream (assets, state, last message age,
+    reconnects); the top-level fields are the totals (``state`` is the worst connection's).
     """
 
     state: StreamState
@@ -73,6 +78,26 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     maintenance_restarts: int = 0
     maintenance_error: str | None = None
+    connections: list[ConnectionHealth] = []
+
+
+class _Driver(Protocol):
+    """What runs a stream's connections: one supervisor, or a pool of them."""
+
+    @property
+    def state(self) -> StreamState: ...
+
+    queue: EventQueue
+
+    async def run(self) -> None: ...
+
+    def request_stop(self) -> None: ...
+
+    def subscribe(self, ids: list[str]) -> list[str]: ...
+
+    def unsubscribe(self, ids: list[str]) -> list[str]: ...
+
+    def refresh(self, ids: list[str]) -> None: ...
 
 
 class _Stream(Generic[EventT]):
@@ -102,7 +127,7 @@ class _Stream(Generic[EventT]):
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._queue: EventQueue | None = None
-        self._supervisor: Supervisor | None = None
+        self._driver: _Driver | None = None
         self._metrics: ConnectionMetrics | None = None
         self._subscriptions = SubscriptionSet(
             self._ids, confirm_timeout=config.watchdog.confirm_timeout
@@ -116,7 +141,7 @@ class _Stream(Generic[EventT]):
         return (
             f"<{type(self).__name__} {self._state()} "
             f"subscriptions={len(self._subscriptions.desired)} tasks={len(self._tasks)} "
-            f"supervisor={self._supervisor!r} queue={self._queue!r}>"
+            f"driver={self._driver!r} queue={self._queue!r}>"
         )
 
     def _state(self) -> StreamState:
@@ -124,9 +149,9 @@ class _Stream(Generic[EventT]):
             return "failed"
         if self._closed:
             return "closed"
-        if self._supervisor is None:
+        if self._driver is None:
             return "idle"
-        return self._supervisor.state
+        return self._driver.state
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -153,7 +178,22 @@ class _Stream(Generic[EventT]):
             return
         self._metrics = self.metrics
         queue = self._queue = EventQueue(self.config.queue, self.clock.wall, now=self.clock.now)
-        supervisor = self._supervisor = Supervisor(
+        driver = self._driver = self._make_driver(queue)
+        ready = asyncio.Event()
+        # The one task the stream owns: aclose() cancels it and waits for it to end.
+        self._runner = asyncio.get_running_loop().create_task(
+            self._run(driver, queue, ready), name=f"polyfeed-{self._channel}-stream"
+        )
+        try:
+            # Once the runner holds its group, work can be spawned into it (resync() at once).
+            await ready.wait()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    def _make_driver(self, queue: EventQueue) -> _Driver:
+        """One supervisor over the stream's subscriptions (a market stream: a pool)."""
+        return Supervisor(
             self._channel,
             self.url,
             self._subscriptions,
@@ -161,7 +201,7 @@ class _Stream(Generic[EventT]):
             self.clock,
             Backoff(self.config.backoff, self._rng),
             queue,
-            self._metrics,
+            self.metrics,
             credentials=self._credentials,
             connector=self._connector,
             credentials_check=credentials_check(
@@ -172,25 +212,14 @@ class _Stream(Generic[EventT]):
             session_factory=self._session_factory(),
             ending_policy=self._ending_policy(),
         )
-        ready = asyncio.Event()
-        # The one task the stream owns: aclose() cancels it and waits for it to end.
-        self._runner = asyncio.get_running_loop().create_task(
-            self._run(supervisor, queue, ready), name=f"polyfeed-{self._channel}-stream"
-        )
-        try:
-            # Once the runner holds its group, work can be spawned into it (resync() at once).
-            await ready.wait()
-        except BaseException:
-            await self.aclose()
-            raise
 
-    async def _run(self, supervisor: Supervisor, queue: EventQueue, ready: asyncio.Event) -> None:
+    async def _run(self, driver: _Driver, queue: EventQueue, ready: asyncio.Event) -> None:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                self._start_background(supervisor)
+                self._start_background(driver)
                 ready.set()
-                await self._supervise(supervisor)
+                await self._supervise(driver)
                 # The supervisor gave up (a fatal error): nothing is left for the rest to serve.
                 self._stopping = True
                 for task in list(self._tasks):
@@ -206,9 +235,9 @@ class _Stream(Generic[EventT]):
             queue.close(self._fatal)
             await self._release()
 
-    async def _supervise(self, supervisor: Supervisor) -> None:
+    async def _supervise(self, driver: _Driver) -> None:
         try:
-            await supervisor.run()
+            await driver.run()
         except PolyfeedError as exc:
             # Boundary: a fatal error ends the stream; the consumer gets it from the iterator.
             logger.error("%s stream stopped: %s", self._channel, exc)
@@ -236,7 +265,7 @@ class _Stream(Generic[EventT]):
         """Hook for subclasses: the socket's close-code rules (None: backoff alone)."""
         return None
 
-    def _start_background(self, supervisor: Supervisor) -> None:
+    def _start_background(self, driver: _Driver) -> None:
         """Hook for subclasses: more long-lived work, spawned with :meth:`_spawn`."""
 
     async def _release(self) -> None:
@@ -257,8 +286,8 @@ class _Stream(Generic[EventT]):
         runner = self._runner
         if runner is not None:
             self._stopping = True
-            if self._supervisor is not None:
-                self._supervisor.request_stop()
+            if self._driver is not None:
+                self._driver.request_stop()
             runner.cancel()
             # wait() rather than await: the runner's cancellation is ours, not the caller's.
             await asyncio.wait([runner])
@@ -319,11 +348,11 @@ class _Stream(Generic[EventT]):
         """Subscribe more ids live (no reconnect); returns the ids that were new."""
         self._check_open()
         wanted = _validate_ids(ids)
-        if self._supervisor is None:
+        if self._driver is None:
             added = self._subscriptions.add(wanted, None)
             self._subscribed(added)
             return added
-        added = self._supervisor.subscribe(wanted)
+        added = self._driver.subscribe(wanted)
         self._subscribed(added)
         if added:
             logger.info("%s: subscribed %d more", self._channel, len(added))
@@ -333,11 +362,11 @@ class _Stream(Generic[EventT]):
         """Unsubscribe ids live; returns the ids that were subscribed."""
         self._check_open()
         wanted = _validate_ids(ids)
-        if self._supervisor is None:
+        if self._driver is None:
             removed = self._subscriptions.remove(wanted)
             self._unsubscribed(removed)
             return removed
-        removed = self._supervisor.unsubscribe(wanted)
+        removed = self._driver.unsubscribe(wanted)
         self._unsubscribed(removed)
         if removed:
             logger.info("%s: unsubscribed %d", self._channel, len(removed))
@@ -369,20 +398,29 @@ class _Stream(Generic[EventT]):
         """Restarts and last crash of background maintenance (the book keeper's)."""
         return 0, None
 
+    def _subscription_counts(self) -> tuple[int, int]:
+        """(desired, confirmed) right now."""
+        return len(self._subscriptions.desired), len(self._subscriptions.confirmed)
+
+    def _connections(self) -> list[ConnectionHealth]:
+        """Per-connection health (a market stream's pool)."""
+        return []
+
     def health(self) -> Health:
         """State, freshness and counters right now."""
         metrics = self.metrics
         now = self.clock.now()
         queue = self._queue
         restarts, maintenance_error = self._maintenance()
+        subscribed, confirmed = self._subscription_counts()
         return Health(
             state=self._state(),
             connected=metrics.connected_since is not None,
             seconds_since_last_message=metrics.seconds_since_last_message(now),
             uptime_ratio=metrics.uptime_ratio(now),
             reconnects=sum(metrics.reconnects_by_reason.values()),
-            subscribed=len(self._subscriptions.desired),
-            confirmed=len(self._subscriptions.confirmed),
+            subscribed=subscribed,
+            confirmed=confirmed,
             queued_events=len(queue) if queue is not None else 0,
             dropped_events=queue.dropped if queue is not None else 0,
             backoff_seconds=metrics.backoff_seconds,
@@ -390,6 +428,7 @@ class _Stream(Generic[EventT]):
             error=str(self._fatal) if self._fatal is not None else None,
             maintenance_restarts=restarts,
             maintenance_error=maintenance_error,
+            connections=self._connections(),
         )
 
 
@@ -428,6 +467,21 @@ class MarketStream(_Stream[MarketStreamEvent]):
     URL; ``url`` overrides the WebSocket URL and ``rest_url`` the CLOB REST URL. The REST URL is
     never derived from ``url``: ``MarketStream(ids, endpoints=fake.endpoints)`` points a stream at
     ``polyfeed.testing.FakePolymarket`` with one argument.
+
+    Many assets: they are spread over as many connections as needed, at most
+    ``config.max_assets_per_connection`` each (default 200), behind this one stream: one
+    iterator, one :attr:`books`, one :meth:`health` (``health().connections`` shows each one).
+    Handshakes are paced by ``config.pool`` (slower after a 429); a connection that drops
+    reconnects alone, and its ``Gap`` names only its assets. ``shard`` (``"I/N"``) keeps only the
+    ids of shard I of N (a stable hash of the token id), so N processes split a universe exactly
+    once.
+
+    Zero-gap failover: with ``redundancy=2`` (or 3) every asset is carried by that many
+    connections, opened and reconnected at different times, and their events are merged exactly
+    (:mod:`polyfeed.core.merge`): each event is seen once, in order per market, from whichever
+    connection was first. When one of them stalls, closes, drops or hangs, the others carry on:
+    no event lost, no ``Gap``, no book invalidated; ``Redundancy(state="degraded")`` says so until
+    it is back (``full``). A ``Gap`` is reported only for time when all of them were down.
     """
 
     _channel = "market"
@@ -448,10 +502,22 @@ class MarketStream(_Stream[MarketStreamEvent]):
         clock: Clock | None = None,
         rng: Callable[[], float] | None = None,
         connector: Connector = connect,
+        shard: Shard | str | None = None,
+        redundancy: int = 1,
     ) -> None:
         cfg = _resolve_config(profile, config, endpoints)
+        if not 1 <= redundancy <= 3:
+            raise ConfigError(
+                f"redundancy must be 1, 2 or 3 connections per asset, got {redundancy!r}"
+            )
+        self.redundancy = redundancy
+        self.shard = parse_shard(shard) if isinstance(shard, str) else shard
+        wanted = _validate_ids(assets)
+        if self.shard is not None:
+            wanted = self.shard.select(wanted)
+        self._pool: ConnectionPool | None = None
         super().__init__(
-            _validate_ids(assets),
+            wanted,
             url=url or cfg.endpoints.market_url,
             config=cfg,
             clock=clock,
@@ -502,27 +568,103 @@ class MarketStream(_Stream[MarketStreamEvent]):
             raise StreamClosedError("books are kept only while the stream runs (books=True)")
         return self._keeper
 
-    def _start_background(self, supervisor: Supervisor) -> None:
-        if self._books is None:
+    def _make_driver(self, queue: EventQueue) -> _Driver:
+        metrics = self.metrics
+        assert isinstance(metrics, PoolMetrics)
+        desired = self._subscriptions.desired
+        # The order given, not a set's: a market's two tokens, given side by side (as discovery
+        # lists them), land on one connection and its messages arrive once.
+        ordered = [a for a in self._ids if a in desired]
+        ordered += sorted(desired.difference(ordered))
+        options: dict[str, Any] = {
+            "url": self.url,
+            "config": self.config,
+            "clock": self.clock,
+            "rng": self._rng,
+            "queue": queue,
+            "metrics": metrics,
+            "connector": self._connector,
+        }
+        pool: ConnectionPool
+        if self.redundancy > 1:
+            pool = RedundantPool(ordered, redundancy=self.redundancy, **options)
+        else:
+            pool = ConnectionPool(ordered, **options)
+        self._pool = pool
+        return pool
+
+    def _start_background(self, driver: _Driver) -> None:
+        pool = self._pool
+        assert pool is not None
+        if self._books is None and pool.asset_timeout is None and pool.witness_after is None:
             return
         endpoints = self.config.endpoints
         self._rest = RestClient(
             self.rest_url, endpoints.gamma_url, request_timeout=self.config.connect_timeout
         )
+        # Silent assets are checked against REST /book before they are redriven.
+        pool.rest = self._rest
+        pool.books = self._books
+        pool.limiter = self._limiter
+        if self._books is None:
+            return
         keeper = self._keeper = BookKeeper(
             self._books,
             clock=self.clock,
             rest=self._rest,
             limiter=self._limiter,
             spawn=self._spawn,
-            emit=supervisor.queue.put_many,
-            refresh=supervisor.refresh,
+            emit=pool.queue.put_many,
+            refresh=pool.refresh,
             reconcile_every=self._reconcile_every,
         )
-        supervisor.observer = keeper
+        pool.observer = keeper
         self.metrics.maintenance = keeper
         # One task for all of the keeper's maintenance (timers, periodic reconcile, restarts).
         self._spawn(keeper.run, "polyfeed-book-maintenance")
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """The desired subscription set (every connection's)."""
+        if self._pool is not None:
+            return self._pool.desired
+        return self._subscriptions.desired
+
+    @property
+    def metrics(self) -> PoolMetrics:
+        """Metrics: the totals, and each connection's (``metrics.connections``)."""
+        if self._metrics is None:
+            self._metrics = PoolMetrics(
+                self.clock.now(),
+                None if self.shard is None else str(self.shard),
+                clock=self.clock.now,
+            )
+        assert isinstance(self._metrics, PoolMetrics)
+        return self._metrics
+
+    @property
+    def pool(self) -> ConnectionPool | None:
+        """The connections of the stream (placement, pacing), None before start."""
+        return self._pool
+
+    def _subscription_counts(self) -> tuple[int, int]:
+        if self._pool is None:
+            return super()._subscription_counts()
+        return len(self._pool.desired), self._pool.confirmed
+
+    def _connections(self) -> list[ConnectionHealth]:
+        return [] if self._pool is None else self._pool.connections()
+
+    async def subscribe(self, ids: Iterable[str]) -> list[str]:
+        """Subscribe more ids live (no reconnect); returns the ids that were new.
+
+        New ids go to connections with room (``max_assets_per_connection``), else to new
+        connections. With a ``shard``, ids of other shards are ignored (not returned).
+        """
+        wanted = _validate_ids(ids)
+        if self.shard is not None:
+            wanted = self.shard.select(wanted)
+        return await super().subscribe(wanted)
 
     def _maintenance(self) -> tuple[int, str | None]:
         keeper = self._keeper

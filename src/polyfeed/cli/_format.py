@@ -10,6 +10,7 @@ from polyfeed.events import (
     Disconnected,
     Gap,
     Reconnecting,
+    Redundancy,
     Resubscribed,
     Stale,
 )
@@ -63,6 +64,8 @@ def describe_event(event: object) -> str | None:
             return f"{_books(assets)} resynced from {source}"
         case PolyboltGap(channel=channel, missing=missing, seq=seq, reason=reason):
             return f"GAP on {channel}: {missing} frame(s) lost before seq {seq} ({reason})"
+        case Redundancy(state=state, legs_up=up, legs=legs, pool_connection=slot):
+            return f"redundancy {state}: {up}/{legs} legs up (connection {slot})"
     return None
 
 

@@ -34,7 +34,13 @@ def describe(fake: FakePolymarket) -> dict[str, Any]:
         ],
         "asset_ids": list(fake.asset_ids),
         "run_probability": fake.sim.run_probability,
+        "stream_args": stream_args(fake),
     }
+
+
+def stream_args(fake: FakePolymarket) -> list[str]:
+    """The ``polyfeed stream`` options that point it (discovery included) at this server."""
+    return ["--url", fake.market_url, "--rest-url", fake.rest_url, "--gamma-url", fake.gamma_url]
 
 
 def _print_human(fake: FakePolymarket) -> None:
@@ -47,6 +53,7 @@ def _print_human(fake: FakePolymarket) -> None:
     click.echo(f"  user WS    {fake.user_url}")
     click.echo(f"  CLOB REST  {fake.rest_url}")
     click.echo(f"  Gamma      {fake.gamma_url}")
+    click.echo(f"  stream it: polyfeed stream {' '.join(stream_args(fake))} --all-active")
     # These credentials are made up by the fake and only valid against it.
     credentials = fake.credentials
     click.echo(

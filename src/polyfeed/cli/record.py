@@ -9,6 +9,7 @@ target records the downtime as a gap.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -27,6 +28,7 @@ from polyfeed.cli._metrics import (
 from polyfeed.cli.dashboard import Dashboard, showing
 from polyfeed.cli.stream import _dashboard_for, build_config
 from polyfeed.config import PROFILES, StreamConfig
+from polyfeed.core.placement import parse_shard
 from polyfeed.credentials import Credentials
 from polyfeed.errors import ConfigError, PolyfeedError
 from polyfeed.sinks.base import Recorder, Sink
@@ -205,6 +207,18 @@ async def _record_main(
     is_flag=True,
     help="A live dashboard on stderr (state, events/s, reconnects, books) while recording.",
 )
+@click.option(
+    "--shard",
+    default=None,
+    help="I/N: record only the asset ids whose stable hash falls in shard I of N (N recorders; "
+    "default: every id).",
+)
+@click.option(
+    "--max-per-connection",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Assets per WebSocket (default 200); more assets open more connections.",
+)
 @metrics_options
 @click.argument("ids", nargs=-1)
 def record(
@@ -225,10 +239,16 @@ def record(
     queue_size: int | None,
     ids: tuple[str, ...],
     show_dashboard: bool = False,
+    shard: str | None = None,
+    max_per_connection: int | None = None,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
 ) -> None:
-    """Record IDS (assets, or markets for --channel user) into --out; SIGTERM stops cleanly."""
+    """Record IDS (assets, or markets for --channel user) into --out; SIGTERM stops cleanly.
+
+    ``--shard I/N`` records only shard I of the ids (N recorders split a universe exactly once);
+    ``--max-per-connection`` spreads the assets over more WebSockets.
+    """
     try:
         config: StreamConfig = build_config(
             profile, data_timeout, heartbeat, pong_timeout, backoff_base, backoff_max, queue_size
@@ -237,9 +257,16 @@ def record(
             raise click.UsageError("give at least one asset id")
         if url is not None and not url.startswith(("ws://", "wss://")):
             raise click.UsageError(f"--url must be a ws:// or wss:// URL, got {url!r}")
+        if channel != "market" and (shard is not None or max_per_connection is not None):
+            raise click.UsageError("--shard and --max-per-connection apply to --channel market")
+        if max_per_connection is not None:
+            config = dataclasses.replace(config, max_assets_per_connection=max_per_connection)
+        chosen = parse_shard(shard) if shard is not None else None
+        # The session record names the ids this recorder carries: its shard's.
+        recorded = list(ids) if chosen is None else chosen.select(ids)
         stream: MarketStream | UserStream
         if channel == "market":
-            stream = MarketStream(list(ids), url=url, rest_url=rest_url, config=config)
+            stream = MarketStream(recorded, url=url, rest_url=rest_url, config=config, shard=chosen)
         else:
             credentials = Credentials.from_env()
             stream = UserStream(list(ids) or None, credentials=credentials, url=url, config=config)
@@ -251,7 +278,7 @@ def record(
             stream,
             sink,
             channel,
-            list(ids),
+            recorded,
             batch_window,
             max_buffer,
             address(metrics_host, metrics_port),

@@ -13,15 +13,19 @@ what was dropped is reported in the output as a ``gap`` line.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import click
 import msgspec
 from click.core import ParameterSource
 
+from polyfeed.aio.discovery import Discovery, MarketQuery
 from polyfeed.aio.polybolt_stream import DEFAULT_POLYBOLT_URL, PolyboltStream
+from polyfeed.aio.rest import RestClient
 from polyfeed.aio.rtds_stream import DEFAULT_RTDS_URL, RtdsStream
 from polyfeed.aio.sports_stream import DEFAULT_SPORTS_URL, SportsStream
 from polyfeed.aio.stream import MarketStream, UserStream
@@ -39,6 +43,7 @@ from polyfeed.cli.dashboard import Dashboard, showing
 from polyfeed.config import PROFILES, HeartbeatConfig, StreamConfig
 from polyfeed.config_file import load as load_config
 from polyfeed.core.messages import Malformed, Notice, Pong, Unknown
+from polyfeed.core.placement import Shard, parse_shard
 from polyfeed.core.polybolt import PolyboltConfig, PolyboltGap, PolyboltSubscription
 from polyfeed.core.rtds import RtdsConfig, RtdsSubscription
 from polyfeed.core.sports import SportsConfig
@@ -169,13 +174,25 @@ def build_stream(
     credentials: Credentials | None,
     topics: list[str] | None = None,
     options: SocketOptions | None = None,
+    shard: Shard | None = None,
+    redundancy: int = 1,
 ) -> AnyStream:
-    """The stream ``polyfeed stream`` runs for these arguments (raises ConfigError)."""
+    """The stream ``polyfeed stream`` runs for these arguments (raises ConfigError).
+
+    ``shard`` and ``redundancy`` apply to the market channel (its connection pool).
+    """
     options = options or SocketOptions()
     topics = topics or []
     match channel:
         case "market":
-            return MarketStream(ids, url=url, rest_url=rest_url, config=config)
+            return MarketStream(
+                ids,
+                url=url,
+                rest_url=rest_url,
+                config=config,
+                shard=shard,
+                redundancy=redundancy,
+            )
         case "user":
             return UserStream(ids or None, credentials=credentials, url=url, config=config)
         case "rtds":
@@ -200,6 +217,101 @@ def build_stream(
     raise click.UsageError(f"unknown channel {channel!r}")
 
 
+class Selection(msgspec.Struct, frozen=True, kw_only=True):
+    """The market channel's discovery options: what to resolve over Gamma, and how often to
+    refresh it (None: once)."""
+
+    query: MarketQuery
+    gamma_url: str | None = None
+    refresh: float | None = None
+
+
+async def _alongside(main: Coroutine[Any, Any, None], side: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` with ``side`` beside it in one TaskGroup; ``side`` ends when ``main`` does.
+
+    Boundary: the first error comes out as itself, never as a group (the caller matches on it).
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            side_task = group.create_task(side, name="polyfeed-discovery")
+            try:
+                await main
+            finally:
+                side_task.cancel()
+    except BaseExceptionGroup as errors:
+        raise errors.exceptions[0] from None
+
+
+async def _discover(
+    selection: Selection, ids: list[str], config: StreamConfig, rest_url: str | None
+) -> tuple[list[str], Discovery | None, RestClient | None]:
+    """Token ids: those given plus the discovered ones, in the selection's shard."""
+    if selection.query.empty:
+        shard = selection.query.shard
+        return (ids if shard is None else shard.select(ids)), None, None
+    rest = RestClient(
+        rest_url or config.endpoints.rest_url,
+        selection.gamma_url or config.endpoints.gamma_url,
+        request_timeout=config.connect_timeout,
+    )
+    try:
+        discovery = Discovery(rest)
+        found = await discovery.resolve(selection.query)
+    except BaseException:
+        await rest.aclose()
+        raise
+    return list(dict.fromkeys([*ids, *found])), discovery, rest
+
+
+async def _discover_then_stream(
+    selection: Selection,
+    ids: list[str],
+    config: StreamConfig,
+    rest_url: str | None,
+    build: Callable[[list[str]], AnyStream],
+    metrics: MetricsAddress | None = None,
+    dashboard: bool = False,
+) -> int:
+    """The market channel with discovery: resolve the selection over Gamma, then stream the
+    ids found (and, with ``selection.refresh``, keep the stream in line with Gamma)."""
+    try:
+        ids, discovery, rest = await _discover(selection, ids, config, rest_url)
+    except PolyfeedError as exc:
+        sys.stderr.write(f"polyfeed: error: {exc}\n")
+        return 1
+    try:
+        try:
+            stream = build(ids)
+        except PolyfeedError as exc:
+            sys.stderr.write(f"polyfeed: error: {exc}\n")
+            return 1
+        follow: Callable[[], Coroutine[Any, Any, None]] | None = None
+        if discovery is not None and selection.refresh is not None:
+            assert isinstance(stream, MarketStream)
+            market, every, found = stream, selection.refresh, discovery
+
+            def follow() -> Coroutine[Any, Any, None]:
+                return found.follow(market, selection.query, every=every, clock=market.clock)
+
+        return await _stream_main(stream, metrics, "market", dashboard, follow)
+    finally:
+        if rest is not None:
+            await rest.aclose()
+
+
+async def _pump(
+    stream: AnyStream, out: LineWriter, err: LineWriter, view: Dashboard | None
+) -> None:
+    async for event in stream:
+        await out.write(encode_event(event))
+        if view is not None:
+            view.note(event)
+            continue
+        status = status_line(event)
+        if status is not None:
+            await err.write(status)
+
+
 def _dashboard_for(stream: AnyStream, name: str) -> Dashboard:
     if isinstance(stream, MarketStream):
         ids = sorted(stream.subscriptions)[:DASHBOARD_BOOKS]
@@ -212,7 +324,9 @@ async def _stream_main(
     metrics: MetricsAddress | None = None,
     name: str = "market",
     dashboard: bool = False,
+    side: Callable[[], Coroutine[Any, Any, None]] | None = None,
 ) -> int:
+    """Run ``stream`` to stdout (and ``side``, e.g. discovery's follow, beside it)."""
     error: str | None = None
     # The dashboard repaints stderr: status lines would tear it, and it shows them itself.
     view = _dashboard_for(stream, name) if dashboard else None
@@ -225,14 +339,11 @@ async def _stream_main(
                 if server is not None:
                     await err.write(announcement(server).encode())
                 async with showing(view):
-                    async for event in stream:
-                        await out.write(encode_event(event))
-                        if view is not None:
-                            view.note(event)
-                            continue
-                        status = status_line(event)
-                        if status is not None:
-                            await err.write(status)
+                    pump = _pump(stream, out, err, view)
+                    if side is None:
+                        await pump
+                    else:
+                        await _alongside(pump, side())
         except OutputClosedError:
             # The reader of stdout went away (``| head``): a normal way to stop.
             return 0
@@ -340,6 +451,39 @@ CHANNELS = ["market", "user", "rtds", "polybolt", "sports"]
     help="TOML configuration file (default: $POLYFEED_CONFIG, else none). Precedence: "
     "profile < file < POLYFEED_* variables < flags; see `polyfeed config show`.",
 )
+@click.option("--market", "markets", multiple=True, help="A market slug (Gamma); repeatable.")
+@click.option("--event", "events", multiple=True, help="An event slug (Gamma); repeatable.")
+@click.option(
+    "--condition-id", "condition_ids", multiple=True, help="A market's condition id; repeatable."
+)
+@click.option("--all-active", is_flag=True, help="Every active market (pages through Gamma).")
+@click.option(
+    "--shard",
+    default=None,
+    help="I/N: keep the token ids whose stable hash falls in shard I of N (N processes; "
+    "default: every id).",
+)
+@click.option(
+    "--max-per-connection",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Assets per WebSocket (default 200); more assets open more connections.",
+)
+@click.option(
+    "--redundancy",
+    type=click.IntRange(min=1, max=3),
+    default=1,
+    show_default=True,
+    help="Connections carrying each asset (market channel); 2: zero-gap failover, merged exactly.",
+)
+@click.option("--gamma-url", default=None, help="Gamma URL for discovery (default: Polymarket's).")
+@click.option(
+    "--refresh",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds between discovery refreshes: new markets subscribed, resolved ones dropped "
+    "(default: discover once).",
+)
 @metrics_options
 @click.argument("ids", nargs=-1)
 def stream(
@@ -356,13 +500,26 @@ def stream(
     backoff_base: float | None,
     backoff_max: float | None,
     queue_size: int | None,
+    markets: tuple[str, ...],
+    events: tuple[str, ...],
+    condition_ids: tuple[str, ...],
+    all_active: bool,
+    shard: str | None,
+    max_per_connection: int | None,
+    redundancy: int,
+    gamma_url: str | None,
+    refresh: float | None,
     ids: tuple[str, ...],
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     show_dashboard: bool = False,
     config_path: str | None = None,
 ) -> None:
-    """Stream ASSET_OR_MARKET ids as NDJSON on stdout (status on stderr); Ctrl-C stops cleanly."""
+    """Stream ASSET_OR_MARKET ids as NDJSON on stdout (status on stderr); Ctrl-C stops cleanly.
+
+    On the market channel, ``--market``, ``--event``, ``--condition-id`` and ``--all-active``
+    find token ids over Gamma (``--gamma-url``); ``--shard I/N`` keeps one shard of them.
+    """
     clob = channel in ("market", "user")
     given = click.get_current_context().get_parameter_source("profile")
     try:
@@ -379,8 +536,32 @@ def stream(
             queue_size,
             effective.config,
         )
-        if channel == "market" and not ids:
-            raise click.UsageError("give at least one asset id")
+        if max_per_connection is not None:
+            config = dataclasses.replace(config, max_assets_per_connection=max_per_connection)
+        query = MarketQuery(
+            markets=markets,
+            events=events,
+            condition_ids=condition_ids,
+            all_active=all_active,
+            shard=None if shard is None else parse_shard(shard),
+        )
+        selection = Selection(query=query, gamma_url=gamma_url, refresh=refresh)
+        if channel == "market" and not ids and query.empty:
+            raise click.UsageError(
+                "give at least one asset id, or --market/--event/--condition-id/--all-active"
+            )
+        if channel != "market" and not (query.empty and shard is None):
+            raise click.UsageError("discovery and --shard apply to the market channel only")
+        if channel != "market" and max_per_connection is not None:
+            raise click.UsageError("--max-per-connection applies to the market channel only")
+        if channel != "market" and redundancy != 1:
+            raise click.UsageError("--redundancy applies to the market channel only")
+        if refresh is not None and query.empty:
+            raise click.UsageError("--refresh needs --market, --event or --all-active")
+        if gamma_url is not None and not gamma_url.startswith(("http://", "https://")):
+            raise click.UsageError(
+                f"--gamma-url must be an http:// or https:// URL, got {gamma_url!r}"
+            )
         if not clob and ids:
             raise click.UsageError(f"--channel {channel} takes no ids (use --topic)")
         if channel in ("rtds", "polybolt") and not topics:
@@ -405,12 +586,30 @@ def stream(
         wants_credentials = channel == "user" or (channel == "polybolt" and auth)
         credentials = Credentials.from_env() if wants_credentials else None
         options = SocketOptions(heartbeat, pong_timeout, data_timeout, topic_timeout)
-        chosen = build_stream(
-            channel, url, rest_url, config, list(ids), credentials, list(topics), options
-        )
+
+        def build(chosen_ids: list[str]) -> AnyStream:
+            return build_stream(
+                channel,
+                url,
+                rest_url,
+                config,
+                chosen_ids,
+                credentials,
+                list(topics),
+                options,
+                shard=query.shard,
+                redundancy=redundancy,
+            )
+
+        metrics = address(metrics_host, metrics_port)
+        if channel == "market" and not query.empty:
+            # Discovery needs the network: the stream is built once the ids are known.
+            run = _discover_then_stream(
+                selection, list(ids), config, rest_url, build, metrics, show_dashboard
+            )
+        else:
+            run = _stream_main(build(list(ids)), metrics, channel, show_dashboard)
     except PolyfeedError as exc:
         raise click.UsageError(str(exc)) from None
-    code = run_until_signal(
-        _stream_main(chosen, address(metrics_host, metrics_port), channel, show_dashboard)
-    )
+    code = run_until_signal(run)
     sys.exit(code)

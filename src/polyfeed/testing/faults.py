@@ -232,9 +232,14 @@ class Duplicate:
 
 @dataclass(frozen=True, slots=True)
 class SilenceAsset:
-    """This asset gets no data on the connection while the others flow."""
+    """This asset gets no data on the connection while the others flow.
+
+    ``until_unsubscribed``: a dead subscription that a redrive cures: the silence ends when the
+    client unsubscribes the asset (and subscribes it again); otherwise it lasts the connection.
+    """
 
     asset_id: str
+    until_unsubscribed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

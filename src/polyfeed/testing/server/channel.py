@@ -155,6 +155,7 @@ class ChannelFrames:
         for key in keys:
             connection.subscribed.discard(key)
             connection._fault_state.resubscribed(key)
+            connection._fault_state.unsubscribed(key)
             connection.unknown_assets.discard(key)
 
     def _add(self, keys: Iterable[str]) -> list[str]:

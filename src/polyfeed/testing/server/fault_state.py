@@ -100,6 +100,7 @@ class FaultState:
         self._ignore_all = False
         self._ignored: set[str] = set()
         self._silenced: set[str] = set()
+        self._cured_by_unsubscribe: set[str] = set()
         self._forgotten: set[str] = set()
         self._drops: list[_Countdown] = []
         self._duplicates: list[_Countdown] = []
@@ -113,6 +114,13 @@ class FaultState:
     def resubscribed(self, key: str) -> None:
         """``key`` was subscribed or unsubscribed again: a forgotten subscription is over."""
         self._forgotten.discard(key)
+
+    def unsubscribed(self, key: str) -> None:
+        """The client unsubscribed ``key``: a silence that lasts until then is over."""
+        if key in self._cured_by_unsubscribe:
+            self._cured_by_unsubscribe.discard(key)
+            self._silenced.discard(key)
+            self._refresh_active()
 
     def __repr__(self) -> str:
         return (
@@ -160,8 +168,10 @@ class FaultState:
                 self.slow_delay = delay
             case Duplicate(count=count, asset_id=asset_id):
                 self._duplicates.append(_Countdown(asset_id, count))
-            case SilenceAsset(asset_id=asset_id):
+            case SilenceAsset(asset_id=asset_id, until_unsubscribed=until_unsubscribed):
                 self._silenced.add(asset_id)
+                if until_unsubscribed:
+                    self._cured_by_unsubscribe.add(asset_id)
             case DropMessage(asset_id=asset_id, count=count):
                 self._drops.append(_Countdown(asset_id, count))
             case _:

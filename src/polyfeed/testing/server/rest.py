@@ -31,6 +31,10 @@ __all__ = ["RestApi"]
 _UNAUTHORIZED = {"error": "Unauthorized/Invalid api key"}
 
 
+EVENT_SIZE = 3
+"""Markets per simulated Gamma event."""
+
+
 class RestApi:
     """The REST and Gamma routes of one :class:`FakePolymarket`, answered from its simulator."""
 
@@ -46,6 +50,7 @@ class RestApi:
             web.get("/markets", self._rest_markets),
             web.get("/markets/{condition_id}", self._rest_market),
             web.get("/gamma/markets", self._gamma_markets),
+            web.get("/gamma/events", self._gamma_events),
             web.get("/auth/api-keys", self._api_keys),
         ]
 
@@ -175,8 +180,39 @@ class RestApi:
         wanted = query.getall("condition_ids", [])
         if wanted:
             markets = [(i, m) for i, m in markets if m.condition_id in wanted]
+        slugs = query.getall("slug", [])
+        if slugs:
+            markets = [(i, m) for i, m in markets if m.slug in slugs]
         page = markets[offset : offset + max(0, limit)]
         return _json([self._gamma_market(i, m) for i, m in page])
+
+    async def _gamma_events(self, request: web.Request) -> web.StreamResponse:
+        # Events group EVENT_SIZE consecutive markets: simulated-event-0 holds markets 0..2.
+        query = request.query
+        try:
+            limit = int(query.get("limit", "100"))
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            return web.json_response({"error": "limit and offset must be integers"}, status=400)
+        markets = self._sim.markets
+        events = []
+        for number, start in enumerate(range(0, len(markets), EVENT_SIZE)):
+            slug = f"simulated-event-{number}"
+            members = range(start, min(start + EVENT_SIZE, len(markets)))
+            events.append(
+                {
+                    "id": str(number + 1),
+                    "slug": slug,
+                    "title": f"Simulated event #{number}",
+                    "active": True,
+                    "closed": False,
+                    "markets": [self._gamma_market(i, markets[i]) for i in members],
+                }
+            )
+        slugs = query.getall("slug", [])
+        if slugs:
+            events = [e for e in events if e["slug"] in slugs]
+        return _json(events[offset : offset + max(0, limit)])
 
 
 def _json(body: Any) -> web.Response:
