@@ -80,6 +80,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_record.py
 	$(BIN)/python benchmarks/bench_latency.py
 	$(BIN)/python benchmarks/bench_memory.py
+	$(BIN)/python benchmarks/bench_merge.py
+	$(BIN)/python benchmarks/bench_pool.py
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) build src/*.egg-info
