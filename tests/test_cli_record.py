@@ -84,7 +84,7 @@ async def wait_for_rows(path: Path, rows: int) -> None:
 
 
 async def start_recorder(
-    fake: FakePolymarket, path: Path, batch_window: float
+    fake: FakePolymarket, path: Path, batch_window: float, *options: str
 ) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -100,6 +100,7 @@ async def start_recorder(
         "--batch-window",
         str(batch_window),
         *FAST,
+        *options,
         *fake.asset_ids,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -191,24 +192,8 @@ async def test_record_serves_metrics_and_health_and_shows_a_dashboard(tmp_path: 
     import aiohttp
 
     async with FakePolymarket(markets=1, rate=20.0, seed=43) as fake:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from polyfeed.cli import main; main()",
-            "record",
-            "--url",
-            fake.market_url,
-            "--rest-url",
-            fake.rest_url,
-            "--out",
-            str(tmp_path / "r.db"),
-            "--metrics-port",
-            "0",
-            "--dashboard",
-            *FAST,
-            *fake.asset_ids,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        process = await start_recorder(
+            fake, tmp_path / "r.db", 1.0, "--metrics-port", "0", "--dashboard"
         )
         assert process.stderr is not None
         try:
