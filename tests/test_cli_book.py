@@ -18,9 +18,11 @@ from polyfeed.cli.book import book, describe_event, render_book, sync_state
 from polyfeed.core.book import OrderBook
 from polyfeed.core.messages import Book, Level, PriceChange, PriceChangeEntry
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     Reconnecting,
@@ -211,6 +213,20 @@ def test_health_without_a_message_yet_and_with_a_fatal_error() -> None:
         (
             Redundancy(state="degraded", legs_up=1, legs=2, pool_connection=0),
             "redundancy degraded: 1/2 legs up (connection 0)",
+        ),
+        (
+            AssetChecked(asset_ids=["a"], action="redrive", silent_for=3.0, pool_connection=2),
+            "1 asset(s) silent for 3.0s on connection 2 checked over REST: the server's book "
+            "moved, subscription re-requested",
+        ),
+        (
+            AssetChecked(asset_ids=["a", "b"], action="left_alone", silent_for=5.0),
+            "2 asset(s) silent for 5.0s on connection 0 checked over REST: the server's book "
+            "did not move (a quiet market), left alone",
+        ),
+        (
+            ConnectionReplaced(pool_connection=1, reason="redrives failed", asset_ids=["a"]),
+            "connection 1 replaced (redrives failed; 1 asset(s))",
         ),
         (snapshot(), None),
     ],

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from polyfeed.core.polybolt import PolyboltGap
 from polyfeed.events import (
+    AssetChecked,
     BookInvalidated,
     BookResynced,
     Connected,
+    ConnectionReplaced,
     Disconnected,
     Gap,
     Reconnecting,
@@ -66,7 +68,23 @@ def describe_event(event: object) -> str | None:
             return f"GAP on {channel}: {missing} frame(s) lost before seq {seq} ({reason})"
         case Redundancy(state=state, legs_up=up, legs=legs, pool_connection=slot):
             return f"redundancy {state}: {up}/{legs} legs up (connection {slot})"
+        case AssetChecked(asset_ids=assets, action=action, silent_for=silent, pool_connection=slot):
+            what = _ASSET_ACTIONS[action]
+            return (
+                f"{len(assets)} asset(s) silent for {silent:.1f}s on connection {slot} checked "
+                f"over REST: {what}"
+            )
+        case ConnectionReplaced(pool_connection=slot, reason=reason, asset_ids=assets):
+            return f"connection {slot} replaced ({reason}; {len(assets)} asset(s))"
     return None
+
+
+_ASSET_ACTIONS = {
+    "left_alone": "the server's book did not move (a quiet market), left alone",
+    "redrive": "the server's book moved, subscription re-requested",
+    "replace": "re-requests did not help, connection replaced",
+    "inconclusive": "REST failed, checked again later",
+}
 
 
 def _books(assets: list[str]) -> str:
