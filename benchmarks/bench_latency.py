@@ -39,12 +39,11 @@ import aiohttp
 import polyfeed
 from bench_stream import (
     MARKETS,
-    REPLY_TIMEOUT,
     SEED,
     ServerHandle,
     _check_books,
-    _hash_counts,
     _subscription,
+    warm_up,
 )
 
 BOOKS_ON = "polyfeed MarketStream (books on)"
@@ -78,18 +77,7 @@ async def _polyfeed(
     async with polyfeed.MarketStream(
         asset_ids, url=url, rest_url=rest_url, config=config, books=books
     ) as stream:
-        snapshots = 0
-        async for event in stream:
-            if type(event) is polyfeed.Book:
-                snapshots += 1
-                if snapshots == len(asset_ids):
-                    break
-        before: dict[str, tuple[int, int]] = {}
-        if books:
-            async with asyncio.timeout(REPLY_TIMEOUT):
-                while not all(stream.books[a].neg_risk is not None for a in asset_ids):  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
-            before = {a: _hash_counts(stream.books[a]) for a in asset_ids}
+        before = await warm_up(stream, asset_ids, books=books)
         _before_run()
         start()
         async for event in stream:

@@ -108,6 +108,9 @@ async def _serve(pipe: Connection, markets: int, seed: int) -> None:
         ping_grace=None,
         no_new_assets_interval=None,
         trade_probability=0.0,
+        # One message per step: the untimed pre-check verifies each message's own hash, which a
+        # multi-message run (verified at its end; the fake's default since issue 7) would fail.
+        run_probability=0.0,
         max_log_events=1_000_000,
     )
     async with fake:
@@ -362,20 +365,7 @@ async def _run_polyfeed(
     async with polyfeed.MarketStream(
         asset_ids, url=url, rest_url=rest_url, config=config, books=books
     ) as stream:
-        snapshots = 0
-        async for event in stream:
-            if type(event) is polyfeed.Book:
-                snapshots += 1
-                if snapshots == len(asset_ids):
-                    break
-        before: dict[str, tuple[int, int]] = {}
-        if books:
-            # The REST metadata the hash covers arrives after the snapshots: from then on no
-            # check may be skipped.
-            async with asyncio.timeout(REPLY_TIMEOUT):
-                while not all(stream.books[a].neg_risk is not None for a in asset_ids):  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
-            before = {a: _hash_counts(stream.books[a]) for a in asset_ids}
+        before = await warm_up(stream, asset_ids, books=books)
         count = 0
         other: list[object] = []
         watch = Stopwatch()
@@ -394,6 +384,26 @@ async def _run_polyfeed(
         # A Gap or BookInvalidated would mean the run measured recovery, not the stream.
         raise RuntimeError(f"unexpected events during the burst: {other[:3]!r}")
     return result
+
+
+async def warm_up(
+    stream: polyfeed.MarketStream, asset_ids: list[str], *, books: bool
+) -> dict[str, tuple[int, int]]:
+    """Wait for every snapshot (and, with books, the REST metadata); the hash counts then."""
+    snapshots = 0
+    async for event in stream:
+        if type(event) is polyfeed.Book:
+            snapshots += 1
+            if snapshots == len(asset_ids):
+                break
+    if not books:
+        return {}
+    # The REST metadata the hash covers arrives after the snapshots: from then on no check may
+    # be skipped.
+    async with asyncio.timeout(REPLY_TIMEOUT):
+        while not all(stream.books[a].neg_risk is not None for a in asset_ids):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    return {a: _hash_counts(stream.books[a]) for a in asset_ids}
 
 
 def _hash_counts(book: polyfeed.OrderBook) -> tuple[int, int]:
