@@ -14,8 +14,16 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from polyfeed.core.book_hash import HashScheme, book_hash, book_hash_preimage
+from polyfeed.core.book_hash import (
+    HashScheme,
+    book_hash,
+    book_hash_preimage,
+    level_fields,
+    level_json,
+)
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.core.messages import Book, Level, PriceChange
 
@@ -249,3 +257,16 @@ def test_preimage_shape_per_scheme() -> None:
         "neg_risk",
         "last_trade_price",
     ]
+
+
+DECIMAL_TEXT = st.from_regex(r"[0-9]{0,8}(\.[0-9]{0,6})?", fullmatch=True)
+
+
+@given(price=DECIMAL_TEXT, size=DECIMAL_TEXT)
+def test_level_json_is_the_preimage_level_and_level_fields_reads_it_back(
+    price: str, size: str
+) -> None:
+    text = level_json(price, size)
+    assert json.loads(text) == {"price": price, "size": size}
+    assert text == json.dumps({"price": price, "size": size}, separators=(",", ":"))
+    assert level_fields(text) == (price, size)

@@ -28,6 +28,7 @@ from polyfeed.core.book import (
 )
 from polyfeed.core.book.levels import APPLIED, HELD, MALFORMED_ENTRY, Levels
 from polyfeed.core.book.numbers import parse_price
+from polyfeed.core.book_hash import level_fields, level_json
 from polyfeed.core.messages import (
     Book,
     Level,
@@ -116,3 +117,25 @@ def test_restore_undoes_set() -> None:
         assert levels.bids_text() != text
         levels.restore(undo)
         assert levels.bids_text() == text
+
+
+@given(
+    price=st.sampled_from(["0.5", "0.50", "0.01", "0.999", "0.123456", ".5"]),
+    size=st.from_regex(r"[0-9]{0,8}(\.[0-9]{0,4})?", fullmatch=True),
+    side=st.sampled_from(["BUY", "SELL"]),
+)
+def test_the_inlined_level_text_of_levels_set_is_level_json(
+    price: str, size: str, side: str
+) -> None:
+    levels = Levels()
+    levels.set(side, price, size, 0)
+    keys, stored = levels.side(side == "BUY")
+    if size.strip("0.") and size.replace(".", "", 1).isdigit():
+        (key,) = keys
+        assert stored[key] == level_json(price, size)
+        assert level_fields(stored[key]) == (price, size)
+        assert (levels.bids_text() if side == "BUY" else levels.asks_text()) == level_json(
+            price, size
+        )
+    else:
+        assert not keys and not stored

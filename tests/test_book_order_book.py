@@ -5,6 +5,7 @@ Reading API, malformed input, events for other assets.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from decimal import Decimal
 from typing import Any
@@ -394,3 +395,113 @@ def test_a_top_removed_before_a_bad_entry_is_not_left_stale(price: str) -> None:
     assert verdict == BookVerdict(ASSET, "invalidated", "malformed price_change price")
     assert not book.synced
     assert book.best_bid == Decimal("0.40")
+
+
+def _state(book: OrderBook) -> tuple[object, ...]:
+    levels = book._levels
+    return (
+        side_levels(book, "bids"),
+        side_levels(book, "asks"),
+        levels.bids_text(),
+        levels.asks_text(),
+        book.best_bid,
+        book.best_ask,
+        book.synced,
+        book.in_doubt,
+        list(book._held.entries),
+        dataclasses.astuple(book.counters),
+        book._quiet,
+        book._hash_countdown,
+        book._deferred,
+        book._deferred_timestamp,
+        book._timestamp,
+        book._hash.pending,
+        book._hash.scheme,
+        repr(book._grace),
+        repr(book),
+    )
+
+
+_TOPS = st.sampled_from(["server", "server", "none", "0", "0.50", "0.5", "x"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    snap=SNAPSHOT_SPEC,
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["entry", "entry", "entry", "end_batch", "invalidate", "resync"]),
+            ANY_ENTRY_SPEC,
+            st.booleans(),  # the other token's entry in the same message
+            st.sampled_from(["server", "server", "wrong", ""]),  # the hash
+            _TOPS,
+            # Spellings the inlined size check treats apart: below one, leading zeros, a dot.
+            st.one_of(st.none(), st.sampled_from(["0.5", ".25", "00.10", "000", "0.", "007"])),
+        ),
+        max_size=30,
+    ),
+    tick=st.sampled_from([None, "0.01", "0.1"]),
+    check_top=st.booleans(),
+    every=st.sampled_from([0, 1, 3]),
+    grace=st.sampled_from([0, 2]),
+    batched=st.booleans(),
+)
+def test_apply_entry_is_apply_for_a_message_with_one_entry_of_the_book(
+    snap: Any,
+    steps: list[Any],
+    tick: str | None,
+    check_top: bool,
+    every: int,
+    grace: int,
+    batched: bool,
+) -> None:
+    # apply_entry inlines Levels.set for the common shape of message: it must be apply exactly,
+    # state, verdicts and counters, whatever the book's state and the entry's content.
+    options = BookOptions(
+        check_top=check_top, hash_check_every=every, grace_messages=grace, verify_every=every or 1
+    )
+    plain, inlined = (
+        OrderBook(ASSET, MARKET, options=options, batch=[] if batched else None, tick_size=tick)
+        for _ in range(2)
+    )
+    ref = RefBook()
+    snapshot = snapshot_from_spec(snap, 1)
+    ref.snapshot(snapshot)
+    for book in (plain, inlined):
+        book.set_market_info(min_order_size="5", tick_size=tick or "0.01", neg_risk=False)
+        book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)))
+    assert _state(plain) == _state(inlined)
+    for timestamp, (action, spec, other, hash_kind, top, odd_size) in enumerate(steps, 2):
+        side, price, size = spec
+        size = size if odd_size is None else odd_size
+        if action == "end_batch":
+            verdicts = (plain.end_batch(now=timestamp), inlined.end_batch(now=timestamp))
+        elif action == "invalidate":
+            verdicts = (plain.invalidate("test"), inlined.invalidate("test"))
+        elif action == "resync":
+            snapshot = msgspec.structs.replace(snapshot_from_spec(snap, timestamp), hash="")
+            verdicts = (plain.apply(snapshot), inlined.apply(snapshot))
+        else:
+            if ref_entry_valid(side, price, size):
+                ref.set("bids" if side.upper() == "BUY" else "asks", price, size)
+            best_bid, best_ask = ref.best("bids"), ref.best("asks")
+            tops = {
+                "server": (str(best_bid or 0), str(best_ask or 0)),
+                "none": (None, None),
+            }.get(top, (top, top))
+            entry = make_entry(
+                price,
+                size,
+                side,
+                hash={"server": ref.hash(timestamp), "wrong": "f" * 40}.get(hash_kind, ""),
+                best_bid=tops[0],
+                best_ask=tops[1],
+            )
+            mirror = [make_entry("0.5", "1", "BUY", asset=OTHER)] if other else []
+            event = make_change(timestamp, *mirror, entry)
+            verdicts = (
+                plain.apply(event, now=timestamp),
+                inlined.apply_entry(event, entry, timestamp),
+            )
+        assert verdicts[0] == verdicts[1]
+        assert _state(plain) == _state(inlined)

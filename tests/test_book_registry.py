@@ -314,12 +314,59 @@ def test_a_snapshot_or_invalidation_drops_the_unchecked_message() -> None:
     assert book.counters.hash_mismatches == 0
 
 
-def test_deadline_of_one_asset() -> None:
+def test_take_deadline_reports_a_doubt_started_on_the_reader_once() -> None:
     registry = BookRegistry(BookOptions(hash_check_every=0, grace_seconds=1.0))
     registry.apply(book_msg([("0.40", "100")], [("0.55", "70")]))
-    assert registry.deadline_of(ASSET) is None  # quiet: nothing can expire
-    assert registry.deadline_of(OTHER) is None  # unknown asset
+    assert registry.take_deadline() is None  # quiet: nothing can expire
     crossing = make_entry("0.56", "5", "BUY", best_bid="0.56", best_ask="0.55")
     registry.apply(make_change(2000, crossing), now=10.0)
     assert registry[ASSET].in_doubt == "crossed book"
-    assert registry.deadline_of(ASSET) == 11.0
+    assert registry.take_deadline() == 11.0
+    assert registry.take_deadline() is None  # reported; nothing new since
+    registry.apply(make_change(2001, crossing), now=10.5)  # still in doubt: asked again
+    assert registry.take_deadline() == 11.0
+
+
+_ANY_TOP = st.one_of(st.none(), st.integers(1, 99).map("0.{:02d}".format), st.just("0"))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("change"),
+                st.sampled_from([ASSET, OTHER]),
+                st.sampled_from(["BUY", "SELL"]),
+                st.integers(1, 99).map("0.{:02d}".format),
+                SIZES,
+                _ANY_TOP,
+                _ANY_TOP,
+            ),
+            st.tuples(st.just("timer")),
+        ),
+        max_size=40,
+    )
+)
+def test_take_deadline_never_misses_a_deadline_that_appeared_or_moved(steps: list[Any]) -> None:
+    # What the book keeper relies on to wake its timer: after any call, every book whose
+    # deadline is new or earlier than before is covered by the next take_deadline().
+    registry = BookRegistry(BookOptions(hash_check_every=0, grace_seconds=1.0, grace_messages=2))
+    for asset in (ASSET, OTHER):
+        registry.apply(book_msg([("0.40", "100")], [("0.55", "70")], asset=asset))
+    now = 10.0
+    for step in steps:
+        now += 0.3
+        before = {asset: book.next_deadline() for asset, book in registry.items()}
+        match step:
+            case ("change", asset, side, price, size, bid, ask):
+                entry = make_entry(price, size, side, asset=asset, best_bid=bid, best_ask=ask)
+                registry.apply(make_change(int(now * 1000), entry), now=now)
+            case _:
+                registry.handle_timer(now)
+        taken = registry.take_deadline()
+        for asset, book in registry.items():
+            deadline = book.next_deadline()
+            earlier = before[asset]
+            if deadline is not None and (earlier is None or deadline < earlier):
+                assert taken is not None and taken <= deadline, (asset, deadline, taken)

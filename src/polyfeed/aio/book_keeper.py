@@ -49,6 +49,8 @@ when the stream is stopping."""
 
 _Loop = Callable[[], Coroutine[Any, Any, NoReturn]]
 
+_BOOK_UPDATES = (PriceChange, LastTradePrice, TickSizeChange, BestBidAsk)
+
 RESTART_BASE = 0.1
 """First delay before a crashed maintenance loop restarts (seconds); doubles per crash."""
 RESTART_MAX = 30.0
@@ -122,19 +124,12 @@ class BookKeeper:
         registry = self.registry
         caused: list[tuple[int, list[BookVerdict]]] | None = None
         now = self.clock.now()
-        earliest: float | None = None
         for index, event in enumerate(events):
             verdicts: list[BookVerdict]
-            if isinstance(event, PriceChange):
+            if isinstance(event, _BOOK_UPDATES):
                 verdicts = registry.apply(event, now)
-                for entry in event.price_changes:
-                    earliest = self._earlier(earliest, entry.asset_id)
-            elif isinstance(event, LastTradePrice | TickSizeChange | BestBidAsk):
-                verdicts = registry.apply(event, now)
-                earliest = self._earlier(earliest, event.asset_id)
             elif isinstance(event, Book):
                 verdicts = registry.apply(event, now)
-                earliest = self._earlier(earliest, event.asset_id)
                 self._awaiting_snapshot.discard(event.asset_id)
                 if event.market not in self._metadata_requested and self.rest is not None:
                     self._metadata_requested.add(event.market)
@@ -166,11 +161,12 @@ class BookKeeper:
         # one at its end (a batched registry checks every hash it skipped on the way here).
         # Nothing to place a verdict after in an empty batch: the next one checks.
         for verdict in registry.end_batch(now) if events else ():
-            earliest = self._earlier(earliest, verdict.asset_id)
             if verdict.action != "ok":
                 if caused is None:
                     caused = []
                 caused.append((len(events) - 1, [verdict]))
+        # Doubts start on the reader without a verdict: the timer loop must hear of deadlines.
+        earliest = registry.take_deadline()
         if earliest is not None and (self._timer_at is None or earliest < self._timer_at):
             self._timer_wake.set()
         if caused is None:
@@ -178,13 +174,6 @@ class BookKeeper:
         if any(v.action == "invalidated" for _, verdicts in caused for v in verdicts):
             self._schedule_resyncs()
         return _insert_after_causes(events, caused, self._malformed_logged)
-
-    def _earlier(self, earliest: float | None, asset: str) -> float | None:
-        # Doubts start on the reader without a verdict: the timer loop must hear of deadlines.
-        deadline = self.registry.deadline_of(asset)
-        if deadline is None or (earliest is not None and earliest <= deadline):
-            return earliest
-        return deadline
 
     def _schedule_resyncs(self) -> None:
         for asset in self.registry.needing_resync():

@@ -1,11 +1,18 @@
 """The two sides of one book: exact levels, sorted keys, and the preimage text of each side.
 
-Each side maps an integer price key to the server's ``(price, size)`` strings and keeps a sorted
-key list updated with ``bisect``. Asks are keyed by the *negated* price, so on both sides the best
-level is the last key and iterating the keys in order yields the wire order (bids ascending, asks
-descending). :meth:`Levels.set` is the one function that sets a level, on every path (live
-deltas, replay, held deltas); :meth:`Levels.load` is the one that reads a snapshot. Both validate
-with :mod:`polyfeed.core.book.numbers`, so nothing malformed is ever stored.
+Each side maps an integer price key to the level's preimage text (``{"price":"0.52","size":"10"}``,
+:func:`~polyfeed.core.book_hash.level_json` of the server's exact strings) and keeps a sorted key
+list updated with ``bisect``. Storing the text rather than a ``(price, size)`` pair makes a hash
+check one C-level join per changed side (the check that used to format every level of a side
+changed by a burst), keeps a side a dict of ``str`` (never tracked by the cyclic GC) and halves
+a book's memory; the rarer readers (views, REST comparison) split the text with
+:func:`~polyfeed.core.book_hash.level_fields`.
+
+Asks are keyed by the *negated* price, so on both sides the best level is the last key and
+iterating the keys in order yields the wire order (bids ascending, asks descending).
+:meth:`Levels.set` is the one function that sets a level, on every path (live deltas, replay,
+held deltas); :meth:`Levels.load` is the one that reads a snapshot. Both validate with
+:mod:`polyfeed.core.book.numbers`, so nothing malformed is ever stored.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from polyfeed.core.book.numbers import (
     server_top,
     size_kind,
 )
-from polyfeed.core.book_hash import LEVEL_TEMPLATE
+from polyfeed.core.book_hash import level_fields, level_json
 from polyfeed.core.messages import Book, Level, PriceChangeEntry
 
 __all__ = ["APPLIED", "HELD", "MALFORMED_ENTRY", "Levels", "Undo"]
@@ -36,33 +43,10 @@ APPLIED: Final = 0
 MALFORMED_ENTRY: Final = 1
 HELD: Final = 2
 
-Side = dict[int, tuple[str, str]]
-Undo = tuple[bool, int, tuple[str, str] | None]
-"""How to put one level back: (is bid, key, previous strings or None when it was absent)."""
-
-
-def _side_json(levels: Side, keys: list[int], frags: dict[int, tuple[tuple[str, str], str]]) -> str:
-    """One side's levels as the preimage text, reusing the text of levels that did not change.
-
-    A message changes a level or two; formatting every level again was most of the hash check.
-    """
-    parts: list[str] = []
-    append = parts.append
-    for key in keys:
-        level = levels[key]
-        cached = frags.get(key)
-        if cached is not None and cached[0] is level:
-            append(cached[1])
-        else:
-            text = LEVEL_TEMPLATE % level
-            frags[key] = (level, text)
-            append(text)
-    if len(frags) > 2 * len(keys) + 64:
-        # Removed levels linger in the cache; drop them once they outnumber the live ones.
-        live = set(keys)
-        for key in [k for k in frags if k not in live]:
-            del frags[key]
-    return ",".join(parts)
+Side = dict[int, str]
+"""Price key -> the level's :func:`~polyfeed.core.book_hash.level_json` text."""
+Undo = tuple[bool, int, str | None]
+"""How to put one level back: (is bid, key, previous level text or None when it was absent)."""
 
 
 def _load_side(levels: Sequence[Level], sign: int) -> Side:
@@ -75,7 +59,7 @@ def _load_side(levels: Sequence[Level], sign: int) -> Side:
         if kind == ZERO:
             side.pop(key, None)
         else:
-            side[key] = (level.price, level.size)
+            side[key] = level_json(level.price, level.size)
     return side
 
 
@@ -83,8 +67,6 @@ class Levels:
     """Bids and asks of one asset with their exact strings (see the module docstring)."""
 
     __slots__ = (
-        "_ask_frags",
-        "_bid_frags",
         "ask_json",
         "ask_keys",
         "asks",
@@ -98,12 +80,9 @@ class Levels:
         self.asks: Side = {}
         self.bid_keys: list[int] = []
         self.ask_keys: list[int] = []
-        # A side's preimage text, None once the side changed; rebuilt from per-level fragments
-        # cached per key and valid while the stored level tuple is the same object.
+        # A side's preimage text, None once the side changed.
         self.bid_json: str | None = None
         self.ask_json: str | None = None
-        self._bid_frags: dict[int, tuple[tuple[str, str], str]] = {}
-        self._ask_frags: dict[int, tuple[tuple[str, str], str]] = {}
 
     def __repr__(self) -> str:
         return f"Levels(bids={len(self.bid_keys)}, asks={len(self.ask_keys)})"
@@ -150,7 +129,8 @@ class Levels:
                 return HELD
             if key not in levels:
                 insort(keys, key)
-            levels[key] = (price, size)
+            # level_json, inlined; a test pins them equal.
+            levels[key] = f'{{"price":"{price}","size":"{size}"}}'
         elif levels.pop(key, None) is not None:
             del keys[bisect_left(keys, key)]
         return APPLIED
@@ -204,36 +184,36 @@ class Levels:
         """A side's levels, best first."""
         keys, levels = self.side(is_bid)
         for key in reversed(keys):
-            yield Level(*levels[key])
+            yield Level(*level_fields(levels[key]))
 
     def top_n(self, is_bid: bool, n: int) -> list[Level]:
         """The best ``n`` levels of a side, best first."""
         keys, levels = self.side(is_bid)
-        return [Level(*levels[key]) for key in keys[: -n - 1 : -1]] if n > 0 else []
+        return [Level(*level_fields(levels[key])) for key in keys[: -n - 1 : -1]] if n > 0 else []
 
     def depth(self, is_bid: bool, n: int | None) -> Decimal:
         """Total size of the best ``n`` levels of a side (all when None)."""
         keys, levels = self.side(is_bid)
         chosen = keys if n is None else keys[max(0, len(keys) - n) :] if n > 0 else []
-        return sum((Decimal(levels[key][1]) for key in chosen), Decimal(0))
+        return sum((Decimal(level_fields(levels[key])[1]) for key in chosen), Decimal(0))
 
     def wire(self, is_bid: bool) -> list[Level]:
         """A side in wire order (bids ascending, asks descending)."""
         keys, levels = self.side(is_bid)
-        return [Level(*levels[key]) for key in keys]
+        return [Level(*level_fields(levels[key])) for key in keys]
 
     def bids_text(self) -> str:
         """The bids as preimage text (cached until they change)."""
         text = self.bid_json
         if text is None:
-            text = self.bid_json = _side_json(self.bids, self.bid_keys, self._bid_frags)
+            text = self.bid_json = ",".join(map(self.bids.__getitem__, self.bid_keys))
         return text
 
     def asks_text(self) -> str:
         """The asks as preimage text (cached until they change)."""
         text = self.ask_json
         if text is None:
-            text = self.ask_json = _side_json(self.asks, self.ask_keys, self._ask_frags)
+            text = self.ask_json = ",".join(map(self.asks.__getitem__, self.ask_keys))
         return text
 
     @staticmethod
@@ -274,8 +254,8 @@ class Levels:
 
     def top_agrees(self, server_bid: str | None, server_ask: str | None) -> bool:
         """Whether the server's best prices (absent: no opinion) equal ours."""
-        return _same_price(server_bid, self.bid_keys, self.bids, 1) and _same_price(
-            server_ask, self.ask_keys, self.asks, -1
+        return _same_price(server_bid, self.bid_keys, 1) and _same_price(
+            server_ask, self.ask_keys, -1
         )
 
 
@@ -285,16 +265,14 @@ def decimal_of(key: int) -> Decimal:
 
 
 def _sizes(levels: Side) -> dict[int, Decimal]:
-    return {key: Decimal(size) for key, (_, size) in levels.items()}
+    return {key: Decimal(level_fields(text)[1]) for key, text in levels.items()}
 
 
-def _same_price(server: str | None, keys: list[int], levels: Side, sign: int) -> bool:
+def _same_price(server: str | None, keys: list[int], sign: int) -> bool:
     if server is None:
         return True
     if keys:
         best = keys[-1]
-        if levels[best][0] == server:
-            return True
         try:
             return server_top(server) == sign * best
         except ValueError:

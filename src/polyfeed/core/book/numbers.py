@@ -105,6 +105,8 @@ def price_key(text: str) -> int:
 
 def is_optional_price(text: str | None) -> bool:
     """Whether ``text`` is absent, empty, zero or a price (a ``last_trade_price``)."""
+    if text is None or text in PRICES:  # every cached text parsed as a price
+        return True
     if not text or size_kind(text) == ZERO:
         return True
     try:
@@ -138,6 +140,10 @@ def server_top(text: str | None) -> int | None:
 
     ``ValueError`` when the text is not a price.
     """
+    if text is not None:
+        hit = PRICES.get(text)  # a cached text parsed as a price, which is never zero
+        if hit is not None:
+            return hit[0]
     if not text or size_kind(text) == ZERO:
         return None
     key = parse_price(text)[0]

@@ -15,6 +15,7 @@ hash due).
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from decimal import Decimal
 from typing import assert_never
 
@@ -22,7 +23,13 @@ from polyfeed.core.book.doubt import HELD_OFF_GRID, Grace
 from polyfeed.core.book.held import HeldDeltas
 from polyfeed.core.book.integrity import DETECT_BUDGET, MATCH, MISMATCH, SKIPPED, HashCheck
 from polyfeed.core.book.levels import HELD, MALFORMED_ENTRY, Levels, decimal_of
-from polyfeed.core.book.numbers import DECIMALS, is_decimal, is_optional_price
+from polyfeed.core.book.numbers import (
+    DECIMALS,
+    MAX_DECIMAL_LENGTH,
+    PRICES,
+    is_decimal,
+    is_optional_price,
+)
 from polyfeed.core.book.options import BookCounters, BookOptions, BookVerdict
 from polyfeed.core.book.reconcile import MISMATCHED, RestCheck
 from polyfeed.core.book.resync import (
@@ -49,6 +56,7 @@ __all__ = ["MALFORMED_LAST_TRADE", "MALFORMED_TICK", "OrderBook"]
 
 MALFORMED_TICK = "malformed tick_size_change"
 MALFORMED_LAST_TRADE = "malformed last_trade_price"
+_NO_PRICE = (0,)  # no price key is 0: a text not in PRICES never equals our top
 
 
 class OrderBook(SnapshotSide):
@@ -70,10 +78,14 @@ class OrderBook(SnapshotSide):
         hash_scheme: HashScheme = HashScheme.V2026,
         options: BookOptions | None = None,
         batch: list[OrderBook] | None = None,
+        restless: set[SnapshotSide] | None = None,
     ) -> None:
         """``batch``: makes the book *batched* (see :class:`BookOptions` ``verify_every``); the
         book appends itself to this list when a message leaves its hash unchecked, and whoever
-        owns the list calls :meth:`end_batch` on its books at the end of each batch."""
+        owns the list calls :meth:`end_batch` on its books at the end of each batch.
+        ``restless``: the book adds itself to this set whenever it leaves a call not quiet (a
+        doubt, hash run, held delta or pending REST check: it may have a deadline), so its
+        owner learns of new deadlines without asking every book (``BookRegistry`` passes one)."""
         self.asset_id = asset_id
         self.market = market
         self.tick_size: str | None = None
@@ -85,6 +97,7 @@ class OrderBook(SnapshotSide):
         every = options.hash_check_every
         self._hash_every = every and (every if batch is None else options.verify_every)
         self._batch = batch
+        self._restless = restless
         self._deferred = None
         self._deferred_timestamp = 0
         self._top_check_on = options.check_top
@@ -171,19 +184,72 @@ class OrderBook(SnapshotSide):
                 if status == HELD:
                     self._held.hold(entry)
                     self._quiet = False
+                    if self._restless is not None:
+                        self._restless.add(self)
                     self.counters.held_entries += 1
                 elif status == MALFORMED_ENTRY:
                     malformed += 1
                     bad = bad or entry
         if last is None:
             return self._ok
-        timestamp = event.timestamp
         if bad is not None or resync.in_flight or not synced:
-            return self._keep(event, timestamp, last, (bad, malformed), synced, now)
+            return self._keep(event, event.timestamp, last, (bad, malformed), synced, now)
+        return self._conclude(event.timestamp, last, now)
+
+    def apply_entry(
+        self, event: PriceChange, entry: PriceChangeEntry, now: float | None = None
+    ) -> BookVerdict:
+        """:meth:`apply` for a ``price_change`` whose only entry for this book is ``entry``.
+
+        That is the common shape (one token's change, or one of a binary market's mirrored
+        pair), and :class:`BookRegistry` routes it here: :meth:`Levels.set` is inlined for a
+        well-formed, on-grid entry with a price seen before, on a synced book; anything else goes
+        through :meth:`apply`. A property test pins the two equal.
+        """
+        resync = self._resync
+        hit = PRICES.get(entry.price)
+        size = entry.size
+        if (
+            hit is not None
+            and resync.synced
+            and not resync.in_flight
+            and size.isascii()
+            and size.replace(".", "", 1).isdigit()
+            and len(size) <= MAX_DECIMAL_LENGTH
+        ):
+            positive = size[0] > "0" or bool(size.strip("0."))  # "." sorts below "0"
+            tick = self._tick_key
+            if not (positive and tick and hit[0] % tick):
+                side = entry.side
+                levels = self._levels
+                if side == "BUY":
+                    key = hit[0]
+                    book_side = levels.bids
+                    keys = levels.bid_keys
+                    levels.bid_json = None
+                elif side == "SELL":
+                    key = -hit[0]
+                    book_side = levels.asks
+                    keys = levels.ask_keys
+                    levels.ask_json = None
+                else:
+                    return self.apply(event, now)
+                if positive:
+                    if key not in book_side:
+                        insort(keys, key)
+                    book_side[key] = f'{{"price":"{entry.price}","size":"{size}"}}'
+                elif book_side.pop(key, None) is not None:
+                    del keys[bisect_left(keys, key)]
+                return self._conclude(event.timestamp, entry, now)
+        return self.apply(event, now)
+
+    def _conclude(self, timestamp: int, last: PriceChangeEntry, now: float | None) -> BookVerdict:
+        """After a message's entries were applied to a synced book: its checks."""
+        levels = self._levels
         if self._quiet:
             # Fast path: nothing in doubt, no hash due, book not crossed, and the server's top
-            # (if sent) spelled exactly like ours. Anything else takes the full path below,
-            # which repeats these steps with every check.
+            # (if sent) a price text already parsed (PRICES) equal to ours. Anything else takes
+            # the full path below, which repeats these steps with every check.
             every = self._hash_every
             countdown = self._hash_countdown - 1 if every else 1
             bids = levels.bid_keys
@@ -196,8 +262,11 @@ class OrderBook(SnapshotSide):
                     server_bid = last.best_bid
                     server_ask = last.best_ask
                     if server_bid is not None or server_ask is not None:
-                        calm = (server_bid is None or levels.bids[bid][0] == server_bid) and (
-                            server_ask is None or levels.asks[ask_key][0] == server_ask
+                        calm = (
+                            server_bid is None or (PRICES.get(server_bid) or _NO_PRICE)[0] == bid
+                        ) and (
+                            server_ask is None
+                            or (PRICES.get(server_ask) or _NO_PRICE)[0] == -ask_key
                         )
                         if calm:
                             self.counters.top_checks += 1
@@ -282,7 +351,6 @@ class OrderBook(SnapshotSide):
     ) -> BookVerdict:
         """Every check, in order, for a message applied to a synced book."""
         self._timestamp = timestamp
-        options = self._options
         result = SKIPPED
         every = self._hash_every
         checked = False
@@ -293,6 +361,14 @@ class OrderBook(SnapshotSide):
                 checked = True
                 # First: a matching hash may apply held deltas, which moves the top of book.
                 result = self._check_delta_hash(last.hash, timestamp)
+        return self._judge_message(timestamp, last, now, result, checked)
+
+    def _judge_message(
+        self, timestamp: int, last: PriceChangeEntry, now: float | None, result: int, checked: bool
+    ) -> BookVerdict:
+        """The checks after the hash (``result``, SKIPPED unless ``checked``) of a message."""
+        options = self._options
+        every = self._hash_every
         self._refresh_top(last)
         crossed = self._levels.crossed
         top_ok = True
@@ -349,8 +425,16 @@ class OrderBook(SnapshotSide):
         last = self._deferred
         if last is None:
             return self._ok
-        self._hash_countdown = 0
-        return self._finish_message(self._deferred_timestamp, last, now)
+        timestamp = self._deferred_timestamp
+        self._hash_countdown = self._hash_every
+        result = self._check_delta_hash(last.hash, timestamp)
+        if result == MATCH and self._quiet:
+            # A deferred message passed every other check when it was applied (one that fails
+            # any is hash-checked at once): with nothing in doubt, a match leaves nothing to do.
+            self._deferred = None
+            self._hash.pending = None
+            return self._ok
+        return self._judge_message(timestamp, last, now, result, True)
 
     def _check_top(self, best_bid: str | None, best_ask: str | None) -> bool:
         self.counters.top_checks += 1

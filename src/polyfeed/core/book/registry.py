@@ -7,6 +7,7 @@ from typing import assert_never
 
 from polyfeed.core.book.options import BookOptions, BookVerdict
 from polyfeed.core.book.order_book import OrderBook
+from polyfeed.core.book.resync import SnapshotSide
 from polyfeed.core.book_hash import HashScheme
 from polyfeed.core.messages import (
     BestBidAsk,
@@ -45,6 +46,10 @@ class BookRegistry(Mapping[str, OrderBook]):
         self.options = options if options is not None else BookOptions()
         # The batched books with a message whose hash is not checked yet.
         self._batch: list[OrderBook] | None = [] if batched else None
+        # Books that were not quiet at the end of a call since take_deadline() last ran: the
+        # only ones whose deadline can have changed. A set: bounded by the books, never drained
+        # by a caller that does not ask.
+        self._restless: set[SnapshotSide] = set()
         self._scheme = hash_scheme
         self._books: dict[str, OrderBook] = {}
         # Assets removed (unsubscribed) and not added since: their late snapshots are ignored.
@@ -73,7 +78,12 @@ class BookRegistry(Mapping[str, OrderBook]):
         book = self._books.get(asset_id)
         if book is None:
             book = OrderBook(
-                asset_id, market, hash_scheme=self._scheme, options=self.options, batch=self._batch
+                asset_id,
+                market,
+                hash_scheme=self._scheme,
+                options=self.options,
+                batch=self._batch,
+                restless=self._restless,
             )
             self._books[asset_id] = book
             if market is not None:
@@ -115,14 +125,18 @@ class BookRegistry(Mapping[str, OrderBook]):
         match event:
             case PriceChange():
                 entries = event.price_changes
-                if len(entries) == 1:
-                    book = books.get(entries[0].asset_id)
-                    if book is not None:
-                        if book.market is None:
-                            self._learn_market(book, event.market)
-                        verdict = book.apply(event, now)
-                        if verdict.action != "ok":
-                            verdicts.append(verdict)
+                count = len(entries)
+                if count == 1 or (count == 2 and entries[0].asset_id != entries[1].asset_id):
+                    # Each entry the only one of its book: one token's change, or a binary
+                    # market's mirrored pair (nearly every message).
+                    for entry in entries:
+                        book = books.get(entry.asset_id)
+                        if book is not None:
+                            if book.market is None:
+                                self._learn_market(book, event.market)
+                            verdict = book.apply_entry(event, entry, now)
+                            if verdict.action != "ok":
+                                verdicts.append(verdict)
                     return verdicts
                 touched: list[OrderBook] = []
                 for entry in entries:
@@ -205,10 +219,18 @@ class BookRegistry(Mapping[str, OrderBook]):
         """Assets whose book is unsynced with no resync in flight."""
         return [asset for asset, book in self._books.items() if book.needs_resync]
 
-    def deadline_of(self, asset_id: str) -> float | None:
-        """:meth:`OrderBook.next_deadline` of one asset's book (None for an unknown asset)."""
-        book = self._books.get(asset_id)
-        return None if book is None else book.next_deadline()
+    def take_deadline(self) -> float | None:
+        """The earliest :meth:`OrderBook.next_deadline` of the books that ended a call not quiet
+        (in doubt, in a hash run, holding a delta, awaiting a REST comparison) since the last
+        call; None if none has a deadline. A book whose deadline can have moved is among them:
+        a quiet book has none, and leaving quiet records it."""
+        restless = self._restless
+        if not restless:
+            return None
+        books = list(restless)
+        restless.clear()
+        deadlines = [d for book in books if (d := book.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
 
     def next_deadline(self) -> float | None:
         """The earliest :meth:`OrderBook.next_deadline` over all books."""

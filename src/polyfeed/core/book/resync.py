@@ -98,6 +98,7 @@ class SnapshotSide(OrderBookView):
         "_options",
         "_quiet",
         "_rest",
+        "_restless",
         "_tick_key",
         "_top_ask_key",
         "_top_bid",
@@ -107,6 +108,9 @@ class SnapshotSide(OrderBookView):
     _rest: RestCheck
     _ok: BookVerdict
     _quiet: bool
+    # Where the book records itself whenever it is not quiet (it may have a deadline): the
+    # registry's, so its driver learns of new deadlines without asking every book it touched.
+    _restless: set[SnapshotSide] | None
     _hash_countdown: int
     _hash_every: int
     # The last message of a batched book whose hash is not checked yet (end_batch checks it).
@@ -120,6 +124,10 @@ class SnapshotSide(OrderBookView):
         self, timestamp: int, last: PriceChangeEntry, now: float | None
     ) -> BookVerdict:
         """Every check for a message applied to a synced book (the live side defines it)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def next_deadline(self) -> float | None:
+        """When the book's timers should run next (the live side defines it)."""
         raise NotImplementedError  # pragma: no cover
 
     def _set_tick(self, tick_size: str) -> None:
@@ -146,12 +154,14 @@ class SnapshotSide(OrderBookView):
 
     def _update_quiet(self) -> None:
         grace = self._grace
-        self._quiet = (
+        quiet = self._quiet = (
             grace.doubt is None
             and grace.run is None
             and not self._held.entries
             and self._rest.pending is None
         )
+        if not quiet and self._restless is not None:
+            self._restless.add(self)
 
     def _load_snapshot(self, snapshot: Book, source: str, now: float | None) -> BookVerdict:
         # Every number is checked before anything is changed: a snapshot loads whole or not at all.
