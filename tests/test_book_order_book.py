@@ -505,3 +505,22 @@ def test_apply_entry_is_apply_for_a_message_with_one_entry_of_the_book(
             )
         assert verdicts[0] == verdicts[1]
         assert _state(plain) == _state(inlined)
+
+
+def test_the_server_top_is_compared_by_value_and_a_text_seen_before_only_for_its_price() -> None:
+    # No hash: every message below takes the fast path unless the top check stops it.
+    book = synced_book(options=BookOptions(hash_check_every=0))  # bids .40 .45, asks .55 .60
+    ok = BookVerdict(ASSET, "ok")
+
+    def change(timestamp: int, price: str, size: str, best_bid: str, best_ask: str) -> None:
+        entry = make_entry(price, size, "BUY", best_bid=best_bid, best_ask=best_ask)
+        assert book.apply(make_change(timestamp, entry)) == ok
+
+    change(2, "0.46", "1", "0.46", "0.55")
+    change(3, "0.46", "2", "0.460", "0.550")  # other spellings of the same prices
+    change(4, "0.46", "3", "0.46", "0.55")
+    assert book.counters.top_checks == 3 and book.counters.top_mismatches == 0
+    assert book.in_doubt is None
+    change(5, "0.46", "0", "0.46", "0.55")  # our top is 0.45 now: "0.46" must not pass
+    assert book.counters.top_mismatches == 1
+    assert book.in_doubt is not None

@@ -56,7 +56,6 @@ __all__ = ["MALFORMED_LAST_TRADE", "MALFORMED_TICK", "OrderBook"]
 
 MALFORMED_TICK = "malformed tick_size_change"
 MALFORMED_LAST_TRADE = "malformed last_trade_price"
-_NO_PRICE = (0,)  # no price key is 0: a text not in PRICES never equals our top
 
 
 class OrderBook(SnapshotSide):
@@ -64,6 +63,10 @@ class OrderBook(SnapshotSide):
 
     __slots__ = (
         "_batch",
+        "_seen_ask",
+        "_seen_ask_text",
+        "_seen_bid",
+        "_seen_bid_text",
         "_top_check_on",
     )
 
@@ -101,6 +104,9 @@ class OrderBook(SnapshotSide):
         self._deferred = None
         self._deferred_timestamp = 0
         self._top_check_on = options.check_top
+        # A server best bid/ask text and the (bid, ask-side) key it was found to equal.
+        self._seen_bid = self._seen_ask = 0
+        self._seen_bid_text = self._seen_ask_text = ""
         self.counters = BookCounters()
         self._levels = Levels()
         self._hash = HashCheck(hash_scheme, auto_detect=options.auto_detect_scheme)
@@ -248,7 +254,7 @@ class OrderBook(SnapshotSide):
         levels = self._levels
         if self._quiet:
             # Fast path: nothing in doubt, no hash due, book not crossed, and the server's top
-            # (if sent) a price text already parsed (PRICES) equal to ours. Anything else takes
+            # (if sent) a price text already parsed (PRICES) and equal to ours. Anything else takes
             # the full path below, which repeats these steps with every check.
             every = self._hash_every
             countdown = self._hash_countdown - 1 if every else 1
@@ -262,12 +268,30 @@ class OrderBook(SnapshotSide):
                     server_bid = last.best_bid
                     server_ask = last.best_ask
                     if server_bid is not None or server_ask is not None:
-                        calm = (
-                            server_bid is None or (PRICES.get(server_bid) or _NO_PRICE)[0] == bid
-                        ) and (
-                            server_ask is None
-                            or (PRICES.get(server_ask) or _NO_PRICE)[0] == -ask_key
-                        )
+                        # The server spells its top alike message after message: a text once
+                        # found (PRICES) equal to our top is compared as text, not looked up.
+                        if server_bid is not None and not (
+                            bid == self._seen_bid and server_bid == self._seen_bid_text
+                        ):
+                            hit = PRICES.get(server_bid)
+                            if hit is not None and hit[0] == bid:
+                                self._seen_bid = bid
+                                self._seen_bid_text = server_bid
+                            else:
+                                calm = False
+                        if (
+                            calm
+                            and server_ask is not None
+                            and not (
+                                ask_key == self._seen_ask and server_ask == self._seen_ask_text
+                            )
+                        ):
+                            hit = PRICES.get(server_ask)
+                            if hit is not None and hit[0] == -ask_key:
+                                self._seen_ask = ask_key
+                                self._seen_ask_text = server_ask
+                            else:
+                                calm = False
                         if calm:
                             self.counters.top_checks += 1
                 if calm:
