@@ -24,7 +24,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, Self, TypeVar, cast
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 
 import msgspec
 
@@ -310,8 +310,9 @@ class _Stream(Generic[EventT]):
         if queue is None:
             self._require_started()
         assert queue is not None
-        # No coroutine of our own per event: the queue's awaitable is handed out as is.
-        return cast(Awaitable[EventT], queue.get())
+        # No coroutine of our own per event: the queue's awaitable is handed out as is (and no
+        # cast() call: a function call per event).
+        return queue.get()
 
     def _require_started(self) -> None:
         if self._queue is None:
