@@ -88,7 +88,7 @@ async def _polyfeed(
             else:
                 other.append(event)
         if books:
-            _check_books(stream.books, before)
+            await _check_books(stream.books, before)
     if other:
         raise RuntimeError(f"unexpected events during the run: {other[:3]!r}")
     return stamps

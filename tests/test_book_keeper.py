@@ -773,3 +773,72 @@ def test_a_dropped_delta_in_a_burst_is_in_doubt_when_the_read_is_handed_on() -> 
     later = make_change(3000, make_entry("0.30", "1", "BUY", hash="0" * 40))
     assert keeper.observe([later]) == [later]
     assert book.counters.hash_mismatches == 1
+
+
+def _burst_with_a_lost_delta(registry: BookRegistry, ref: RefBook) -> list[PriceChange]:
+    registry.set_market_info(MARKET, min_order_size="5", tick_size="0.01", neg_risk=False)
+    first = book_msg([("0.40", "100")], [("0.55", "70")], asset=ASSET)
+    ref.snapshot(first)
+    assert registry.apply(msgspec.structs.replace(first, hash=ref.hash(1000))) == []
+    burst = [
+        make_change(t, *server_entries([("BUY", f"0.{t % 30 + 10}", "5")], ref, t))
+        for t in range(2000, 2020)
+    ]
+    del burst[7]  # lost on the way
+    return burst
+
+
+async def test_while_the_keeper_runs_the_batch_end_check_follows_the_hand_off() -> None:
+    # The default (verify_before_handoff=False): the consumer gets a batch's events without
+    # waiting for its hash checks, which run as soon as it waits again, before anything else.
+    registry = BookRegistry(BookOptions(verify_every=100, hash_grace_messages=0), batched=True)
+    burst = _burst_with_a_lost_delta(registry, RefBook())
+    book = registry[ASSET]
+    clock = FakeClock()
+    async with asyncio.TaskGroup() as group:
+        harness = Harness(registry, clock, group)
+        keeper = harness.keeper
+        runner = group.create_task(keeper.run())
+        await asyncio.sleep(0)  # the maintenance loops start
+        queued = asyncio.get_running_loop().create_future()
+        seen: list[str | None] = []
+
+        async def consumer() -> None:
+            await queued
+            seen.append(book.in_doubt)  # what the consumer sees while handling the batch
+
+        taker = group.create_task(consumer())
+        await asyncio.sleep(0)
+        assert keeper.observe(burst) == burst  # no verdict in the batch itself
+        queued.set_result(None)  # the batch is queued: the consumer's wake-up comes now
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await taker
+        assert seen == [None]  # the consumer was not kept waiting for the check
+        assert book.in_doubt == "hash mismatch"  # and the check ran right after
+        assert keeper._timer_at == clock.now() + BookOptions().grace_seconds  # timer told
+        runner.cancel()
+
+
+def test_a_batch_that_comes_before_the_deferred_check_has_it_run_first() -> None:
+    registry = BookRegistry(BookOptions(verify_every=100, hash_grace_messages=0), batched=True)
+    burst = _burst_with_a_lost_delta(registry, RefBook())
+    book = registry[ASSET]
+    keeper = Harness(registry, FakeClock(), None).keeper
+    keeper._verifying = True  # as while run() runs, but its loop gets no turn here
+    assert keeper.observe(burst) == burst
+    assert book.in_doubt is None  # deferred
+    later = make_change(3000, make_entry("0.30", "1", "BUY", hash="0" * 40))
+    out = keeper.observe([later])
+    # The deferred check opened the doubt before `later` was applied; `later` closes its run.
+    assert out[0] is later and isinstance(out[1], BookInvalidated), out
+    assert book.counters.hash_mismatches == 1
+
+
+def test_verify_before_handoff_checks_inside_the_batch_even_while_the_keeper_runs() -> None:
+    registry = BookRegistry(BookOptions(verify_every=100, verify_before_handoff=True), batched=True)
+    burst = _burst_with_a_lost_delta(registry, RefBook())
+    keeper = Harness(registry, FakeClock(), None).keeper
+    keeper._verifying = True  # as while run() is running
+    assert keeper.observe(burst) == burst
+    assert registry[ASSET].in_doubt == "hash mismatch"

@@ -92,6 +92,10 @@ class BookKeeper:
         # early when a book gets an earlier deadline.
         self._timer_wake = asyncio.Event()
         self._timer_at: float | None = None
+        # Set when a batch left hash checks for after the hand-off (see BookOptions
+        # verify_before_handoff); the verify loop runs them. Only while that loop runs.
+        self._verify_due = asyncio.Event()
+        self._verifying = False
         self._closed = False
         self.rest_resyncs = 0
         self.socket_resyncs = 0
@@ -124,6 +128,14 @@ class BookKeeper:
         registry = self.registry
         caused: list[tuple[int, list[BookVerdict]]] | None = None
         now = self.clock.now()
+        if self._verify_due.is_set():
+            # The last batch's checks did not run yet: they prove the books this batch starts
+            # from, so they come first, and so do their verdicts.
+            self._verify_due.clear()
+            early = [v for v in registry.end_batch(now) if v.action != "ok"]
+            if early:
+                events = [*lifecycle_events(early, self._malformed_logged), *events]
+                self._schedule_resyncs()
         for index, event in enumerate(events):
             verdicts: list[BookVerdict]
             if isinstance(event, _BOOK_UPDATES):
@@ -157,10 +169,15 @@ class BookKeeper:
                 if caused is None:
                     caused = []
                 caused.append((index, verdicts))
-        # The books are read only after the whole batch is handed on: the state to prove is the
-        # one at its end (a batched registry checks every hash it skipped on the way here).
-        # Nothing to place a verdict after in an empty batch: the next one checks.
-        for verdict in registry.end_batch(now) if events else ():
+        # The state to prove is the one at the end of the batch (a batched registry checks every
+        # hash it skipped on the way here). Nothing to place a verdict after in an empty batch:
+        # the next one checks.
+        if events and self._verifying and not registry.options.verify_before_handoff:
+            self._verify_due.set()
+            checked: list[BookVerdict] = []
+        else:
+            checked = registry.end_batch(now) if events else []
+        for verdict in checked:
             if verdict.action != "ok":
                 if caused is None:
                     caused = []
@@ -306,6 +323,7 @@ class BookKeeper:
         """
         async with asyncio.TaskGroup() as group:
             group.create_task(self._supervise("book timers", self._timer_loop))
+            group.create_task(self._supervise("book verification", self._verify_loop))
             every = self.reconcile_every
             if every is not None:
                 group.create_task(
@@ -371,6 +389,30 @@ class BookKeeper:
                         handle.cancel()
             finally:
                 self._timer_at = None
+
+    async def _verify_loop(self) -> NoReturn:
+        """The end-of-batch hash checks, right after the consumer took the batch's events."""
+        due = self._verify_due
+        registry = self.registry
+        self._verifying = True
+        try:
+            while True:
+                await due.wait()
+                # Our wake-up was scheduled while the batch was observed, the consumer's when it
+                # was queued, just after: one more turn of the loop lets the consumer go first.
+                await asyncio.sleep(0)
+                if not due.is_set():
+                    continue  # the next batch came first and ran these checks itself
+                due.clear()
+                verdicts = [v for v in registry.end_batch(self.clock.now()) if v.action != "ok"]
+                if verdicts:
+                    self._emit(lifecycle_events(verdicts, self._malformed_logged))
+                    self._schedule_resyncs()
+                earliest = registry.take_deadline()
+                if earliest is not None and (self._timer_at is None or earliest < self._timer_at):
+                    self._timer_wake.set()
+        finally:
+            self._verifying = False
 
     async def _reconcile_loop(self, every: float) -> NoReturn:
         """Compare every synced book with REST ``/book`` once per ``every`` seconds."""

@@ -459,10 +459,11 @@ class MarketStream(_Stream[MarketStreamEvent]):
     stream keeps a verified local order book per asset in :attr:`books`, applied on the reader
     side (a slow consumer never delays them) and resynced on any doubt; ``reconcile_every``
     (seconds) adds a periodic REST ``/book`` comparison. The books are *batched*: each one's hash
-    is checked at the end of every socket read that changed it (before that read's events are
-    queued, so every book state a consumer can see has been checked) and at least every
-    ``BookOptions.verify_every`` messages of its asset within a read; the top-of-book check runs
-    on every message.
+    is checked at the end of every socket read that changed it (right after the consumer took
+    that read's events, before any later read is applied; before they are queued with
+    ``BookOptions(verify_before_handoff=True)``) and at least every ``BookOptions.verify_every``
+    messages of its asset within a read; the top-of-book check runs on every message, before the
+    message is queued.
 
     Where it connects: ``endpoints`` (default ``config.endpoints``, Polymarket's) gives every
     URL; ``url`` overrides the WebSocket URL and ``rest_url`` the CLOB REST URL. The REST URL is

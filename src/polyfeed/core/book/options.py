@@ -48,8 +48,16 @@ class BookOptions:
     on every ``verify_every``-th message of the asset; the top-of-book check still runs on every
     message, and a book in doubt checks every message. A match proves the whole book, so a
     divergence is noticed at most ``verify_every - 1`` messages of the asset after it happened,
-    and always before the batch that carried it is handed on. ``hash_check_every`` is the cadence
-    of unbatched books; ``hash_check_every=0`` turns hash checks off in both modes.
+    and at the end of the batch that carried it. ``hash_check_every`` is the cadence of unbatched
+    books; ``hash_check_every=0`` turns hash checks off in both modes.
+
+    ``verify_before_handoff`` (a stream's books): whether the end-of-batch hash check runs before
+    the batch's events are queued for the consumer (``True``: every book state the consumer can
+    see was hash-checked, at the cost of the check's time on every event's latency) or right
+    after they were queued (``False``, the default: one turn of the event loop later, so a waiting
+    consumer takes them first, and before any later batch is applied or handed on; a
+    ``BookInvalidated`` it causes is the next event). The top-of-book check runs before the
+    hand-off either way.
     """
 
     check_top: bool = True
@@ -60,6 +68,7 @@ class BookOptions:
     grace_seconds: float = 2.0
     max_buffered: int = 10_000
     verify_every: int = 100
+    verify_before_handoff: bool = False
 
     def __post_init__(self) -> None:
         if self.hash_check_every < 0:
