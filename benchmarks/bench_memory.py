@@ -2,9 +2,9 @@
 
 Each book is loaded from its own decoded ``book`` frame (so its price and size strings are its
 own objects, as on a live socket: nothing is shared between books except the process-wide price
-cache), then gets one ``price_change`` per side and a hash check, which fills the per-level text
-caches the hash uses: the steady state of a verified book. Reported per asset, in three states,
-next to a naive book (one dict of float price -> float size per side).
+cache; each level is kept as its preimage text), then gets one ``price_change`` per side and a
+hash check, which caches each side's joined text: the steady state of a verified book. Reported
+per asset, in three states, next to a naive book (one dict of float price -> float size per side).
 
 Usage: ``.venv/bin/python benchmarks/bench_memory.py [--books N] [--levels L]``.
 """
@@ -166,7 +166,7 @@ def main() -> int:
     print(f"{'state':<58} {'bytes/asset':>11}")
     print(f"{'a decoded book snapshot event (for scale)':<58} {per_event:>11,}")
     print(f"{'polyfeed OrderBook, loaded from its snapshot':<58} {per_loaded:>11,}")
-    print(f"{'  + one delta and a hash check (level text caches filled)':<58} {per_verified:>11,}")
+    print(f"{'  + one delta and a hash check (side texts cached)':<58} {per_verified:>11,}")
     print(f"{'  = verified book, steady state':<58} {per_loaded + per_verified:>11,}")
     print(f"{'naive dict-of-floats book':<58} {per_naive:>11,}")
     return 0
