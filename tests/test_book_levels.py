@@ -131,9 +131,9 @@ def test_the_inlined_level_text_of_levels_set_is_level_json(
     levels.set(side, price, size, 0)
     keys, stored = levels.side(side == "BUY")
     if size.strip("0.") and size.replace(".", "", 1).isdigit():
-        (key,) = keys
-        assert stored[key] == level_json(price, size)
-        assert level_fields(stored[key]) == (price, size)
+        (text,) = stored
+        assert text == level_json(price, size)
+        assert level_fields(text) == (price, size)
         assert (levels.bids_text() if side == "BUY" else levels.asks_text()) == level_json(
             price, size
         )

@@ -437,8 +437,10 @@ _TOPS = st.sampled_from(["server", "server", "none", "0", "0.50", "0.5", "x"])
             _TOPS,
             # Spellings the inlined size check treats apart: below one, leading zeros, a dot.
             st.one_of(st.none(), st.sampled_from(["0.5", ".25", "00.10", "000", "0.", "007"])),
+            # A level the book has (changed or removed), by its index, rather than a random price.
+            st.one_of(st.none(), st.integers(min_value=0, max_value=40)),
         ),
-        max_size=30,
+        max_size=40,
     ),
     tick=st.sampled_from([None, "0.01", "0.1"]),
     check_top=st.booleans(),
@@ -471,9 +473,14 @@ def test_apply_entry_is_apply_for_a_message_with_one_entry_of_the_book(
         book.set_market_info(min_order_size="5", tick_size=tick or "0.01", neg_risk=False)
         book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)))
     assert _state(plain) == _state(inlined)
-    for timestamp, (action, spec, other, hash_kind, top, odd_size) in enumerate(steps, 2):
+    for timestamp, (action, spec, other, hash_kind, top, odd_size, existing) in enumerate(steps, 2):
         side, price, size = spec
         size = size if odd_size is None else odd_size
+        bids, asks = list(plain.levels("bids")), list(plain.levels("asks"))
+        if existing is not None and bids + asks:
+            index = existing % len(bids + asks)
+            side = "BUY" if index < len(bids) else "SELL"
+            price = (bids + asks)[index].price
         if action == "end_batch":
             verdicts = (plain.end_batch(now=timestamp), inlined.end_batch(now=timestamp))
         elif action == "invalidate":

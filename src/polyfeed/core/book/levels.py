@@ -1,12 +1,12 @@
 """The two sides of one book: exact levels, sorted keys, and the preimage text of each side.
 
-Each side maps an integer price key to the level's preimage text (``{"price":"0.52","size":"10"}``,
-:func:`~polyfeed.core.book_hash.level_json` of the server's exact strings) and keeps a sorted key
-list updated with ``bisect``. Storing the text rather than a ``(price, size)`` pair makes a hash
-check one C-level join per changed side (the check that used to format every level of a side
-changed by a burst), keeps a side a dict of ``str`` (never tracked by the cyclic GC) and halves
-a book's memory; the rarer readers (views, REST comparison) split the text with
-:func:`~polyfeed.core.book_hash.level_fields`.
+Each side is two aligned lists: the sorted integer price keys and each level's preimage text
+(``{"price":"0.52","size":"10"}``, :func:`~polyfeed.core.book_hash.level_json` of the server's
+exact strings), kept in order with ``bisect``. Storing the text rather than a ``(price, size)``
+pair, in key order, makes a side's hash text one C-level ``join`` (formatting the levels of a
+side changed by a burst was most of a hash check), keeps a book free of objects the cyclic GC
+tracks beyond its two lists per side, and halves a book's memory; the rarer readers (views, REST
+comparison) split the text with :func:`~polyfeed.core.book_hash.level_fields`.
 
 Asks are keyed by the *negated* price, so on both sides the best level is the last key and
 iterating the keys in order yields the wire order (bids ascending, asks descending).
@@ -17,7 +17,7 @@ held deltas); :meth:`Levels.load` is the one that reads a snapshot. Both validat
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Final
@@ -44,7 +44,7 @@ MALFORMED_ENTRY: Final = 1
 HELD: Final = 2
 
 Side = dict[int, str]
-"""Price key -> the level's :func:`~polyfeed.core.book_hash.level_json` text."""
+"""Price key -> the level's :func:`~polyfeed.core.book_hash.level_json` text (a loaded side)."""
 Undo = tuple[bool, int, str | None]
 """How to put one level back: (is bid, key, previous level text or None when it was absent)."""
 
@@ -69,17 +69,18 @@ class Levels:
     __slots__ = (
         "ask_json",
         "ask_keys",
-        "asks",
+        "ask_texts",
         "bid_json",
         "bid_keys",
-        "bids",
+        "bid_texts",
     )
 
     def __init__(self) -> None:
-        self.bids: Side = {}
-        self.asks: Side = {}
         self.bid_keys: list[int] = []
         self.ask_keys: list[int] = []
+        # Each level's preimage text, aligned with the keys.
+        self.bid_texts: list[str] = []
+        self.ask_texts: list[str] = []
         # A side's preimage text, None once the side changed.
         self.bid_json: str | None = None
         self.ask_json: str | None = None
@@ -105,13 +106,13 @@ class Levels:
         # cheaper than tracking whether it must be.
         if side == "BUY" or side == "buy":
             key = hit[0]
-            levels = self.bids
             keys = self.bid_keys
+            texts = self.bid_texts
             self.bid_json = None
         elif side == "SELL" or side == "sell":
             key = -hit[0]
-            levels = self.asks
             keys = self.ask_keys
+            texts = self.ask_texts
             self.ask_json = None
         else:
             return MALFORMED_ENTRY
@@ -124,47 +125,54 @@ class Levels:
             return MALFORMED_ENTRY
         else:
             positive = False
-        if positive:
-            if tick and key % tick:
-                return HELD
-            if key not in levels:
-                insort(keys, key)
-            # level_json, inlined; a test pins them equal.
-            levels[key] = f'{{"price":"{price}","size":"{size}"}}'
-        elif levels.pop(key, None) is not None:
-            del keys[bisect_left(keys, key)]
+        if positive and tick and key % tick:
+            return HELD
+        index = bisect_left(keys, key)
+        if index < len(keys) and keys[index] == key:
+            if positive:
+                # level_json, inlined; a test pins them equal.
+                texts[index] = f'{{"price":"{price}","size":"{size}"}}'
+            else:
+                del keys[index]
+                del texts[index]
+        elif positive:
+            keys.insert(index, key)
+            texts.insert(index, f'{{"price":"{price}","size":"{size}"}}')
         return APPLIED
 
     def before(self, entry: PriceChangeEntry) -> Undo:
         """What :meth:`restore` needs to undo ``entry`` (which must be well formed)."""
         is_bid = entry.side in ("BUY", "buy")
         key = price_key(entry.price) * (1 if is_bid else -1)
-        return is_bid, key, (self.bids if is_bid else self.asks).get(key)
+        keys, texts = self.side(is_bid)
+        index = bisect_left(keys, key)
+        present = index < len(keys) and keys[index] == key
+        return is_bid, key, texts[index] if present else None
 
     def restore(self, undo: Undo) -> None:
         """Put back one level recorded by :meth:`before`."""
         is_bid, key, previous = undo
-        levels = self.bids if is_bid else self.asks
-        keys = self.bid_keys if is_bid else self.ask_keys
+        keys, texts = self.side(is_bid)
         self.bid_json = self.ask_json = None
-        present = key in levels
-        if previous is None:
-            if present:
-                del levels[key]
-                del keys[bisect_left(keys, key)]
-        else:
-            if not present:
-                insort(keys, key)
-            levels[key] = previous
+        index = bisect_left(keys, key)
+        if index < len(keys) and keys[index] == key:
+            if previous is None:
+                del keys[index]
+                del texts[index]
+            else:
+                texts[index] = previous
+        elif previous is not None:
+            keys.insert(index, key)
+            texts.insert(index, previous)
 
     def load(self, snapshot: Book) -> None:
         """Replace both sides with a snapshot's; ``ValueError`` (nothing changed) if malformed."""
         bids = _load_side(snapshot.bids, 1)
         asks = _load_side(snapshot.asks, -1)
-        self.bids = bids
-        self.asks = asks
         self.bid_keys = sorted(bids)
         self.ask_keys = sorted(asks)
+        self.bid_texts = [bids[key] for key in self.bid_keys]
+        self.ask_texts = [asks[key] for key in self.ask_keys]
         self.bid_json = self.ask_json = None
 
     # ------------------------------------------------------------------ reading
@@ -176,44 +184,42 @@ class Levels:
         asks = self.ask_keys
         return bool(bids and asks and bids[-1] >= -asks[-1])
 
-    def side(self, is_bid: bool) -> tuple[list[int], Side]:
-        """(sorted keys, levels) of a side."""
-        return (self.bid_keys, self.bids) if is_bid else (self.ask_keys, self.asks)
+    def side(self, is_bid: bool) -> tuple[list[int], list[str]]:
+        """(sorted keys, level texts aligned with them) of a side."""
+        return (self.bid_keys, self.bid_texts) if is_bid else (self.ask_keys, self.ask_texts)
 
     def best_first(self, is_bid: bool) -> Iterator[Level]:
         """A side's levels, best first."""
-        keys, levels = self.side(is_bid)
-        for key in reversed(keys):
-            yield Level(*level_fields(levels[key]))
+        for text in reversed(self.side(is_bid)[1]):
+            yield Level(*level_fields(text))
 
     def top_n(self, is_bid: bool, n: int) -> list[Level]:
         """The best ``n`` levels of a side, best first."""
-        keys, levels = self.side(is_bid)
-        return [Level(*level_fields(levels[key])) for key in keys[: -n - 1 : -1]] if n > 0 else []
+        texts = self.side(is_bid)[1]
+        return [Level(*level_fields(text)) for text in texts[: -n - 1 : -1]] if n > 0 else []
 
     def depth(self, is_bid: bool, n: int | None) -> Decimal:
         """Total size of the best ``n`` levels of a side (all when None)."""
-        keys, levels = self.side(is_bid)
-        chosen = keys if n is None else keys[max(0, len(keys) - n) :] if n > 0 else []
-        return sum((Decimal(level_fields(levels[key])[1]) for key in chosen), Decimal(0))
+        texts = self.side(is_bid)[1]
+        chosen = texts if n is None else texts[max(0, len(texts) - n) :] if n > 0 else []
+        return sum((Decimal(level_fields(text)[1]) for text in chosen), Decimal(0))
 
     def wire(self, is_bid: bool) -> list[Level]:
         """A side in wire order (bids ascending, asks descending)."""
-        keys, levels = self.side(is_bid)
-        return [Level(*level_fields(levels[key])) for key in keys]
+        return [Level(*level_fields(text)) for text in self.side(is_bid)[1]]
 
     def bids_text(self) -> str:
         """The bids as preimage text (cached until they change)."""
         text = self.bid_json
         if text is None:
-            text = self.bid_json = ",".join(map(self.bids.__getitem__, self.bid_keys))
+            text = self.bid_json = ",".join(self.bid_texts)
         return text
 
     def asks_text(self) -> str:
         """The asks as preimage text (cached until they change)."""
         text = self.ask_json
         if text is None:
-            text = self.ask_json = ",".join(map(self.asks.__getitem__, self.ask_keys))
+            text = self.ask_json = ",".join(self.ask_texts)
         return text
 
     @staticmethod
@@ -229,11 +235,14 @@ class Levels:
     def equal_to(self, book: Book) -> bool:
         """Whether a summary holds the same sizes at the same prices (spellings may differ)."""
         try:
-            bids = _sizes(_load_side(book.bids, 1))
-            asks = _sizes(_load_side(book.asks, -1))
+            loaded = _load_side(book.bids, 1), _load_side(book.asks, -1)
+            bids, asks = (_sizes(list(side), list(side.values())) for side in loaded)
         except ValueError:
             return False
-        return _sizes(self.bids) == bids and _sizes(self.asks) == asks
+        return (
+            _sizes(self.bid_keys, self.bid_texts) == bids
+            and _sizes(self.ask_keys, self.ask_texts) == asks
+        )
 
     def top(self, server_bid: str | None, server_ask: str | None) -> tuple[int | None, int | None]:
         """The reported (bid, ask) prices as keys: ours, or the server's while we are crossed.
@@ -264,8 +273,8 @@ def decimal_of(key: int) -> Decimal:
     return DECIMALS.get(key) or price_decimal(key)
 
 
-def _sizes(levels: Side) -> dict[int, Decimal]:
-    return {key: Decimal(level_fields(text)[1]) for key, text in levels.items()}
+def _sizes(keys: list[int], texts: list[str]) -> dict[int, Decimal]:
+    return {key: Decimal(level_fields(text)[1]) for key, text in zip(keys, texts, strict=True)}
 
 
 def _same_price(server: str | None, keys: list[int], sign: int) -> bool:

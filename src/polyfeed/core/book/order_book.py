@@ -15,7 +15,7 @@ hash due).
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from decimal import Decimal
 from typing import assert_never
 
@@ -230,22 +230,26 @@ class OrderBook(SnapshotSide):
                 levels = self._levels
                 if side == "BUY":
                     key = hit[0]
-                    book_side = levels.bids
                     keys = levels.bid_keys
+                    texts = levels.bid_texts
                     levels.bid_json = None
                 elif side == "SELL":
                     key = -hit[0]
-                    book_side = levels.asks
                     keys = levels.ask_keys
+                    texts = levels.ask_texts
                     levels.ask_json = None
                 else:
                     return self.apply(event, now)
-                if positive:
-                    if key not in book_side:
-                        insort(keys, key)
-                    book_side[key] = f'{{"price":"{entry.price}","size":"{size}"}}'
-                elif book_side.pop(key, None) is not None:
-                    del keys[bisect_left(keys, key)]
+                index = bisect_left(keys, key)
+                if index < len(keys) and keys[index] == key:
+                    if positive:
+                        texts[index] = f'{{"price":"{entry.price}","size":"{size}"}}'
+                    else:
+                        del keys[index]
+                        del texts[index]
+                elif positive:
+                    keys.insert(index, key)
+                    texts.insert(index, f'{{"price":"{entry.price}","size":"{size}"}}')
                 return self._conclude(event.timestamp, entry, now)
         return self.apply(event, now)
 
