@@ -218,7 +218,7 @@ class Probe:
                 probe.messages += len(connection._pending)
             process(connection)
 
-        pool_connection.Connection._process_batch = counted  # type: ignore[method-assign]
+        pool_connection.Connection._process_batch = counted  # type: ignore[method-assign,assignment]
         gc.callbacks.append(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
@@ -457,7 +457,7 @@ def report(results: list[dict[str, Any]]) -> float:
         (small["cpu"] - small["gc_cpu"]) / small["events"]
     ) - 1
     print(f"  without the garbage collector's CPU: {without_gc:+.1%}")
-    return growth
+    return float(growth)
 
 
 async def main() -> int:
