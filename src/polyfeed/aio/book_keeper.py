@@ -138,7 +138,7 @@ class BookKeeper:
                 self._schedule_resyncs()
         for index, event in enumerate(events):
             verdicts: list[BookVerdict]
-            if isinstance(event, _BOOK_UPDATES):
+            if type(event) is PriceChange or isinstance(event, _BOOK_UPDATES):
                 verdicts = registry.apply(event, now)
             elif isinstance(event, Book):
                 verdicts = registry.apply(event, now)

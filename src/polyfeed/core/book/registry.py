@@ -122,24 +122,25 @@ class BookRegistry(Mapping[str, OrderBook]):
         """Apply one event to every book it concerns; returns only the non-``ok`` verdicts."""
         books = self._books
         verdicts: list[BookVerdict] = []
+        if type(event) is PriceChange:
+            entries = event.price_changes
+            count = len(entries)
+            if count == 1 or (count == 2 and entries[0].asset_id != entries[1].asset_id):
+                # Each entry the only one of its book: one token's change, or a binary market's
+                # mirrored pair (nearly every message).
+                for entry in entries:
+                    book = books.get(entry.asset_id)
+                    if book is not None:
+                        if book.market is None:
+                            self._learn_market(book, event.market)
+                        verdict = book.apply_entry(event, entry, now)
+                        if verdict.action != "ok":
+                            verdicts.append(verdict)
+                return verdicts
         match event:
             case PriceChange():
-                entries = event.price_changes
-                count = len(entries)
-                if count == 1 or (count == 2 and entries[0].asset_id != entries[1].asset_id):
-                    # Each entry the only one of its book: one token's change, or a binary
-                    # market's mirrored pair (nearly every message).
-                    for entry in entries:
-                        book = books.get(entry.asset_id)
-                        if book is not None:
-                            if book.market is None:
-                                self._learn_market(book, event.market)
-                            verdict = book.apply_entry(event, entry, now)
-                            if verdict.action != "ok":
-                                verdicts.append(verdict)
-                    return verdicts
                 touched: list[OrderBook] = []
-                for entry in entries:
+                for entry in event.price_changes:
                     book = books.get(entry.asset_id)
                     if book is not None and book not in touched:
                         if book.market is None:
