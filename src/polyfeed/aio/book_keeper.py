@@ -10,13 +10,14 @@ tick-size doubt, reconnect); this keeper does the I/O that follows:
   re-requested on the socket (unsubscribe + subscribe) for a fresh snapshot;
 - after a reconnect every book is invalidated and resynced by the replayed snapshots, no REST;
 - :meth:`BookKeeper.run` is the maintenance: book timers woken at the registry's next deadline,
-  and the optional periodic REST reconcile; a crashed loop is restarted with backoff and reported
-  (``maintenance_restarts``, ``maintenance_error``).
+  the end-of-read hash checks one loop turn after the read's events were queued (unless
+  ``BookOptions.verify_before_handoff``), and the optional periodic REST reconcile; a crashed
+  loop is restarted with backoff and reported (``maintenance_restarts``, ``maintenance_error``).
 
-``BookInvalidated`` / ``BookResynced`` go into the stream right after the event that caused them,
-one event per cause: consecutive verdicts of one kind and reason carry all their asset ids (a
-reconnect invalidates every book with one event; a replayed batch of snapshots resyncs them with
-one).
+``BookInvalidated`` / ``BookResynced`` go into the stream right after the event that caused them
+(a deferred end-of-read check's: right after the read's events), one event per cause:
+consecutive verdicts of one kind and reason carry all their asset ids (a reconnect invalidates
+every book with one event; a replayed batch of snapshots resyncs them with one).
 """
 
 from __future__ import annotations
@@ -314,10 +315,12 @@ class BookKeeper:
     # ------------------------------------------------------------------ maintenance
 
     async def run(self) -> None:
-        """The keeper's maintenance until cancelled: book timers and, with ``reconcile_every``,
-        the periodic REST reconcile.
+        """The keeper's maintenance until cancelled: book timers, the end-of-read hash checks
+        that run after the hand-off (see ``BookOptions.verify_before_handoff``; without this
+        running, ``observe`` does them itself) and, with ``reconcile_every``, the periodic REST
+        reconcile.
 
-        A crash in either loop is logged at WARNING with the exception, counted in
+        A crash in any loop is logged at WARNING with the exception, counted in
         ``maintenance_restarts`` (the last one in ``maintenance_error``) and the loop restarts
         after ``RESTART_BASE`` seconds, doubling per consecutive crash up to ``RESTART_MAX``.
         """
