@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from polyfeed.core.placement import Placement, Shard, parse_shard, shard_of
+from polyfeed.core.messages import LastTradePrice, NewMarket, PriceChange, PriceChangeEntry
+from polyfeed.core.placement import Placement, Shard, carried, parse_shard, shard_of
 from polyfeed.errors import ConfigError
 
 ASSETS = st.lists(st.integers(0, 60).map(lambda n: f"a{n}"), max_size=25)
@@ -123,3 +124,64 @@ def test_parse_shard() -> None:
     for bad in ("4/4", "1", "a/b", "-1/2", "0/0"):
         with pytest.raises(ConfigError):
             parse_shard(bad)
+
+
+_ASSETS = ["a", "b", "c", "d"]
+
+
+def _entry(asset: str, size: str) -> PriceChangeEntry:
+    return PriceChangeEntry(asset_id=asset, price="0.5", size=size, side="BUY", hash="h")
+
+
+_EVENTS = st.lists(
+    st.one_of(
+        st.builds(
+            lambda entries, ts: PriceChange(market="m", timestamp=ts, price_changes=entries),
+            st.lists(
+                st.builds(_entry, st.sampled_from(_ASSETS), st.integers(1, 9).map(str)),
+                min_size=1,
+                max_size=3,
+            ),
+            st.integers(1, 10**6),
+        ),
+        st.builds(
+            lambda asset: LastTradePrice(
+                market="m", asset_id=asset, price="0.5", side="BUY", size="1", timestamp=1
+            ),
+            st.sampled_from(_ASSETS),
+        ),
+        st.just(NewMarket(id="1", question="q", market="m", slug="s", timestamp=1)),
+    ),
+    max_size=12,
+)
+
+
+@given(events=_EVENTS, owner=st.lists(st.integers(0, 2), min_size=4, max_size=4))
+def test_carried_gives_each_entry_to_the_slot_of_its_asset_once(
+    events: list[object], owner: list[int]
+) -> None:
+    slots = {
+        slot: frozenset(a for a, o in zip(_ASSETS, owner, strict=True) if o == slot)
+        for slot in range(3)
+    }
+
+    def entries(items: object) -> list[tuple[int, str, str]]:
+        return [
+            (e.timestamp, x.asset_id, x.size)
+            for e in items  # type: ignore[attr-defined]
+            if isinstance(e, PriceChange)
+            for x in e.price_changes
+        ]
+
+    kept = {slot: carried(events, assets) for slot, assets in slots.items()}
+    # Every entry on the slot of its asset, once; nothing else anywhere.
+    assert sorted(x for slot in kept.values() for x in entries(slot)) == sorted(entries(events))
+    for slot, items in kept.items():
+        assert all(asset in slots[slot] for _, asset, _ in entries(items))
+        # Per-asset events only on their slot; the rest on every slot, in order.
+        assert [e for e in items if not isinstance(e, PriceChange | LastTradePrice)] == [
+            e for e in events if not isinstance(e, PriceChange | LastTradePrice)
+        ]
+        assert all(e.asset_id in slots[slot] for e in items if isinstance(e, LastTradePrice))
+        assert not any(isinstance(e, PriceChange) and not e.price_changes for e in items)
+    assert carried(events, frozenset(_ASSETS)) is events  # nothing to drop: no copy

@@ -13,6 +13,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from polyfeed import (
@@ -393,6 +394,47 @@ async def test_a_markets_tokens_given_side_by_side_share_a_connection_and_arrive
                     if isinstance(event, PriceChange):
                         received.append((event.market, event.timestamp))
             assert sorted(received) == sorted((e.market, int(e.timestamp)) for e in sent)
+
+
+@pytest.mark.timeout(30)
+async def test_a_markets_tokens_on_two_connections_each_entry_once_and_the_books_stay_exact() -> (
+    None
+):
+    # One asset per connection: every market's YES and NO sit on different sockets, and the
+    # server sends each price_change (both tokens' entries) down both. Applied from both, a stale
+    # copy from the slower socket undid newer levels (hash mismatches, resyncs, duplicates).
+    async with FakePolymarket(markets=3, seed=21, run_probability=0.0) as fake:
+        stream = MarketStream(fake.asset_ids, endpoints=fake.endpoints, config=fast(1))
+        async with stream:
+            async with asyncio.timeout(10):
+                await books_for(stream, set(fake.asset_ids))
+            assert len(fake.open_connections("market")) == 6
+            sent = [
+                (entry["asset_id"], int(event.timestamp), entry["price"], entry["size"])
+                for event in fake.step(60)
+                if event.event_type == "price_change"
+                for entry in msgspec.json.decode(event.raw)["price_changes"]
+            ]
+            received: list[tuple[str, int, str, str]] = []
+            other: list[object] = []
+            async with asyncio.timeout(10):
+                while len(received) < len(sent):
+                    event = await anext(stream)
+                    if isinstance(event, PriceChange):
+                        received += [
+                            (e.asset_id, event.timestamp, e.price, e.size)
+                            for e in event.price_changes
+                        ]
+                    else:
+                        other.append(event)
+            assert sorted(received) == sorted(sent)  # every entry exactly once
+            assert not [e for e in other if isinstance(e, BookInvalidated)]
+            for asset in fake.asset_ids:
+                book = stream.books[asset]
+                assert book.synced and book.counters.hash_mismatches == 0
+                assert [(lv.price, lv.size) for lv in book.levels("bids")] == list(
+                    fake.book(asset).bids[::-1]
+                )
 
 
 @pytest.mark.timeout(30)

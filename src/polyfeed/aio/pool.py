@@ -47,7 +47,7 @@ from polyfeed.core.messages import (
     TickSizeChange,
 )
 from polyfeed.core.pacing import OpenPacer
-from polyfeed.core.placement import Placement
+from polyfeed.core.placement import Placement, carried
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.core.witness import SilenceWitness, server_moved
 from polyfeed.errors import (
@@ -103,6 +103,9 @@ class _SlotObserver:
         self._slot = slot
 
     def observe(self, events: Sequence[object]) -> Sequence[object]:
+        if len(self._pool._slots) > 1:
+            # A market's tokens may be split over slots; each slot speaks only for its own.
+            events = carried(events, self._slot.subscriptions.desired)
         liveness = self._slot.liveness
         if liveness is not None:
             _note_liveness(liveness, events, self._pool.clock.now())

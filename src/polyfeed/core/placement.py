@@ -10,6 +10,12 @@ rules :class:`Placement` keeps, whatever is added, removed or moved:
 - :meth:`Placement.compaction` plans moves that empty the sparsest slots into the others, only
   when the assets then fit on fewer slots and at least one slot is below the ``sparse`` fill.
 
+A market's two tokens may sit on different slots, and the server sends a ``price_change`` with
+both tokens' entries to a socket subscribed to either one: :func:`carried` keeps of a slot's
+events only what concerns the assets it carries, so every entry reaches the books and the
+consumer once, from its own slot (from two, a stale copy from the slower socket would undo a
+newer level).
+
 Sharding splits a universe of token ids over N processes without a coordinator:
 :func:`shard_of` is a stable hash (blake2b of the token id, never Python's salted ``hash``), so
 every process computes the same answer and shards ``0..N-1`` cover each id exactly once.
@@ -18,13 +24,14 @@ every process computes the same answer and shards ``0..N-1`` cover each id exact
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
+from polyfeed.core.messages import BestBidAsk, Book, LastTradePrice, PriceChange, TickSizeChange
 from polyfeed.errors import ConfigError
 
-__all__ = ["Move", "Placement", "Shard", "parse_shard", "shard_of"]
+__all__ = ["Move", "Placement", "Shard", "carried", "parse_shard", "shard_of"]
 
 
 class Move(msgspec.Struct, frozen=True):
@@ -190,3 +197,35 @@ def parse_shard(text: str) -> Shard:
     if not sep or not index.strip().isdigit() or not count.strip().isdigit():
         raise ConfigError(f"shard must look like I/N (for example 0/4), got {text!r}")
     return Shard(int(index), int(count))
+
+
+_PER_ASSET = (Book, LastTradePrice, TickSizeChange, BestBidAsk)
+
+
+def carried(events: Sequence[object], assets: frozenset[str]) -> Sequence[object]:
+    """``events`` without what concerns assets outside ``assets`` (one slot's): a ``price_change``
+    keeps only those entries (dropped when none is left), a per-asset event of another asset is
+    dropped; everything else passes. ``events`` itself when nothing had to go."""
+    kept: list[object] | None = None
+    for index, event in enumerate(events):
+        cls = type(event)
+        if cls is PriceChange:
+            assert isinstance(event, PriceChange)
+            for entry in event.price_changes:
+                if entry.asset_id not in assets:
+                    break
+            else:
+                if kept is not None:
+                    kept.append(event)
+                continue
+            if kept is None:
+                kept = list(events[:index])
+            mine = [entry for entry in event.price_changes if entry.asset_id in assets]
+            if mine:
+                kept.append(msgspec.structs.replace(event, price_changes=mine))
+        elif isinstance(event, _PER_ASSET) and event.asset_id not in assets:
+            if kept is None:
+                kept = list(events[:index])
+        elif kept is not None:
+            kept.append(event)
+    return events if kept is None else kept
