@@ -184,9 +184,10 @@ def _polyfeed_book(snapshot: Book, options: BookOptions) -> OrderBook:
     return book
 
 
-def _run_polyfeed(snapshot: Book, messages: list[PriceChange], options: BookOptions) -> float:
-    book = _polyfeed_book(snapshot, options)
-    apply = book.apply
+def _timed(
+    book: OrderBook, apply: Callable[[PriceChange], object], messages: list[PriceChange]
+) -> float:
+    """ns per message of ``apply`` + a best bid/ask read; the book must end verified."""
     start = time.perf_counter_ns()
     for message in messages:
         apply(message)
@@ -196,6 +197,11 @@ def _run_polyfeed(snapshot: Book, messages: list[PriceChange], options: BookOpti
     counters = book.counters
     assert book.synced and counters.hash_mismatches == 0 and counters.top_mismatches == 0, book
     return elapsed / len(messages)
+
+
+def _run_polyfeed(snapshot: Book, messages: list[PriceChange], options: BookOptions) -> float:
+    book = _polyfeed_book(snapshot, options)
+    return _timed(book, book.apply, messages)
 
 
 def _run_registry(snapshot: Book, messages: list[PriceChange], options: BookOptions) -> float:
@@ -203,17 +209,7 @@ def _run_registry(snapshot: Book, messages: list[PriceChange], options: BookOpti
     registry = BookRegistry(options)
     registry.set_market_info(MARKET, **METADATA)  # type: ignore[arg-type]
     registry.apply(snapshot)
-    book = registry[ASSET]
-    apply = registry.apply
-    start = time.perf_counter_ns()
-    for message in messages:
-        apply(message)
-        _ = book.best_bid
-        _ = book.best_ask
-    elapsed = time.perf_counter_ns() - start
-    counters = book.counters
-    assert book.synced and counters.hash_mismatches == 0 and counters.top_mismatches == 0, book
-    return elapsed / len(messages)
+    return _timed(registry[ASSET], registry.apply, messages)
 
 
 def _run_naive(
