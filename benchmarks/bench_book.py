@@ -125,7 +125,7 @@ class Flow:
             best_bid=_price(max(self.bids)),
             best_ask=_price(min(self.asks)),
         )
-        return PriceChange(market=MARKET, timestamp=self.timestamp, price_changes=[entry])
+        return PriceChange(market=MARKET, timestamp=self.timestamp, price_changes=(entry,))
 
 
 class FloatBook:

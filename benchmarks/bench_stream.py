@@ -209,7 +209,7 @@ def _verify_every_hash(fake: FakePolymarket, burst: PreparedBurst) -> int:
             for entry in event.price_changes:
                 entries += 1
                 # One entry at a time: each carries the hash of the book after it.
-                single = msgspec.structs.replace(event, price_changes=[entry])
+                single = msgspec.structs.replace(event, price_changes=(entry,))
                 if registry.apply(single) or registry[entry.asset_id].in_doubt is not None:
                     raise RuntimeError(f"the firehose carries a wrong hash or top: {entry!r}")
     done = sum(book.counters.hash_checks for book in registry.values()) - checks

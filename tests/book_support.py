@@ -90,7 +90,7 @@ def make_entry(
 
 
 def make_change(timestamp: int, *entries: PriceChangeEntry) -> PriceChange:
-    return PriceChange(market=MARKET, timestamp=timestamp, price_changes=list(entries))
+    return PriceChange(market=MARKET, timestamp=timestamp, price_changes=entries)
 
 
 def book_msg(

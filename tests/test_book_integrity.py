@@ -229,7 +229,7 @@ def test_snapshot_that_stops_reproducing_clears_the_detected_scheme(fixtures_dir
         PriceChange(
             market=snapshot.market,
             timestamp=snapshot.timestamp + 1,
-            price_changes=[make_entry("0.2", "0", "BUY", asset=snapshot.asset_id, hash="f" * 40)],
+            price_changes=(make_entry("0.2", "0", "BUY", asset=snapshot.asset_id, hash="f" * 40),),
         )
     )
     assert verdict.action == "ok"

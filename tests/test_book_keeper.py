@@ -381,7 +381,7 @@ def crossing(asset: str, timestamp: int = 2000) -> PriceChange:
     entry = PriceChangeEntry(
         asset_id=asset, price="0.44", size="30", side="SELL", best_bid="0.40", best_ask="0.44"
     )
-    return PriceChange(market=MARKET, timestamp=timestamp, price_changes=[entry])
+    return PriceChange(market=MARKET, timestamp=timestamp, price_changes=(entry,))
 
 
 class Harness:
@@ -689,7 +689,7 @@ async def test_resync_then_leaving_the_stream_at_once_leaves_no_coroutine_unawai
 
 def _bad_change(asset: str, timestamp: int, price: str, size: str) -> PriceChange:
     entry = PriceChangeEntry(asset_id=asset, price=price, size=size, side="BUY")
-    return PriceChange(market=MARKET, timestamp=timestamp, price_changes=[entry])
+    return PriceChange(market=MARKET, timestamp=timestamp, price_changes=(entry,))
 
 
 def test_malformed_input_is_logged_once_per_kind_and_counted_per_entry(

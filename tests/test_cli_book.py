@@ -153,7 +153,7 @@ def test_a_crossed_book_is_shown_in_doubt_with_the_reason() -> None:
     crossing = PriceChange(
         market="0xmarket",
         timestamp=1_700_000_000_001,
-        price_changes=[PriceChangeEntry(asset_id=ASSET, price="0.53", size="5", side="BUY")],
+        price_changes=(PriceChangeEntry(asset_id=ASSET, price="0.53", size="5", side="BUY"),),
     )
     assert order_book.apply(crossing).action == "ok"
     assert order_book.in_doubt is not None

@@ -260,15 +260,15 @@ def test_oldest_single_level_price_change_is_normalised(fixtures_dir: Path) -> N
     change = _one(fixtures_dir, "nautilus_trader_py_ws/price_change.json")
     assert isinstance(change, PriceChange)
     asset = "48331043336612883890938759509493159234755048973500640148014422747788308965732"
-    assert change.price_changes == [
+    assert change.price_changes == (
         PriceChangeEntry(
             asset_id=asset,
             price="0.514",
             size="21574.08",
             side="SELL",
             hash="bf32b3746fff40c76c98021b7f3f07261169dd26",
-        )
-    ]
+        ),
+    )
     assert change.timestamp == 1723967931411
     # The legacy fields stay as received.
     assert (change.asset_id, change.price, change.side) == (asset, "0.514", "SELL")
@@ -285,10 +285,10 @@ def test_legacy_changes_list_is_normalised() -> None:
     decoder = FrameDecoder("market")
     (change,) = decoder.decode(LEGACY_CHANGES)
     assert isinstance(change, PriceChange)
-    assert change.price_changes == [
+    assert change.price_changes == (
         PriceChangeEntry(asset_id="7", price="0.4", size="10", side="BUY", hash="h1"),
         PriceChangeEntry(asset_id="7", price="0.6", size="0", side="SELL", hash="h1"),
-    ]
+    )
     assert change.timestamp == 1700000000000
     # Inside an array frame too, on both paths.
     assert decoder.decode(b"[" + LEGACY_CHANGES + b"]") == [change]

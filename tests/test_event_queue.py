@@ -73,9 +73,9 @@ def change(ts_ms: int, *assets: str) -> PriceChange:
     return PriceChange(
         market="0xm",
         timestamp=ts_ms,
-        price_changes=[
+        price_changes=tuple(
             PriceChangeEntry(asset_id=a, price="0.5", size="1", side="BUY") for a in assets
-        ],
+        ),
     )
 
 

@@ -78,7 +78,7 @@ def test_a_multi_message_run_is_told_apart_by_content(fixtures_dir: Path) -> Non
     entry = change.price_changes[0]
     # The second message of a run: same market, timestamp and (run-end) hash, other entries.
     sibling = msgspec.structs.replace(
-        change, price_changes=[msgspec.structs.replace(entry, price="0.123", size="7")]
+        change, price_changes=(msgspec.structs.replace(entry, price="0.123", size="7"),)
     )
     assert message_key(change)[:3] == message_key(sibling)[:3]
     assert message_key(change) != message_key(sibling)
@@ -93,7 +93,7 @@ def _trade(market: str, ts: int, price: str) -> LastTradePrice:
 
 def _change(market: str, ts: int, price: str) -> PriceChange:
     entry = PriceChangeEntry(asset_id=market + "-yes", price=price, size="5", side="BUY", hash="h")
-    return PriceChange(market=market, timestamp=ts, price_changes=[entry])
+    return PriceChange(market=market, timestamp=ts, price_changes=(entry,))
 
 
 def _snapshot(market: str, serial: int) -> Book:

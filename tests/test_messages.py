@@ -83,10 +83,12 @@ def test_encode_round_trip_keeps_tag_and_strings() -> None:
 
 
 def test_mutable_defaults_are_not_shared() -> None:
-    first = PriceChange(market="m", timestamp=1)
-    second = PriceChange(market="m", timestamp=2)
-    first.price_changes.append(PriceChangeEntry(asset_id="a", price="1", size="1", side="BUY"))
-    assert second.price_changes == []
+    first = NewMarket(id="1", question="q", market="m", slug="s", timestamp=1)
+    second = NewMarket(id="2", question="q", market="m", slug="s", timestamp=2)
+    first.assets_ids.append("a")
+    assert second.assets_ids == []
+    # A price_change's entries are a tuple: nothing to share, nothing for the GC to promote.
+    assert PriceChange(market="m", timestamp=1).price_changes == ()
 
 
 def test_to_decimal_is_exact() -> None:
@@ -145,7 +147,7 @@ def test_legacy_price_change_fields_are_optional() -> None:
         "SELL",
         "3",
     )
-    assert change.price_changes == []
+    assert change.price_changes == ()
     assert change.changes is None
 
 

@@ -46,7 +46,7 @@ def change(ts: int, asset: str = ASSET, price: str = "0.5") -> PriceChange:
     return PriceChange(
         market="0xm",
         timestamp=ts,
-        price_changes=[PriceChangeEntry(asset_id=asset, price=price, size="10", side="BUY")],
+        price_changes=(PriceChangeEntry(asset_id=asset, price=price, size="10", side="BUY"),),
     )
 
 
@@ -62,10 +62,10 @@ EVENTS: list[object] = [
     PriceChange(
         market="0xm",
         timestamp=1_700_000_000_124,
-        price_changes=[
+        price_changes=(
             PriceChangeEntry(asset_id=ASSET, price="0.5", size="1", side="BUY", hash="a"),
             PriceChangeEntry(asset_id=OTHER, price="0.5", size="1", side="SELL", hash="b"),
-        ],
+        ),
     ),
     LastTradePrice(market="0xm", asset_id=ASSET, price="0.5", timestamp=1_700_000_000_125),
     Order(

@@ -50,7 +50,7 @@ BOOK = Book(
 CHANGE = PriceChange(
     market="0xm",
     timestamp=1_700_000_000_002,
-    price_changes=[PriceChangeEntry(asset_id="a", price="0.5", size="3", side="BUY")],
+    price_changes=(PriceChangeEntry(asset_id="a", price="0.5", size="3", side="BUY"),),
 )
 TRADE = Trade(
     id="t",

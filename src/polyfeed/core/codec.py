@@ -226,12 +226,12 @@ def _normalise_price_change(event: PriceChange) -> PriceChange | Malformed:
         return Malformed(
             "legacy price_change without asset_id", _excerpt(msgspec.json.encode(event))
         )
-    entries = [
+    entries = tuple(
         PriceChangeEntry(
             asset_id=event.asset_id, price=price, size=size, side=side, hash=event.hash or ""
         )
         for price, size, side in levels
-    ]
+    )
     return msgspec.structs.replace(event, price_changes=entries)
 
 

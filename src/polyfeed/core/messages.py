@@ -90,7 +90,7 @@ class PriceChange(_Event, frozen=True, tag="price_change"):
 
     market: str
     timestamp: int
-    price_changes: list[PriceChangeEntry] = []
+    price_changes: tuple[PriceChangeEntry, ...] = ()
     asset_id: str | None = None
     hash: str | None = None
     changes: list[LegacyChange] | None = None

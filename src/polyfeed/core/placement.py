@@ -220,7 +220,7 @@ def carried(events: Sequence[object], assets: frozenset[str]) -> Sequence[object
                 continue
             if kept is None:
                 kept = list(events[:index])
-            mine = [entry for entry in event.price_changes if entry.asset_id in assets]
+            mine = tuple(entry for entry in event.price_changes if entry.asset_id in assets)
             if mine:
                 kept.append(msgspec.structs.replace(event, price_changes=mine))
         elif isinstance(event, _PER_ASSET) and event.asset_id not in assets:

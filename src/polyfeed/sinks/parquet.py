@@ -83,7 +83,9 @@ def _arrow_type(info: msgspec.inspect.Type) -> tuple[pa.DataType, Convert]:
             if len(real) == 1:
                 return _arrow_type(real[0])
             return pa.string(), _stringify
-        case msgspec.inspect.ListType(item_type=item):
+        case (
+            msgspec.inspect.ListType(item_type=item) | msgspec.inspect.VarTupleType(item_type=item)
+        ):
             item_type, convert_item = _arrow_type(item)
 
             def convert_list(value: Any) -> Any:
