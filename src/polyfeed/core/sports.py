@@ -80,31 +80,23 @@ class SportsMalformed(msgspec.Struct, frozen=True, tag_field="event_type", tag="
 SportsEvent = SportResult | SportsRaw | SportsMalformed
 
 
-# The fields of SportResult but ``payload`` (the decoder passes them on by name); four have
-# camelCase wire names.
+# The wire shape of SportResult: its fields but ``payload``, four of them camelCase on the wire.
+# Derived from SportResult, so the two cannot drift apart.
 _RESULT_WIRE_NAMES: Final = {
     "game_id": "gameId",
     "league": "leagueAbbreviation",
     "home_team": "homeTeam",
     "away_team": "awayTeam",
 }
-
-
-class _Result(msgspec.Struct, rename=_RESULT_WIRE_NAMES):
-    slug: str
-    live: bool | None = None
-    ended: bool | None = None
-    score: str | None = None
-    period: str | None = None
-    elapsed: str | None = None
-    last_update: str | None = None
-    finished_timestamp: str | None = None
-    turn: str | None = None
-    status: str | None = None
-    game_id: int | str | None = None
-    league: str | None = None
-    home_team: str | None = None
-    away_team: str | None = None
+_Result: Final = msgspec.defstruct(
+    "_Result",
+    [
+        (field.name, field.type, field.default)
+        for field in msgspec.structs.fields(SportResult)
+        if field.name != "payload"
+    ],
+    rename=_RESULT_WIRE_NAMES,
+)
 
 
 def pong_for(text: str) -> str | None:
@@ -118,7 +110,6 @@ class SportsDecoder:
     """Sports frames to typed events (pings are answered by the session, never decoded)."""
 
     def __init__(self) -> None:
-        self._result = msgspec.json.Decoder(_Result)
         self._any = msgspec.json.Decoder()
         self.malformed = 0
 
