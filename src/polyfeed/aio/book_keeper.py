@@ -85,7 +85,6 @@ class BookKeeper:
         self._spawn = spawn
         self._emit = emit
         self._refresh = refresh
-        self._tasks: set[asyncio.Task[None]] = set()
         self._metadata_requested: set[str] = set()
         self._awaiting_snapshot: set[str] = set()
         self._resyncing: set[str] = set()
@@ -97,7 +96,6 @@ class BookKeeper:
         # verify_before_handoff); the verify loop runs them. Only while that loop runs.
         self._verify_due = asyncio.Event()
         self._verifying = False
-        self._closed = False
         self.rest_resyncs = 0
         self.socket_resyncs = 0
         self.metadata_failures = 0
@@ -201,14 +199,9 @@ class BookKeeper:
             self._start(functools.partial(self._resync, asset), "resync")
 
     def _start(self, factory: CoroutineFactory, what: str) -> None:
-        if self._closed:
-            return
         # A factory, not a coroutine: when the stream is stopping, spawn creates nothing that
-        # would never be awaited.
-        task = self._spawn(functools.partial(self._guarded, factory), f"polyfeed-book-{what}")
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        # would never be awaited. The stream's task group owns (and at close cancels) the task.
+        self._spawn(functools.partial(self._guarded, factory), f"polyfeed-book-{what}")
 
     # ------------------------------------------------------------------ on demand
 
@@ -427,12 +420,6 @@ class BookKeeper:
                 await self.reconcile(assets)
             except RestError as exc:
                 logger.warning("periodic REST reconciliation failed: %s", exc)
-
-    def cancel_tasks(self) -> None:
-        """Cancel metadata fetches and resyncs in flight; start none from now on (shutdown)."""
-        self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
 
 
 def lifecycle_events(verdicts: Sequence[BookVerdict], malformed_logged: set[str]) -> list[object]:
