@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from book_support import (
@@ -531,3 +531,74 @@ def test_the_server_top_is_compared_by_value_and_a_text_seen_before_only_for_its
     change(5, "0.46", "0", "0.46", "0.55")  # our top is 0.45 now: "0.46" must not pass
     assert book.counters.top_mismatches == 1
     assert book.in_doubt is not None
+
+
+class _AlwaysFullPath(OrderBook):
+    """The plain path: every message through every check (no fast path, no seen-top cache)."""
+
+    __slots__ = ()
+
+    def _conclude(self, timestamp: int, last: PriceChangeEntry, now: float | None) -> BookVerdict:
+        return self._finish_message(timestamp, last, now)
+
+
+# The server's top as sent: right, right but spelled otherwise, absent, none, stale (the last
+# message's: a text seen before for another price), wrong.
+_TOP_TEXTS = st.sampled_from(
+    ["server", "server", "server", "padded", "none", "0", "stale", "stale", "0.99", "x"]
+)
+
+
+# Around the inside of a book of bids 0.30-0.45 and asks 0.55-0.70: the top moves, now and then
+# the book crosses, most messages are calm (the fast path's case).
+_NEAR_TOP = st.tuples(
+    st.sampled_from(["BUY", "SELL"]),
+    st.integers(35, 65).map("0.{:02d}".format),
+    st.sampled_from(["0", "5", "12.5", "100"]),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(
+        st.tuples(st.one_of(_NEAR_TOP, _NEAR_TOP, ANY_ENTRY_SPEC), _TOP_TEXTS, _TOP_TEXTS),
+        max_size=40,
+    ),
+    grace=st.sampled_from([0, 2]),
+)
+# The top moves up while the server repeats the old top's text (seen and cached before).
+@example(
+    steps=[(("BUY", "0.46", "5"), "server", "server"), (("BUY", "0.48", "5"), "stale", "server")],
+    grace=0,
+)
+def test_the_fast_path_decides_as_the_full_path(steps: list[Any], grace: int) -> None:
+    # The fast path (and its cache of the server's top spelling) may only skip work: state,
+    # verdicts and counters must be those of running every check on every message.
+    options = BookOptions(hash_check_every=0, grace_messages=grace)
+    fast = OrderBook(ASSET, MARKET, options=options)
+    full = _AlwaysFullPath(ASSET, MARKET, options=options)
+    ref = RefBook()
+    snapshot = book_msg(
+        [(f"0.{p}", "10") for p in range(30, 46, 5)], [(f"0.{p}", "10") for p in range(55, 71, 5)]
+    )
+    ref.snapshot(snapshot)
+    for book in (fast, full):
+        book.apply(snapshot)
+    last: dict[str, str] = {"bids": "0", "asks": "0"}
+    for timestamp, ((side, price, size), bid_kind, ask_kind) in enumerate(steps, 2):
+        if ref_entry_valid(side, price, size):
+            ref.set("bids" if side.upper() == "BUY" else "asks", price, size)
+
+        def top(kind: str, side_name: str) -> str | None:
+            best = ref.best(side_name)
+            server = "0" if best is None else str(best)
+            stale, last[side_name] = last[side_name], server
+            named = {"server": server, "padded": server + "0", "none": None, "stale": stale}
+            return named.get(kind, kind)
+
+        entry = make_entry(
+            price, size, side, best_bid=top(bid_kind, "bids"), best_ask=top(ask_kind, "asks")
+        )
+        event = make_change(timestamp, entry)
+        assert fast.apply(event, now=timestamp) == full.apply(event, now=timestamp)
+        assert _state(fast) == _state(full)
