@@ -534,58 +534,104 @@ def test_the_server_top_is_compared_by_value_and_a_text_seen_before_only_for_its
 
 
 class _AlwaysFullPath(OrderBook):
-    """The plain path: every message through every check (no fast path, no seen-top cache)."""
+    """The plain path: every message through every check (no fast path, no seen-top cache), and
+    a batch's deferred check judged in full (no shortcut for a quiet book whose hash matches)."""
 
     __slots__ = ()
 
     def _conclude(self, timestamp: int, last: PriceChangeEntry, now: float | None) -> BookVerdict:
         return self._finish_message(timestamp, last, now)
 
+    def end_batch(self, now: float | None = None) -> BookVerdict:
+        last = self._deferred
+        if last is None:
+            return self._ok
+        self._hash_countdown = self._hash_every
+        result = self._check_delta_hash(last.hash, self._deferred_timestamp)
+        return self._judge_message(self._deferred_timestamp, last, now, result, True)
 
-# The server's top as sent: right, right but spelled otherwise, absent, none, stale (the last
-# message's: a text seen before for another price), wrong.
+
 _TOP_TEXTS = st.sampled_from(
-    ["server", "server", "server", "padded", "none", "0", "stale", "stale", "0.99", "x"]
+    ["server"] * 8 + ["padded", "none", "0", "stale", "stale", "0.99", "x"]
 )
 
 
-# Around the inside of a book of bids 0.30-0.45 and asks 0.55-0.70: the top moves, now and then
-# the book crosses, most messages are calm (the fast path's case).
-_NEAR_TOP = st.tuples(
-    st.sampled_from(["BUY", "SELL"]),
-    st.integers(35, 65).map("0.{:02d}".format),
-    st.sampled_from(["0", "5", "12.5", "100"]),
+# Around the inside of a book of bids 0.30-0.45 and asks 0.55-0.70: the top moves both ways and
+# the book never crosses, so most messages are the fast path's case (ANY_ENTRY_SPEC adds junk
+# and crossings).
+_NEAR_TOP = st.one_of(
+    st.tuples(
+        st.just("BUY"),
+        st.integers(35, 49).map("0.{:02d}".format),
+        st.sampled_from(["0", "5", "12.5", "100"]),
+    ),
+    st.tuples(
+        st.just("SELL"),
+        st.integers(51, 65).map("0.{:02d}".format),
+        st.sampled_from(["0", "5", "12.5", "100"]),
+    ),
 )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     steps=st.lists(
-        st.tuples(st.one_of(_NEAR_TOP, _NEAR_TOP, ANY_ENTRY_SPEC), _TOP_TEXTS, _TOP_TEXTS),
+        st.tuples(
+            st.one_of(_NEAR_TOP, _NEAR_TOP, _NEAR_TOP, _NEAR_TOP, ANY_ENTRY_SPEC),
+            _TOP_TEXTS,
+            _TOP_TEXTS,
+            st.sampled_from(["server", "server", "server", "wrong", ""]),  # the hash
+            st.booleans(),  # a batch ends after this message
+        ),
         max_size=40,
     ),
     grace=st.sampled_from([0, 2]),
+    every=st.sampled_from([0, 1, 3, 100]),
+    batched=st.booleans(),
 )
 # The top moves up while the server repeats the old top's text (seen and cached before).
 @example(
-    steps=[(("BUY", "0.46", "5"), "server", "server"), (("BUY", "0.48", "5"), "stale", "server")],
+    steps=[
+        (("BUY", "0.46", "5"), "server", "server", "", False),
+        (("BUY", "0.48", "5"), "stale", "server", "", False),
+    ],
     grace=0,
+    every=0,
+    batched=False,
 )
-def test_the_fast_path_decides_as_the_full_path(steps: list[Any], grace: int) -> None:
-    # The fast path (and its cache of the server's top spelling) may only skip work: state,
-    # verdicts and counters must be those of running every check on every message.
-    options = BookOptions(hash_check_every=0, grace_messages=grace)
-    fast = OrderBook(ASSET, MARKET, options=options)
-    full = _AlwaysFullPath(ASSET, MARKET, options=options)
+# A deferred message with a wrong hash, its batch ended: the shortcut must not take it.
+@example(
+    steps=[
+        (("BUY", "0.46", "5"), "server", "server", "server", False),
+        (("BUY", "0.47", "5"), "server", "server", "wrong", True),
+    ],
+    grace=0,
+    every=100,
+    batched=True,
+)
+def test_the_fast_path_decides_as_the_full_path(
+    steps: list[Any], grace: int, every: int, batched: bool
+) -> None:
+    # The fast path (and its cache of the server's top spelling) and the batch-end shortcut may
+    # only skip work: state, verdicts and counters must be those of running every check on
+    # every message and judging every deferred check in full (which counts its top check
+    # again: top_checks is the one counter left out).
+    options = BookOptions(hash_check_every=every, verify_every=every or 1, grace_messages=grace)
+    fast, full = (
+        kind(ASSET, MARKET, options=options, batch=[] if batched else None)
+        for kind in (OrderBook, _AlwaysFullPath)
+    )
     ref = RefBook()
     snapshot = book_msg(
         [(f"0.{p}", "10") for p in range(30, 46, 5)], [(f"0.{p}", "10") for p in range(55, 71, 5)]
     )
     ref.snapshot(snapshot)
     for book in (fast, full):
-        book.apply(snapshot)
+        book.set_market_info(min_order_size="5", tick_size="0.01", neg_risk=False)
+        book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)))
     last: dict[str, str] = {"bids": "0", "asks": "0"}
-    for timestamp, ((side, price, size), bid_kind, ask_kind) in enumerate(steps, 2):
+    for timestamp, (spec, bid_kind, ask_kind, hash_kind, ends) in enumerate(steps, 2):
+        side, price, size = spec
         if ref_entry_valid(side, price, size):
             ref.set("bids" if side.upper() == "BUY" else "asks", price, size)
 
@@ -597,8 +643,17 @@ def test_the_fast_path_decides_as_the_full_path(steps: list[Any], grace: int) ->
             return named.get(kind, kind)
 
         entry = make_entry(
-            price, size, side, best_bid=top(bid_kind, "bids"), best_ask=top(ask_kind, "asks")
+            price,
+            size,
+            side,
+            hash={"server": ref.hash(timestamp), "wrong": "f" * 40}.get(hash_kind, ""),
+            best_bid=top(bid_kind, "bids"),
+            best_ask=top(ask_kind, "asks"),
         )
         event = make_change(timestamp, entry)
-        assert fast.apply(event, now=timestamp) == full.apply(event, now=timestamp)
+        verdicts = [fast.apply(event, now=timestamp), full.apply(event, now=timestamp)]
+        if ends:
+            verdicts += [fast.end_batch(now=timestamp), full.end_batch(now=timestamp)]
+        assert verdicts[0::2] == verdicts[1::2]
+        fast.counters.top_checks = full.counters.top_checks = 0
         assert _state(fast) == _state(full)
