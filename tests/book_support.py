@@ -135,6 +135,12 @@ class RefBook:
         else:
             self.sides[side][Decimal(price)] = (price, size)
 
+    def hashed(self, book: Book) -> Book:
+        """Take ``book`` as the server's book and return it as the server sends it: with the
+        hash of its levels at its timestamp (metadata as in :meth:`hash`)."""
+        self.snapshot(book)
+        return msgspec.structs.replace(book, hash=self.hash(book.timestamp))
+
     def entry(self, entry: PriceChangeEntry) -> None:
         self.set("bids" if entry.side.upper() == "BUY" else "asks", entry.price, entry.size)
 

@@ -105,8 +105,7 @@ def test_consistent_server_never_raises_an_alarm(ops: list[Any], every: int) -> 
     for timestamp, (kind, spec) in enumerate(ops, start=1):
         if kind == "snap":
             snapshot = snapshot_from_spec(spec, timestamp)
-            ref.snapshot(snapshot)
-            snapshot = msgspec.structs.replace(snapshot, hash=ref.hash(timestamp))
+            snapshot = ref.hashed(snapshot)
             verdict = book.apply(snapshot)
         else:
             verdict = book.apply(make_change(timestamp, *server_entries(spec, ref, timestamp)))
@@ -148,8 +147,7 @@ def test_a_dropped_message_is_detected_exactly_when_the_books_differ(
     )
     ref = RefBook()
     snapshot = snapshot_from_spec(snap, 1)
-    ref.snapshot(snapshot)
-    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)))
+    book.apply(ref.hashed(snapshot))
     differed = False
     for timestamp, spec in enumerate(deltas, start=2):
         entries = server_entries(spec, ref, timestamp)
@@ -247,8 +245,7 @@ def test_trade_price_that_does_not_help_lets_an_expired_doubt_invalidate() -> No
     )
     ref = RefBook()
     snapshot = book_msg([("0.45", "50")], [("0.55", "70")])
-    ref.snapshot(snapshot)
-    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    book.apply(ref.hashed(snapshot))
     book.apply(make_change(2000, make_entry("0.44", "1", "BUY", hash="0" * 40)), now=1.0)
     assert book.in_doubt == "hash mismatch"
     trade = LastTradePrice(market=MARKET, asset_id=ASSET, price="0.44", timestamp=2001)
@@ -270,8 +267,7 @@ def _verified_book(**options: Any) -> tuple[OrderBook, RefBook]:
     )
     ref = RefBook()
     snapshot = book_msg([("0.40", "100"), ("0.45", "50")], [("0.55", "70"), ("0.60", "10")])
-    ref.snapshot(snapshot)
-    assert book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000))).action == "ok"
+    assert book.apply(ref.hashed(snapshot)).action == "ok"
     assert book.scheme_detected
     return book, ref
 
@@ -347,8 +343,7 @@ def test_a_consistent_server_sending_runs_never_raises_an_alarm(
     )
     ref = RefBook()
     snapshot = snapshot_from_spec(snap, 1)
-    ref.snapshot(snapshot)
-    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)), now=0.0)
+    book.apply(ref.hashed(snapshot), now=0.0)
     for timestamp, specs in enumerate(runs, start=2):
         for message in server_run(specs, ref, timestamp):
             assert book.apply(message, now=0.0).action == "ok"
@@ -375,8 +370,7 @@ def test_a_dropped_message_inside_runs_is_caught_when_the_books_differ_at_a_run_
     )
     ref = RefBook()
     snapshot = snapshot_from_spec(snap, 1)
-    ref.snapshot(snapshot)
-    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)), now=0.0)
+    book.apply(ref.hashed(snapshot), now=0.0)
     lost_run = data.draw(st.integers(min_value=0, max_value=len(runs) - 1))
     lost = data.draw(st.integers(min_value=0, max_value=len(runs[lost_run]) - 1))
     differed = False

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import msgspec
-
 from book_support import (
     ASSET,
     MARKET,
@@ -95,8 +93,7 @@ def test_held_delta_is_applied_when_the_hash_says_the_server_took_it() -> None:
     book = OrderBook(ASSET, MARKET, min_order_size="5", tick_size="0.01", neg_risk=False)
     ref = RefBook()
     snapshot = book_msg([("0.45", "50")], [("0.55", "70")], tick_size="0.01")
-    ref.snapshot(snapshot)
-    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    book.apply(ref.hashed(snapshot))
     entries = server_entries([("BUY", "0.452", "10")], ref, 2000)
     assert book.apply(make_change(2000, *entries)).action == "ok"
     assert book.held == 0
@@ -115,8 +112,7 @@ def test_held_delta_the_server_did_not_take_is_reverted() -> None:
     )
     ref = RefBook()
     snapshot = book_msg([("0.45", "50")], [("0.55", "70"), ("0.56", "1")], tick_size="0.01")
-    ref.snapshot(snapshot)
-    book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    book.apply(ref.hashed(snapshot))
     # The server never took the off-grid bid; a later entry of ours is also wrong (dropped).
     ref.set("asks", "0.56", "0")
     stale = make_entry("0.452", "10", "BUY", hash=ref.hash(2000))

@@ -136,8 +136,7 @@ def test_edited_capture_with_checks_on_reports_no_false_hash_mismatch(fixtures_d
 def test_hash_every_nth_message_and_off() -> None:
     ref = RefBook()
     snapshot = book_msg([("0.40", "100")], [("0.60", "100")])
-    ref.snapshot(snapshot)
-    snapshot = msgspec.structs.replace(snapshot, hash=ref.hash(1000))
+    snapshot = ref.hashed(snapshot)
     for every, expected_checks in ((1, 1 + 20), (10, 1 + 2), (0, 0)):
         book = OrderBook(
             ASSET,

@@ -468,10 +468,10 @@ def test_apply_entry_is_apply_for_a_message_with_one_entry_of_the_book(
     )
     ref = RefBook()
     snapshot = snapshot_from_spec(snap, 1)
-    ref.snapshot(snapshot)
+    sent = ref.hashed(snapshot)
     for book in (plain, inlined):
         book.set_market_info(min_order_size="5", tick_size=tick or "0.01", neg_risk=False)
-        book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)))
+        book.apply(sent)
     assert _state(plain) == _state(inlined)
     for timestamp, (action, spec, other, hash_kind, top, odd_size, existing) in enumerate(steps, 2):
         side, price, size = spec
@@ -625,10 +625,10 @@ def test_the_fast_path_decides_as_the_full_path(
     snapshot = book_msg(
         [(f"0.{p}", "10") for p in range(30, 46, 5)], [(f"0.{p}", "10") for p in range(55, 71, 5)]
     )
-    ref.snapshot(snapshot)
+    sent = ref.hashed(snapshot)
     for book in (fast, full):
         book.set_market_info(min_order_size="5", tick_size="0.01", neg_risk=False)
-        book.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1)))
+        book.apply(sent)
     last: dict[str, str] = {"bids": "0", "asks": "0"}
     for timestamp, (spec, bid_kind, ask_kind, hash_kind, ends) in enumerate(steps, 2):
         side, price, size = spec

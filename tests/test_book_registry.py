@@ -229,8 +229,7 @@ def test_a_dropped_delta_in_a_burst_is_noticed_within_verify_every_and_by_the_ba
     registry, ref = _batched_registry(grace_messages=0, check_top=False, verify_every=every)
     book = registry[ASSET]
     snapshot = snapshot_from_spec(snap, 1)
-    ref.snapshot(snapshot)
-    assert registry.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1))) == []
+    assert registry.apply(ref.hashed(snapshot)) == []
     if ref.levels("bids") and ref.levels("asks") and ref.best("bids") >= ref.best("asks"):  # type: ignore[operator]
         return  # a crossed snapshot: doubt from the start, not what this test is about
     streak = 0  # messages applied in a row after which the book differed from the server's
@@ -267,8 +266,7 @@ def test_a_burst_in_one_batch_costs_a_hash_per_verify_every_messages_and_one_at_
     registry, ref = _batched_registry(verify_every=100)
     book = registry[ASSET]
     snapshot = book_msg([("0.40", "100"), ("0.45", "50")], [("0.55", "70"), ("0.60", "10")])
-    ref.snapshot(snapshot)
-    registry.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    registry.apply(ref.hashed(snapshot))
     checks = book.counters.hash_checks
     for timestamp in range(2000, 2250):
         size = str(timestamp % 7 + 1)
@@ -288,8 +286,7 @@ def test_an_unbatched_registry_checks_every_message_and_has_no_batches() -> None
     book = registry.add(ASSET, MARKET)
     ref = RefBook()
     snapshot = book_msg([("0.40", "100")], [("0.55", "70")])
-    ref.snapshot(snapshot)
-    registry.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    registry.apply(ref.hashed(snapshot))
     checks = book.counters.hash_checks
     for timestamp in range(2000, 2010):
         (entry,) = server_entries([("BUY", "0.40", str(timestamp))], ref, timestamp)
@@ -302,8 +299,7 @@ def test_a_snapshot_or_invalidation_drops_the_unchecked_message() -> None:
     registry, ref = _batched_registry(verify_every=100)
     book = registry[ASSET]
     snapshot = book_msg([("0.40", "100")], [("0.55", "70")])
-    ref.snapshot(snapshot)
-    registry.apply(msgspec.structs.replace(snapshot, hash=ref.hash(1000)))
+    registry.apply(ref.hashed(snapshot))
     # A delta whose hash would not reproduce, then a snapshot: the snapshot is what to prove.
     registry.apply(make_change(2000, make_entry("0.41", "5", "BUY", hash="0" * 40)))
     registry.apply(msgspec.structs.replace(snapshot, timestamp=3000, hash=ref.hash(3000)))
