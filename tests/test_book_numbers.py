@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from book_support import JUNK, ref_price_valid, ref_size_valid
+from polyfeed.core.book import numbers
 from polyfeed.core.book.levels import MALFORMED_ENTRY, Levels
 from polyfeed.core.book.numbers import (
     MALFORMED,
@@ -172,3 +174,26 @@ def test_server_prices_are_prices_or_zero_for_none(text: str | None) -> None:
     else:
         with pytest.raises(ValueError):
             server_top(text)
+
+
+def _outcome(fn: Callable[[str], object], text: str) -> object:
+    try:
+        return fn(text)
+    except ValueError:
+        return ValueError
+
+
+@given(st.one_of(_TEXT, st.integers(0, 10**6).map(lambda k: f"0.{k:06d}"), st.just("1.0")))
+def test_server_top_and_is_optional_price_answer_alike_with_and_without_the_price_cache(
+    text: str,
+) -> None:
+    # Both answer from PRICES first when the text was parsed before: the cache may only save
+    # the parse, never change the answer.
+    saved = dict(numbers.PRICES)
+    numbers.PRICES.clear()
+    try:
+        cold = (_outcome(server_top, text), _outcome(is_optional_price, text))
+    finally:
+        numbers.PRICES.update(saved)
+    _outcome(parse_price, text)  # cached now, if it is a price
+    assert (_outcome(server_top, text), _outcome(is_optional_price, text)) == cold
