@@ -1,28 +1,26 @@
-"""transport: Retry-After parsing, and connect()/receive_text() error mapping against a tiny
-aiohttp server on 127.0.0.1 (port 0) that refuses handshakes or scripts frames and drops; the
-aiohttp version shims (``ws_connect_options``, ``abort_websocket``) on both of their branches."""
+"""transport: Retry-After parsing, and connect()/receive_text()/read_frames() against a tiny
+aiohttp server on 127.0.0.1 (port 0) that refuses handshakes or scripts frames and drops, and
+against raw TCP servers that answer what no WebSocket server library would send."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import math
 import socket
+import ssl
 import time
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 
-from polyfeed.aio.transport import (
-    AiohttpTransport,
-    abort_websocket,
-    connect,
-    parse_retry_after,
-    ws_connect_options,
-)
+from polyfeed.aio import transport as transport_module
+from polyfeed.aio.transport import SocketTransport, connect, parse_retry_after
+from polyfeed.core.websocket import accept_key
 from polyfeed.errors import (
     AuthenticationError,
     ConfigError,
@@ -159,7 +157,7 @@ def text(frame: str | bytes) -> str:
     return frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
 
 
-async def receive(transport: AiohttpTransport) -> str:
+async def receive(transport: SocketTransport) -> str:
     return text(await asyncio.wait_for(transport.receive_text(), 2.0))
 
 
@@ -169,7 +167,7 @@ async def open_ws(
     connect_timeout: float = 2.0,
     max_frame_bytes: int = 1 << 20,
     auth_attempt: int = 1,
-) -> AiohttpTransport:
+) -> SocketTransport:
     return await connect(
         url,
         connect_timeout=connect_timeout,
@@ -363,91 +361,188 @@ async def wait_for_server_close(app: web.Application) -> list[int | None]:
     return closed_with
 
 
-# ---------------------------------------------------------------- aiohttp version shims
-
-
-def test_ws_connect_options_keep_text_as_bytes_only_where_aiohttp_takes_decode_text() -> None:
-    with_keyword = ws_connect_options(2.5, decode_text=True)
-    assert with_keyword["decode_text"] is False
-    without_keyword = ws_connect_options(2.5, decode_text=False)
-    assert "decode_text" not in without_keyword
-    for options in (with_keyword, without_keyword):
-        timeout = options["timeout"]
-        assert isinstance(timeout, aiohttp.ClientWSTimeout)
-        assert timeout.ws_receive is None  # liveness is the watchdog's, not aiohttp's
-        assert timeout.ws_close == 2.5
-
-
-async def test_connect_works_on_an_aiohttp_without_decode_text(
-    server: Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # ws_connect as aiohttp 3.11-3.13 declare it: no decode_text keyword (the floor's case).
-    real_ws_connect = aiohttp.ClientSession.ws_connect
-
-    def ws_connect_before_3_14(
-        self: aiohttp.ClientSession,
-        url: str,
-        *,
-        autoping: bool,
-        heartbeat: float | None,
-        max_msg_size: int,
-        timeout: aiohttp.ClientWSTimeout,
-    ) -> Any:
-        return real_ws_connect(
-            self,
-            url,
-            autoping=autoping,
-            heartbeat=heartbeat,
-            max_msg_size=max_msg_size,
-            timeout=timeout,
-        )
-
-    monkeypatch.setattr(aiohttp.ClientSession, "ws_connect", ws_connect_before_3_14)
-    base, _ = server
-    transport = await open_ws(f"{base}/ws/frames")
+async def test_abort_drops_tcp_without_a_close_frame(server: Server) -> None:
+    base, app = server
+    transport = await open_ws(f"{base}/ws/echo")
     try:
-        first = await asyncio.wait_for(transport.receive_text(), 2.0)
-        assert first == "hello"  # decoded by aiohttp: str, as such versions deliver text
-        assert await receive(transport) == "h\u00e9llo \u2713"
+        await transport.send_text("PING")
+        assert await receive(transport) == "echo:PING"
+        transport.abort()
+        # The server saw the TCP connection end, not a close handshake (that would be 1000).
+        assert await wait_for_server_close(app) == [1006]
     finally:
         await transport.release()
 
 
-class PublicOnlyWebSocket:
-    """A client WebSocket as a later aiohttp might lay it out: the public API, no ``_response``."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
-        self.public = ws
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self.public.get_extra_info(name, default)
-
-
-@pytest.mark.parametrize("layout", ["private", "public_only"])
-async def test_abort_websocket_drops_tcp_without_a_close_frame(server: Server, layout: str) -> None:
-    base, app = server
-    async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(f"{base}/ws/echo", autoping=True)
-        if layout == "private":
-            # The layout abort_websocket's docstring says it was checked on; if a new aiohttp
-            # dropped it, the fallback runs instead: check it there and update the docstring.
-            assert hasattr(ws, "_response"), "aiohttp changed the layout abort_websocket reads"
-        await ws.send_str("PING")
-        message = await asyncio.wait_for(ws.receive(), 2.0)
-        assert message.data == "echo:PING"
-        target = ws if layout == "private" else PublicOnlyWebSocket(ws)
-        abort_websocket(cast("aiohttp.ClientWebSocketResponse[Any]", target))
-        ending = await asyncio.wait_for(ws.receive(), 2.0)
-        assert ending.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
-        # The server saw the TCP connection end, not a close handshake (that would be 1000).
-        assert await wait_for_server_close(app) == [1006]
-
-
-async def test_abort_websocket_fallback_on_a_socket_already_gone(server: Server) -> None:
+async def test_read_frames_takes_what_came_before_and_every_frame_after_until_the_end(
+    server: Server,
+) -> None:
     base, _ = server
-    async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(f"{base}/ws/close1000")
-        assert (await asyncio.wait_for(ws.receive(), 2.0)).type is aiohttp.WSMsgType.CLOSE
-        await ws.close()
-        abort_websocket(cast("aiohttp.ClientWebSocketResponse[Any]", PublicOnlyWebSocket(ws)))
-        assert ws.closed
+    transport = await open_ws(f"{base}/ws/frames")
+    sink: list[str | bytes] = []
+    firsts: list[int] = []
+    try:
+        # The frames may already sit in the inbox (aiohttp's server sends at once): they move
+        # to the sink in order, and the first frame into the empty sink is announced once.
+        with pytest.raises(ConnectionClosedError) as caught:
+            await asyncio.wait_for(
+                transport.read_frames(sink, lambda: firsts.append(len(sink))), 2.0
+            )
+        assert [text(frame) for frame in sink] == ["hello", "h\u00e9llo \u2713", "\ufffd bad utf-8"]
+        assert firsts[:1] == [1] or firsts[:1] == [3]
+        assert caught.value.code == 4001
+        assert caught.value.reason == "go away"
+    finally:
+        await transport.release()
+
+
+# ---------------------------------------------------------------- TLS and raw servers
+
+
+async def test_wss_connects_over_tls_checking_the_certificate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    app = web.Application()
+    app[CLOSED_WITH] = []
+    app.router.add_get("/ws/{mode}", ws_handler)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"wss://127.0.0.1:{port}/ws/echo"
+    try:
+        # The system's CAs do not know this test authority: the certificate is checked.
+        with pytest.raises(ConnectError):
+            await open_ws(url)
+        client_context = ssl.create_default_context()
+        authority.configure_trust(client_context)
+        monkeypatch.setattr(transport_module, "_tls_context", lambda: client_context)
+        transport = await open_ws(url)
+        try:
+            await transport.send_text("PING")
+            assert await receive(transport) == "echo:PING"
+        finally:
+            await transport.close(0.5)
+    finally:
+        await runner.cleanup()
+
+
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_server(handler: RawHandler) -> AsyncIterator[str]:
+    """A TCP server on 127.0.0.1 that runs ``handler`` per connection; yields its ws:// base."""
+    tasks: list[asyncio.Task[None]] = []
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handler(reader, writer)
+        finally:
+            writer.close()
+
+    tcp = await asyncio.start_server(run, "127.0.0.1", 0)
+    port = tcp.sockets[0].getsockname()[1]
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        for task in tasks:
+            task.cancel()
+        tcp.close()
+        await tcp.wait_closed()
+
+
+async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer a client's opening handshake with a valid 101."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = next(
+        line.split(b":", 1)[1].strip().decode()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
+    )
+
+
+def unmasked(frame: bytes) -> tuple[int, bytes]:
+    """(opcode, payload) of one masked client frame with a short payload."""
+    length = frame[1] & 0x7F
+    mask = frame[2:6]
+    payload = bytes(byte ^ mask[index % 4] for index, byte in enumerate(frame[6 : 6 + length]))
+    return frame[0] & 0x0F, payload
+
+
+async def test_a_server_ping_is_answered_with_its_payload_and_frames_of_the_101_read_kept() -> None:
+    answers: list[tuple[int, bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept(reader, writer)
+        # A frame in the same write as the 101, then a ping: the client answers the ping.
+        writer.write(b"\x81\x05first\x89\x04beat")
+        await writer.drain()
+        answers.append(unmasked(await reader.readexactly(2 + 4 + 4)))
+        writer.write(b"\x81\x06second\x88\x02\x03\xe8")
+        await writer.drain()
+        answers.append(unmasked(await reader.readexactly(2 + 4 + 2)))
+
+    async with raw_server(handler) as base:
+        transport = await open_ws(f"{base}/x")
+        try:
+            sink: list[str | bytes] = []
+            with pytest.raises(ConnectionClosedError) as caught:
+                await asyncio.wait_for(transport.read_frames(sink, lambda: None), 2.0)
+            assert sink == [b"first", b"second"]
+            assert caught.value.code == 1000
+            assert answers == [(0xA, b"beat"), (0x8, b"\x03\xe8")]  # pong, then the close echo
+        finally:
+            await transport.release()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"this is not http\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: wrong\r\n\r\n",
+        b"HTTP/1.1 101 Switching",  # then the server hangs up mid-head
+    ],
+)
+async def test_a_broken_handshake_answer_is_a_connect_error(answer: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+
+    async with raw_server(handler) as base:
+        with pytest.raises(ConnectError):
+            await open_ws(f"{base}/x")
+
+
+async def test_a_protocol_violation_closes_with_1002_and_ends_the_socket() -> None:
+    answers: list[tuple[int, bytes]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept(reader, writer)
+        writer.write(b"\x81\x02ok\xc1\x02no")  # the second frame sets a reserved bit
+        await writer.drain()
+        answers.append(unmasked(await reader.readexactly(2 + 4 + 2)))
+
+    async with raw_server(handler) as base:
+        transport = await open_ws(f"{base}/x")
+        try:
+            sink: list[str | bytes] = []
+            with pytest.raises(ConnectionClosedError) as caught:
+                await asyncio.wait_for(transport.read_frames(sink, lambda: None), 2.0)
+            assert sink == [b"ok"]
+            assert caught.value.code == 1002
+            assert answers == [(0x8, b"\x03\xea")]
+            with pytest.raises(ConnectionClosedError):
+                await transport.send_text("PING")
+        finally:
+            await transport.release()

@@ -1,27 +1,45 @@
-"""The one seam to the WebSocket library (aiohttp). Maps its errors onto ``polyfeed.errors``.
+"""The WebSocket client sockets: asyncio's TCP (and TLS) transport, framed by
+``polyfeed.core.websocket``. Maps every failure onto ``polyfeed.errors``.
 
-Every difference between the aiohttp versions that pyproject.toml allows is handled here, and
-only here: ``ws_connect_options`` adapts to the ``ws_connect`` keywords a version has, and
-``abort_websocket`` is the one place that touches aiohttp's private objects. ``make test-floor``
-runs the stream tests on the lowest versions allowed.
+A socket read's data frames go straight into the caller's list from the protocol's
+``data_received``: no message object, queue entry or coroutine call per frame (see the core
+module's docstring for why that matters at burst rates). aiohttp stays polyfeed's HTTP client
+(REST) and the fake server's framework; it is no longer on the client sockets' path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import base64
 import datetime
 import email.utils
-import inspect
+import functools
 import math
+import os
 import re
-import socket
+import ssl
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn, Protocol
+from typing import NoReturn, Protocol
+from urllib.parse import urlsplit
 
-import aiohttp
-
+from polyfeed.core.websocket import (
+    OP_CLOSE,
+    OP_PONG,
+    OP_TEXT,
+    Close,
+    ControlEvent,
+    Failure,
+    FrameReader,
+    HandshakeError,
+    HandshakeResponse,
+    Ping,
+    check_upgrade,
+    close_payload,
+    encode_frame,
+    handshake_request,
+    parse_handshake_response,
+)
 from polyfeed.errors import (
     AuthenticationError,
     ConfigError,
@@ -87,153 +105,268 @@ def parse_retry_after(value: str | None, now_wall: float | None = None) -> float
     return max(0.0, when.timestamp() - now_wall)
 
 
-_TEXT = aiohttp.WSMsgType.TEXT
-_BINARY = aiohttp.WSMsgType.BINARY
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # One context for every wss:// socket: loading the CA store costs milliseconds each time.
+    return ssl.create_default_context()
 
 
-def ws_connect_options(close_timeout: float, *, decode_text: bool | None = None) -> dict[str, Any]:
-    """The ``ws_connect`` keywords: no receive timeout (the watchdog owns liveness),
-    ``close_timeout`` for the close handshake, and, where aiohttp can, text frames left as bytes:
-    the msgspec decoder reads bytes and ``str`` alike, and bytes save a decode and a copy.
+def _random_bytes(count: int) -> bytes:
+    # Handshake keys and frame masks are security nonces (RFC 6455 10.3), not behaviour a test
+    # steers: they come from the OS, never from an injected seedable source.
+    return os.urandom(count)
 
-    ``decode_text`` came with aiohttp 3.14; the floor (3.11) hands over text frames as ``str``.
-    None asks the installed ``ClientSession.ws_connect`` whether it takes that keyword.
+
+class _ClientProtocol(asyncio.Protocol):
+    """The asyncio side of one client WebSocket: the handshake answer, then frames.
+
+    Data messages go to ``sink`` (the reader's list) in ``data_received`` itself; ``on_first``
+    runs when a message lands in an empty ``sink``.
     """
-    if decode_text is None:
-        parameters = inspect.signature(aiohttp.ClientSession.ws_connect).parameters
-        decode_text = "decode_text" in parameters
-    options: dict[str, Any] = {
-        "timeout": aiohttp.ClientWSTimeout(ws_receive=None, ws_close=close_timeout),
-    }
-    if decode_text:
-        options["decode_text"] = False
-    return options
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.frames = FrameReader(max_frame_bytes)
+        self.handshake: asyncio.Future[HandshakeResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._head = b""
+        self.opened = False
+        self.inbox: list[bytes] = []
+        self.sink: list[bytes] = self.inbox
+        self.on_first: Callable[[], None] = self._wake
+        self._waiter: asyncio.Future[None] | None = None
+        self.ended: ConnectionClosedError | None = None
+        self.ended_future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.close_sent = False
+        self._write_paused = False
+        self._drained: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.opened:
+            self._handshake_data(data)
+            return
+        sink = self.sink
+        was_empty = not sink
+        controls = self.frames.feed(data, sink)
+        if was_empty and sink:
+            self.on_first()
+        if controls:
+            self._control(controls)
+
+    def _handshake_data(self, data: bytes) -> None:
+        if self.handshake.done():
+            return
+        head = self._head + data
+        try:
+            parsed = parse_handshake_response(head)
+        except HandshakeError as exc:
+            self.handshake.set_exception(exc)
+            return
+        if parsed is None:
+            self._head = head
+            return
+        response, end = parsed
+        self._head = b""
+        self.handshake.set_result(response)
+        if response.status == 101:
+            self.opened = True
+            if end < len(head):
+                # Frames that came in the same read as the 101: kept in the inbox for now.
+                self.data_received(head[end:])
+
+    def _control(self, controls: list[ControlEvent]) -> None:
+        for event in controls:
+            if type(event) is Ping:
+                if not self.close_sent:
+                    self.write_frame(OP_PONG, event.payload)
+            elif type(event) is Close:
+                self._send_close(event.code, "")
+                self.end(ConnectionClosedError(event.code, event.reason))
+                assert self.transport is not None
+                self.transport.close()
+            elif type(event) is Failure:
+                self._send_close(event.code, event.reason)
+                self.end(ConnectionClosedError(event.code, f"error: {event.reason}"))
+                assert self.transport is not None
+                self.transport.close()
+
+    def write_frame(self, opcode: int, payload: bytes) -> None:
+        """Write one masked frame (no wait; see ``drain``)."""
+        assert self.transport is not None
+        self.transport.write(encode_frame(opcode, payload, _random_bytes(4)))
+
+    def _send_close(self, code: int | None, reason: str) -> None:
+        transport = self.transport
+        if self.close_sent or transport is None or transport.is_closing():
+            return
+        self.close_sent = True
+        self.write_frame(OP_CLOSE, close_payload(code, reason))
+
+    def end(self, error: ConnectionClosedError) -> None:
+        """The socket is over: the first reason sticks; readers and waiters wake."""
+        if self.ended is not None:
+            return
+        self.ended = error
+        if not self.ended_future.done():
+            self.ended_future.set_result(None)
+        self._wake()
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next_in_inbox(self) -> bytes:
+        """The oldest message that no ``read_frames`` took; raises once the socket ended."""
+        inbox = self.inbox
+        while not inbox:
+            if self.ended is not None:
+                raise self.ended
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return inbox.pop(0)
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes; connection_lost ends the socket
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.handshake.done():
+            self.handshake.set_exception(
+                exc or ConnectionResetError("connection closed during the handshake")
+            )
+        # An EOF without a close frame: no close code, whatever the peer meant.
+        self.end(ConnectionClosedError(None, f"closed: {exc}" if exc else "closed"))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait while the transport's write buffer is over its high-water mark."""
+        while self._write_paused and self.ended is None:
+            self._drained = asyncio.get_running_loop().create_future()
+            try:
+                await self._drained
+            finally:
+                self._drained = None
 
 
-def abort_websocket(ws: aiohttp.ClientWebSocketResponse[Any]) -> None:
-    """Drop ``ws``'s TCP connection at once, without a close frame.
+class SocketTransport:
+    """``Transport`` over one client WebSocket (a TCP or TLS connection it owns)."""
 
-    aiohttp has no public abort for a client WebSocket, so this reaches the response behind it
-    (``ws._response``: its ``connection.transport.abort()``, then ``close()`` to release it).
-    Checked on aiohttp 3.11.0, 3.11.18, 3.12.15, 3.13.5 and 3.14.5. Where that private
-    layout is missing (a later aiohttp), the fallback shuts the socket down through the public
-    ``get_extra_info("socket")``: the peer sees the TCP connection end without a close frame,
-    the reader gets EOF, and ``ClientSession.close()`` later frees the rest.
-    """
-    response = getattr(ws, "_response", None)
-    if response is not None and hasattr(response, "connection") and hasattr(response, "close"):
-        connection = response.connection
-        if connection is not None and connection.transport is not None:
-            connection.transport.abort()
-        response.close()
-        return
-    sock = ws.get_extra_info("socket")
-    if sock is not None:
-        # OSError: the peer is already gone, so there is nothing left to drop.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-class AiohttpTransport:
-    """``Transport`` over an aiohttp client WebSocket (it owns its ClientSession)."""
-
-    def __init__(
-        self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse[bool], url: str
-    ) -> None:
-        self._session = session
-        self._ws = ws
+    def __init__(self, transport: asyncio.Transport, protocol: _ClientProtocol, url: str) -> None:
+        self._transport = transport
+        self._protocol = protocol
         self.url = url
 
     def __repr__(self) -> str:
-        state = "closed" if self._ws.closed else "open"
-        return f"<AiohttpTransport {self.url} {state}>"
+        state = "closed" if self._protocol.ended is not None else "open"
+        return f"<SocketTransport {self.url} {state}>"
+
+    def _check_open(self, action: str) -> None:
+        protocol = self._protocol
+        ended = protocol.ended
+        if ended is not None:
+            raise ConnectionClosedError(ended.code, f"{action} failed: {ended.reason}")
+        if self._transport.is_closing() or protocol.close_sent:
+            raise ConnectionClosedError(None, f"{action} failed: the socket is closing")
 
     async def send_text(self, text: str) -> None:
         """Send one text frame; a dead socket raises ``ConnectionClosedError``."""
-        try:
-            await self._ws.send_str(text)
-        except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
-            raise ConnectionClosedError(self._ws.close_code, f"send failed: {exc}") from exc
+        self._check_open("send")
+        self._protocol.write_frame(OP_TEXT, text.encode("utf-8"))
+        await self._protocol.drain()
 
-    async def receive_text(self) -> str | bytes:
-        """The next text or binary frame, as the raw UTF-8 bytes where aiohttp can (3.14 on).
-
-        Text frames are not decoded to ``str`` there: the msgspec decoder reads bytes directly,
-        which saves a decode and a copy per frame on the hot path. Older aiohttp versions have no
-        such option and deliver ``str``, which the decoder reads as well.
-        """
-        ws = self._ws
-        while True:
-            try:
-                msg = await ws.receive()
-            except (ConnectionError, aiohttp.ClientError) as exc:
-                raise ConnectionClosedError(None, f"receive failed: {exc}") from exc
-            kind = msg.type
-            if kind is _TEXT or kind is _BINARY:
-                data: str | bytes = msg.data
-                return data
-            self._not_data(msg)
+    async def receive_text(self) -> bytes:
+        """The next text or binary frame, as its raw UTF-8 bytes (the decoder reads bytes);
+        raises ``ConnectionClosedError`` once the socket ended."""
+        return await self._protocol.next_in_inbox()
 
     async def read_frames(self, sink: list[str | bytes], on_first: Callable[[], None]) -> NoReturn:
         """Append every frame to ``sink`` until the socket ends (then raise).
 
-        ``on_first()`` runs when a frame lands in an empty ``sink``: the caller schedules one
+        The protocol appends each socket read's frames to ``sink`` as they are parsed, and
+        calls ``on_first()`` when a frame lands in an empty ``sink``: the caller schedules one
         processing step for everything that arrives before it runs, and empties ``sink`` there.
-        One loop here instead of a ``receive_text`` call per frame saves a coroutine per frame.
         """
-        ws = self._ws
-        receive = ws.receive
-        append = sink.append
-        while True:
-            try:
-                msg = await receive()
-            except (ConnectionError, aiohttp.ClientError) as exc:
-                raise ConnectionClosedError(None, f"receive failed: {exc}") from exc
-            kind = msg.type
-            if kind is _TEXT or kind is _BINARY:
-                if not sink:
-                    on_first()
-                append(msg.data)
-                continue
-            self._not_data(msg)
-
-    def _not_data(self, msg: Any) -> None:
-        """Raise for a message that ends the socket; return for the others."""
-        ws = self._ws
-        kind = msg.type
-        if kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING):
-            raise ConnectionClosedError(ws.close_code, str(msg.extra or ""))
-        if kind is aiohttp.WSMsgType.CLOSED:
-            code = ws.close_code
-            # aiohttp reports an abrupt EOF as 1006 only sometimes; normalise to "no frame".
-            raise ConnectionClosedError(None if code in (None, 1006) else code, "closed")
-        if kind is aiohttp.WSMsgType.ERROR:
-            problem = ws.exception()
-            code = ws.close_code
-            if isinstance(problem, aiohttp.WebSocketError):
-                code = problem.code
-            raise ConnectionClosedError(code, f"error: {problem}")
-        # PING/PONG are answered by aiohttp itself (autoping); nothing else is expected.
+        protocol = self._protocol
+        target: list[bytes] = sink  # type: ignore[assignment]  # bytes only, a list[str|bytes]
+        if protocol.inbox:
+            was_empty = not target
+            target.extend(protocol.inbox)
+            protocol.inbox.clear()
+            if was_empty:
+                on_first()
+        protocol.sink = target
+        protocol.on_first = on_first
+        try:
+            await asyncio.shield(protocol.ended_future)
+            assert protocol.ended is not None
+            raise protocol.ended
+        finally:
+            protocol.sink = protocol.inbox
+            protocol.on_first = protocol._wake
 
     def abort(self) -> None:
-        """Drop the TCP connection at once (used on stale detection)."""
-        abort_websocket(self._ws)
+        """Drop the TCP connection at once, without a close frame (used on stale detection)."""
+        self._transport.abort()
+        self._protocol.end(ConnectionClosedError(None, "aborted"))
 
     async def close(self, grace: float) -> None:
-        """Send a close frame and wait up to ``grace`` s for the peer; then release everything."""
-        try:
-            async with asyncio.timeout(grace):
-                await self._ws.close()
-        except (TimeoutError, ConnectionError, aiohttp.ClientError):
-            self.abort()
-        finally:
-            await self._session.close()
+        """Send a close frame and wait up to ``grace`` s for the peer's; then drop the socket."""
+        protocol = self._protocol
+        if protocol.ended is None and not self._transport.is_closing():
+            protocol._send_close(1000, "")
+            try:
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(protocol.ended_future)
+            except TimeoutError:
+                pass
+        self._transport.abort() if protocol.ended is None else self._transport.close()
+        protocol.end(ConnectionClosedError(1000, "closed by us"))
 
     async def release(self) -> None:
-        """Free the HTTP session after an abort."""
-        if not self._ws.closed:
-            self.abort()
-        await self._session.close()
+        """Free the connection after an abort or a close (idempotent)."""
+        if not self._transport.is_closing():
+            self._transport.abort()
+        self._protocol.end(ConnectionClosedError(None, "released"))
+
+
+def _endpoint(url: str) -> tuple[bool, str, int, str, str]:
+    """(TLS?, host, port, Host header, request target) of a ws:// or wss:// URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"invalid WebSocket URL: {url!r}") from None
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if scheme not in ("ws", "wss") or not host:
+        raise ConfigError(f"not a WebSocket URL: {url!r}")
+    secure = scheme == "wss"
+    default_port = 443 if secure else 80
+    if port is None:
+        port = default_port
+    shown = f"[{host}]" if ":" in host else host
+    host_header = shown if port == default_port else f"{shown}:{port}"
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return secure, host, port, host_header, target
 
 
 async def connect(
@@ -242,43 +375,43 @@ async def connect(
     connect_timeout: float,
     max_frame_bytes: int,
     auth_attempt: int = 1,
-) -> AiohttpTransport:
+) -> SocketTransport:
     """Open a WebSocket to ``url``, mapping failures to transient or fatal polyfeed errors.
 
-    Protocol-level pings are not sent (Polymarket counts only the text ``PING``) but server pings
+    No protocol-level pings are sent (Polymarket counts only the text ``PING``); server pings
     are answered.
     """
-    if not url.lower().startswith(("ws://", "wss://")):
-        raise ConfigError(f"not a WebSocket URL: {url!r}")
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+    secure, host, port, host_header, target = _endpoint(url)
+    loop = asyncio.get_running_loop()
+    key = base64.b64encode(_random_bytes(16)).decode("ascii")
+    transport: asyncio.Transport | None = None
     try:
-        # The handshake itself must not hang on a dead server.
+        # The TCP/TLS connect and the handshake together must not hang on a dead server.
         async with asyncio.timeout(connect_timeout):
-            ws = await session.ws_connect(
-                url,
-                autoping=True,
-                heartbeat=None,
-                max_msg_size=max_frame_bytes,
-                **ws_connect_options(connect_timeout),
+            transport, protocol = await loop.create_connection(
+                lambda: _ClientProtocol(max_frame_bytes),
+                host,
+                port,
+                ssl=_tls_context() if secure else None,
             )
-    except aiohttp.WSServerHandshakeError as exc:
-        await session.close()
-        status = exc.status
-        if status in (401, 403):
-            raise AuthenticationError(status, auth_attempt) from None
-        if status == 429 or status >= 500:
-            headers = exc.headers
-            retry_after = parse_retry_after(headers.get("Retry-After") if headers else None)
-            raise ServerUnavailableError(status, retry_after) from None
-        raise HandshakeRejectedError(status, url) from None
-    except aiohttp.InvalidURL:
-        # Before the generic ClientError: a malformed URL will not connect on any retry.
-        await session.close()
-        raise ConfigError(f"invalid WebSocket URL: {url!r}") from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        await session.close()
+            transport.write(handshake_request(host_header, target, key))
+            response = await protocol.handshake
+        if response.status == 101:
+            check_upgrade(response, key)
+    except (OSError, TimeoutError, HandshakeError) as exc:
+        if transport is not None:
+            transport.abort()
         raise ConnectError(url, str(exc) or type(exc).__name__) from None
     except BaseException:
-        await session.close()
+        if transport is not None:
+            transport.abort()
         raise
-    return AiohttpTransport(session, ws, url)
+    status = response.status
+    if status == 101:
+        return SocketTransport(transport, protocol, url)
+    transport.abort()
+    if status in (401, 403):
+        raise AuthenticationError(status, auth_attempt)
+    if status == 429 or status >= 500:
+        raise ServerUnavailableError(status, parse_retry_after(response.headers.get("retry-after")))
+    raise HandshakeRejectedError(status, url)
