@@ -139,6 +139,40 @@ def test_registry_hands_market_info_to_books_learning_their_market() -> None:
     assert registry["4444"].tick_size == "0.01"
 
 
+def test_market_info_set_after_the_books_learned_their_market_reaches_exactly_those_books() -> None:
+    registry = BookRegistry()
+    by_add = registry.add("1111", market=MARKET)
+    by_change = registry.add(ASSET)
+    by_pair = registry.add(OTHER)
+    registry.apply(make_change(2000, make_entry("0.45", "1", "BUY")))
+    registry.apply(
+        make_change(
+            2001, make_entry("0.46", "1", "BUY", asset=OTHER), make_entry("0.54", "1", "SELL")
+        )
+    )
+    by_snapshot = registry.add("2222")
+    registry.apply(book_msg([("0.45", "1")], [("0.55", "1")], asset="2222"))
+    by_resync = registry.add("3333")
+    registry.complete_resync(book_msg([("0.45", "1")], [("0.55", "1")], asset="3333"))
+    elsewhere = registry.add("4444", market="0xother")
+    registry.add("5555", market=MARKET)
+    registry.remove("5555")
+    registry.remove("1111")
+    again = registry.add("1111", market=MARKET)
+    registry.add("6666", market=MARKET)
+    registry.remove("6666")
+    moved = registry.add("6666", market="0xother")  # an id reused: only its market counts
+    registry.set_market_info(MARKET, min_order_size="5", tick_size="0.01", neg_risk=True)
+    for book in (again, by_change, by_pair, by_snapshot, by_resync):
+        assert (book.market, book.min_order_size, book.neg_risk) == (MARKET, "5", True)
+    assert by_add.neg_risk is None  # removed before the info came: not a book of the registry
+    assert (elsewhere.min_order_size, elsewhere.neg_risk) == (None, None)
+    assert moved.neg_risk is None
+    registry.set_market_info("0xother", min_order_size="7", neg_risk=False)
+    assert (elsewhere.min_order_size, elsewhere.neg_risk) == ("7", False)
+    assert by_change.min_order_size == "5"
+
+
 def test_registry_passes_on_every_non_ok_verdict() -> None:
     registry = BookRegistry(BookOptions(hash_check_every=0, grace_messages=0, grace_seconds=1.0))
     for asset in (ASSET, OTHER):

@@ -52,9 +52,6 @@ MAX_CONTROL_PAYLOAD: Final = 125
 
 _GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HEADER_BYTES: Final = 64 * 1024
-# A FIN text or binary frame with a 7-bit length: nearly every Polymarket frame.
-_FIN_TEXT: Final = 0x80 | OP_TEXT
-_FIN_BINARY: Final = 0x80 | OP_BINARY
 # Close codes a peer may send: RFC 6455 7.4.1 and IANA's registry (1012 service restart, 1013 try
 # again later, 1014 bad gateway); 1004-1006 and 1015 are never on the wire.
 _SENDABLE_CLOSE_CODES: Final = frozenset(
@@ -214,21 +211,46 @@ class FrameReader:
 
     def feed(self, data: bytes, messages: list[bytes]) -> list[ControlEvent]:
         """Parse ``data`` (what one read returned); data messages go to ``messages``."""
+        controls: list[ControlEvent] = []
         if self.done:
-            return []
+            return controls
+        pos = 0
         partial = self._partial
         if partial:
-            partial += data
-            # A large frame arrives over many reads: parse only once all of it is here.
-            if len(partial) < self._need:
-                return []
-            data = bytes(partial)
-            partial.clear()
-        controls: list[ControlEvent] = []
+            need = self._need
+            if not need:
+                # The last read ended inside a frame header (a few bytes): parse both as one.
+                partial += data
+                data = bytes(partial)
+                partial.clear()
+            elif len(partial) + len(data) < need:
+                # A large frame arrives over many reads: parse it once all of it is here.
+                partial += data
+                return controls
+            else:
+                # Complete the pending frame with the bytes it lacks and parse it alone, then
+                # the rest of this read where it lies: a read is never copied whole.
+                pos = need - len(partial)
+                partial += memoryview(data)[:pos]
+                whole = bytes(partial)
+                partial.clear()
+                self._parse(whole, 0, messages, controls)
+                if self.done:
+                    return controls
+        end = self._parse(data, pos, messages, controls)
+        if end < len(data) and not self.done:
+            partial += memoryview(data)[end:]
+        return controls
+
+    def _parse(
+        self, data: bytes, pos: int, messages: list[bytes], controls: list[ControlEvent]
+    ) -> int:
+        """Parse the complete frames of ``data`` from ``pos``; where the first incomplete one
+        starts (``_need``: its size, 0 while its header is incomplete)."""
         append = messages.append
         max_bytes = self.max_message_bytes
+        fragmented = self._fragments is not None
         end = len(data)
-        pos = 0
         need = 0
         while end - pos >= 2:
             first = data[pos]
@@ -239,7 +261,7 @@ class FrameReader:
                 start = pos + 4
                 if start > end:
                     break
-                length = int.from_bytes(data[pos + 2 : start], "big")
+                length = (data[pos + 2] << 8) | data[pos + 3]
             elif length == 127:
                 start = pos + 10
                 if start > end:
@@ -247,41 +269,41 @@ class FrameReader:
                 length = int.from_bytes(data[pos + 2 : start], "big")
             else:
                 # The mask bit: a server must never mask (RFC 6455 5.1).
-                return self._fail(controls, 1002, "masked frame from the server")
+                self._fail(controls, 1002, "masked frame from the server")
+                return pos
             stop = start + length
-            if first in (_FIN_TEXT, _FIN_BINARY):
+            # 0x81 and 0x82: a final text or binary frame, no reserved bit: nearly every frame.
+            if first in (0x81, 0x82) and not fragmented:
                 if length > max_bytes:
-                    return self._fail(controls, 1009, f"message of {length} bytes")
+                    self._fail(controls, 1009, f"message of {length} bytes")
+                    return pos
                 if stop > end:
                     need = stop - pos
                     break
-                if self._fragments is not None:
-                    return self._fail(controls, 1002, "new message inside a fragmented one")
                 append(data[start:stop])
                 pos = stop
                 continue
             if stop > end:
                 if length > max_bytes:
-                    return self._fail(controls, 1009, f"frame of {length} bytes")
+                    self._fail(controls, 1009, f"frame of {length} bytes")
+                    return pos
                 need = stop - pos
                 break
             event = self._frame(first, data[start:stop], messages)
             pos = stop
+            fragmented = self._fragments is not None
             if event is not None:
                 controls.append(event)
                 if type(event) is not Ping:
                     self.done = True
-                    return controls
-        if pos < end:
-            partial += data[pos:] if pos else data
+                    return pos
         self._need = need
-        return controls
+        return pos
 
-    def _fail(self, controls: list[ControlEvent], code: int, reason: str) -> list[ControlEvent]:
+    def _fail(self, controls: list[ControlEvent], code: int, reason: str) -> None:
         self.done = True
         self._partial.clear()
         controls.append(Failure(code, reason))
-        return controls
 
     def _frame(self, first: int, payload: bytes, messages: list[bytes]) -> ControlEvent | None:
         """Any frame but a final unfragmented data frame with its payload."""

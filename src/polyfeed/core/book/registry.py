@@ -55,6 +55,9 @@ class BookRegistry(Mapping[str, OrderBook]):
         # Assets removed (unsubscribed) and not added since: their late snapshots are ignored.
         self._removed: set[str] = set()
         self._market_info: dict[str, tuple[str | None, str | None, bool | None]] = {}
+        # The assets whose book learned each market here: set_market_info reaches them without a
+        # pass over every book (5,000 markets' metadata over 10,000 books was 50 M steps).
+        self._assets_of_market: dict[str, set[str]] = {}
 
     def __getitem__(self, asset_id: str) -> OrderBook:
         return self._books[asset_id]
@@ -87,6 +90,7 @@ class BookRegistry(Mapping[str, OrderBook]):
             )
             self._books[asset_id] = book
             if market is not None:
+                self._assets_of_market.setdefault(market, set()).add(asset_id)
                 self._hand_market_info(book)
         return book
 
@@ -105,12 +109,15 @@ class BookRegistry(Mapping[str, OrderBook]):
     ) -> None:
         """Metadata of a market (condition id) for every book of it, present and future."""
         self._market_info[market] = (min_order_size, tick_size, neg_risk)
-        for book in self._books.values():
-            if book.market == market:
+        books = self._books
+        for asset in self._assets_of_market.get(market, ()):
+            book = books.get(asset)
+            if book is not None and book.market == market:
                 book.set_market_info(min_order_size, tick_size, neg_risk)
 
     def _learn_market(self, book: OrderBook, market: str) -> None:
         book.market = market
+        self._assets_of_market.setdefault(market, set()).add(book.asset_id)
         self._hand_market_info(book)
 
     def _hand_market_info(self, book: OrderBook) -> None:
