@@ -217,17 +217,18 @@ class Probe:
         return f"<Probe active={self.active} reads={self.reads} gc={self.collections}>"
 
     def install(self) -> None:
-        """Wrap ``Connection._process_batch`` (one call per socket read) and hook the GC."""
+        """Wrap ``Connection._process_batch`` (one call per batch: the frames a connection read
+        before its turn came) and hook the GC."""
         process = pool_connection.Connection._process_batch
         probe = self
 
-        def counted(connection: Any) -> None:
+        def counted(connection: Any) -> int:
             if probe.active and connection._pending:
                 probe.reads += 1
                 probe.messages += len(connection._pending)
-            process(connection)
+            return process(connection)
 
-        pool_connection.Connection._process_batch = counted  # type: ignore[method-assign,assignment]
+        pool_connection.Connection._process_batch = counted  # type: ignore[method-assign]
         gc.callbacks.append(self._on_gc)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:

@@ -22,7 +22,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from polyfeed import HeartbeatConfig, MarketStream, StreamConfig
 from polyfeed.aio.book_keeper import BookKeeper
-from polyfeed.aio.event_queue import EventQueue, estimate_size, event_assets, event_time
+from polyfeed.aio.event_queue import (
+    EventQueue,
+    FeederTurns,
+    estimate_size,
+    event_assets,
+    event_time,
+)
 from polyfeed.config import OverflowPolicy, QueueConfig
 from polyfeed.core.book import BookOptions, BookRegistry, ResyncLimiter
 from polyfeed.core.codec import decode_frame
@@ -1096,3 +1102,56 @@ class QueueMachine(RuleBasedStateMachine):
 
 TestQueueMachine = QueueMachine.TestCase
 TestQueueMachine.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+# ---------------------------------------------------------------- feeders' turns
+
+
+async def test_feeders_take_turns_within_a_frame_budget_and_the_consumer_runs_between() -> None:
+    turns = FeederTurns(frames_per_turn=500)
+    log: list[str] = []
+
+    def feeder(name: str, frames: int) -> Callable[[], int]:
+        def process() -> int:
+            log.append(name)
+            return frames
+
+        return process
+
+    loop = asyncio.get_running_loop()
+    # A burst on four sockets: each read is a batch of 400 frames.
+    for name in "abcd":
+        turns.schedule(feeder(name, 400))
+    # The consumer's wake-up, scheduled when the first events were queued.
+    loop.call_soon(lambda: log.append("consumer"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+        loop.call_soon(lambda: log.append("consumer"))
+    # Budget 500: two batches a turn (the second one overdraws it), the consumer between turns.
+    assert log[:5] == ["a", "b", "consumer", "c", "d"]
+    assert turns.turns == 2
+    assert "waiting=0 scheduled=False turns=2" in repr(turns)
+
+
+async def test_under_light_load_every_waiting_batch_runs_in_one_turn() -> None:
+    turns = FeederTurns()
+    ran: list[int] = []
+
+    def batch(index: int, frames: int) -> Callable[[], int]:
+        def process() -> int:
+            ran.append(index)
+            return frames
+
+        return process
+
+    for index in range(50):
+        turns.schedule(batch(index, 7))
+    await asyncio.sleep(0)
+    assert ran == list(range(50))
+    assert turns.turns == 1
+    # Scheduling after the turn starts a new one; an empty batch costs no budget.
+    turns.schedule(batch(50, 0))
+    turns.schedule(batch(51, 0))
+    await asyncio.sleep(0)
+    assert ran[-2:] == [50, 51]
+    assert turns.turns == 2

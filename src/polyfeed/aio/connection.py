@@ -70,7 +70,6 @@ class Connection(Generic[SessionT]):
         self.frames_sent = 0
         self._pending: list[str | bytes] = []
         self._batch_scheduled = False
-        self._call_soon = asyncio.get_running_loop().call_soon
 
     def __repr__(self) -> str:
         state = f"ended ({self.ended})" if self.ended else "running"
@@ -157,18 +156,20 @@ class Connection(Generic[SessionT]):
             raise _Ended(exc) from None
 
     def _schedule_batch(self) -> None:
-        # While the transport has frames buffered, receiving does not suspend: the batch is
-        # processed once the reader has drained them, so a burst costs one clock read, one
-        # session call and one queue hand-off.
+        # Everything read before the batch's turn comes joins it: a burst costs one clock read,
+        # one session call and one queue hand-off. The connections feeding the queue take turns
+        # (FeederTurns), so the consumer runs between the batches of a many-socket burst.
         if not self._batch_scheduled:
             self._batch_scheduled = True
-            self._call_soon(self._process_batch)
+            self.queue.turns.schedule(self._process_batch)
 
-    def _process_batch(self) -> None:
+    def _process_batch(self) -> int:
+        """Process the frames read so far; returns how many."""
         self._batch_scheduled = False
         frames = self._pending
-        if not frames:
-            return
+        count = len(frames)
+        if not count:
+            return 0
         session = self.session
         now = self.clock.now()
         try:
@@ -192,6 +193,7 @@ class Connection(Generic[SessionT]):
             self._tick.set()
         finally:
             frames.clear()
+        return count
 
     async def _ticker(self) -> None:
         session = self.session
