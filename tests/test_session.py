@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from polyfeed.config import HeartbeatConfig, StreamConfig, WatchdogConfig
 from polyfeed.core.codec import FrameDecoder
-from polyfeed.core.messages import Book, Malformed, Notice, Unknown
+from polyfeed.core.messages import Book, Malformed, Notice, Pong, Unknown
 from polyfeed.core.session import MAX_REQUESTS_PER_CONNECTION, Channel, Session, SessionState
 from polyfeed.core.subscriptions import SubscriptionSet
 from polyfeed.credentials import Credentials
@@ -1113,3 +1113,40 @@ def test_unconfirmed_assets_are_named_and_the_given_up_ones_said_so() -> None:
         reports.extend(e for e in session.events() if isinstance(e, Stale) and e.unconfirmed)
     assert [r.unconfirmed for r in reports] == [["b"]] * MAX_REQUESTS_PER_CONNECTION
     assert [r.abandoned for r in reports] == [[], [], ["b"]]
+
+
+@given(
+    confirm_first=st.booleans(),
+    batches=st.lists(st.lists(FRAMES, min_size=1, max_size=6), min_size=1, max_size=4),
+)
+@example(confirm_first=True, batches=[[last_trade("a"), "PONG", "NO NEW ASSETS", book("b")]])
+@example(confirm_first=True, batches=[[last_trade("a"), "{junk"], ["INVALID OPERATION"]])
+def test_receive_frames_is_receive_text_for_each_frame_on_the_data_only_hot_path(
+    confirm_first: bool, batches: list[list[str]]
+) -> None:
+    # Once every asset is confirmed, a batch the decoder found no PONG or notice in is passed on
+    # whole (data_only): it must still be what the frames one by one would give.
+    one_by_one = make(list(ASSETS))
+    batched = make(list(ASSETS))
+    for session in (one_by_one, batched):
+        open_session(session, 0.0)
+        if confirm_first:
+            session.receive_text(price_change(*ASSETS).encode(), 0.5)
+            assert session.subscriptions.all_confirmed
+        session.events()
+    for step, frames in enumerate(batches, start=1):
+        now = float(step)
+        for frame in frames:
+            one_by_one.receive_text(frame.encode(), now)
+        batched.receive_frames([frame.encode() for frame in frames], now)
+        events = batched.events()
+        assert events == one_by_one.events()
+        # And what both give is right: a PONG is a heartbeat answer, never an event.
+        assert not any(isinstance(event, Pong) for event in events)
+        if "PONG" in frames:
+            assert batched.watchdog.last_pong_at == now
+        assert batched.last_data_at == one_by_one.last_data_at
+        assert batched.watchdog.last_frame_at == one_by_one.watchdog.last_frame_at
+        assert batched.watchdog.last_pong_at == one_by_one.watchdog.last_pong_at
+        assert batched.invalid_operations == one_by_one.invalid_operations
+        assert batched.subscriptions.confirmed == one_by_one.subscriptions.confirmed

@@ -169,9 +169,13 @@ class Session(SessionBase[WireItem]):
         self._check_receiving()
         self.frames_received += len(frames)
         self.last_frame_at = now
-        self._receive_items(self.decoder.decode_many(frames), now)
+        stats = self.decoder.stats
+        controls = stats.pongs + stats.notices
+        items = self.decoder.decode_many(frames)
+        self._receive_items(items, now, data_only=stats.pongs + stats.notices == controls)
 
-    def _receive_items(self, items: list[WireItem], now: float) -> None:
+    def _receive_items(self, items: list[WireItem], now: float, *, data_only: bool = False) -> None:
+        """``data_only``: the decoder counted no ``Pong`` or ``Notice`` among ``items``."""
         watchdog = self.watchdog
         # Hot path: once every asset is confirmed and no asset has its own clock, an event only
         # needs passing on (the user channel always notes: its markets confirm by events).
@@ -180,6 +184,12 @@ class Session(SessionBase[WireItem]):
             or not self.subscriptions.all_confirmed
             or watchdog.watches_assets
         )
+        if data_only and not note:
+            if items:
+                watchdog.on_frame(now)
+                self.last_data_at = now
+                self._events.extend(items)
+            return
         counted_frame = False
         events = self._events
         for item in items:
