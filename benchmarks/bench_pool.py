@@ -21,13 +21,13 @@ generations, which any longer run pays for. Each burst has the per-market work o
 
 Reported: events/s (wall), events per CPU second of the client process, CPU microseconds per
 event (the per-event cost must not grow more than 25 % from small to large; ``--check`` exits 1
-otherwise), and where it goes: socket reads and messages per read (each read ends with a
-hash check of every book it changed), the books' hash checks per event, the consumer queue's
-high water (events read but not yet consumed), and the garbage collector's passes (young /
-middle / full) and CPU. Reads are counted by wrapping ``Connection._process_batch`` during the
-bursts (one call per read of hundreds of messages). A sustained phase then runs the server's
-live flow over all 5,000 markets for ``--sustain`` seconds and checks that every connection
-stayed connected without a reconnect and every book stayed synced.
+otherwise), and where it goes: batches and messages per batch (a batch is what a connection
+read before its turn came, one socket read or several; each ends with a hash check of every book
+it changed), the books' hash checks per event, the consumer queue's high water (events read but
+not yet consumed), and the garbage collector's passes (young / middle / full) and CPU. Batches
+are counted by wrapping ``Connection._process_batch`` during the bursts. A sustained phase then
+runs the server's live flow over all 5,000 markets for ``--sustain`` seconds and checks that
+every connection stayed connected without a reconnect and every book stayed synced.
 
 Usage: ``.venv/bin/python benchmarks/bench_pool.py [--quick] [--per-market N] [--sustain S]
 [--small-rounds R] [--gc-threshold N] [--check]``. ``--gc-threshold`` (and
@@ -202,7 +202,7 @@ class Counter:
 
 
 class Probe:
-    """While active: socket reads (and the messages they carried) and the garbage collector's
+    """While active: batches (and the messages they carried) and the garbage collector's
     passes per generation with their CPU time. Installed once per process."""
 
     def __init__(self) -> None:
@@ -432,7 +432,7 @@ def report(results: list[dict[str, Any]]) -> float:
         )
     print()
     print(
-        "| scenario | bursts (prebuffered) | reads | messages/read | hashes/event "
+        "| scenario | bursts (prebuffered) | batches | messages/batch | hashes/event "
         "| queue high water | GC passes young/middle/full | GC CPU us/event "
         "| CPU us/event without GC | CPU us/event per burst (min-median-max) "
         "| first burst (untimed) us/event |"
@@ -456,8 +456,8 @@ def report(results: list[dict[str, Any]]) -> float:
             print(
                 f"sustained ({r['name']}): {s['events']:,} price changes, {s['cpu']:.1f} CPU s "
                 f"({1e6 * s['cpu'] / max(1, s['events']):.0f} us/event, GC "
-                f"{1e6 * s['gc_cpu'] / max(1, s['events']):.1f}), {s['reads']:,} reads "
-                f"({s['messages'] / max(1, s['reads']):.1f} messages/read), "
+                f"{1e6 * s['gc_cpu'] / max(1, s['events']):.1f}), {s['reads']:,} batches "
+                f"({s['messages'] / max(1, s['reads']):.1f} messages/batch), "
                 f"{s['hashes'] / max(1, s['events']):.2f} hashes/event, "
                 f"all connected: {s['all_connected']}, reconnects: {s['reconnects']}, "
                 f"oldest last message: {s['max_age']:.2f} s, unsynced books: {s['unsynced']}"
