@@ -439,6 +439,8 @@ class EventQueue:
             return True
         queue = self._items
         sizes = self._sizes
+        append = queue.append
+        append_size = sizes.append
         maxsize = self.config.maxsize
         max_bytes = self.config.max_bytes
         total = self._bytes
@@ -446,6 +448,11 @@ class EventQueue:
         for item in items:
             if type(item) is PriceChange:  # most of the feed: estimate_size inlined
                 size = _PRICE_CHANGE + _PRICE_CHANGE_ENTRY * len(item.price_changes)
+                if total + size <= max_bytes and len(queue) < maxsize:
+                    append(item)
+                    append_size(size)
+                    total += size
+                    continue
                 lifecycle = False
             else:
                 size = estimate_size(item)
@@ -453,8 +460,8 @@ class EventQueue:
             if not lifecycle and (
                 (len(queue) < maxsize and total + size <= max_bytes) or not queue
             ):
-                queue.append(item)
-                sizes.append(size)
+                append(item)
+                append_size(size)
                 total += size
                 continue
             self._bytes = total

@@ -296,9 +296,11 @@ class FrameDecoder:
         out: list[WireItem] = []
         append = out.append
         fast = self._fast
+        count_first = _COUNT_FIRST_BYTES
+        price_change = PriceChange
         events = 0
         for frame in frames:
-            if len(frame) > _COUNT_FIRST_BYTES and (elements := _elements_past_bound(frame)):
+            if len(frame) > count_first and (elements := _elements_past_bound(frame)):
                 out.extend(self._tally(self._judge_elements(elements)))
                 continue
             try:
@@ -307,9 +309,12 @@ class FrameDecoder:
                 out.extend(self._tally(self.decode_plain(frame)))
                 continue
             cls = type(decoded)
-            if cls is list:
+            if cls is price_change and decoded.price_changes:
+                append(decoded)
+                events += 1
+            elif cls is list:
                 out.extend(self._tally_list(decoded))
-            elif cls is PriceChange and not decoded.price_changes:
+            elif cls is price_change:
                 out.extend(self._tally([_normalise_price_change(decoded)]))
             else:
                 append(decoded)
