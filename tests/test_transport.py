@@ -323,6 +323,7 @@ async def test_send_receive_and_polite_close(server: Server) -> None:
     transport = await open_ws(f"{base}/ws/echo".replace("ws://", "WS://"))
     try:
         assert "open" in repr(transport)
+        assert "<_ClientProtocol open inbox=0 close_sent=False" in repr(transport._protocol)
         await transport.send_text("PING")
         assert await receive(transport) == "echo:PING"
         await transport.close(0.5)

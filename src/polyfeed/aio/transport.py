@@ -142,6 +142,13 @@ class _ClientProtocol(asyncio.Protocol):
         self._write_paused = False
         self._drained: asyncio.Future[None] | None = None
 
+    def __repr__(self) -> str:
+        state = "ended" if self.ended is not None else "open" if self.opened else "handshake"
+        return (
+            f"<_ClientProtocol {state} inbox={len(self.inbox)} close_sent={self.close_sent} "
+            f"write_paused={self._write_paused} {self.frames!r}>"
+        )
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
