@@ -438,7 +438,6 @@ RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[No
 @contextlib.asynccontextmanager
 async def raw_server(handler: RawHandler) -> AsyncIterator[str]:
     """A TCP server on 127.0.0.1 that runs ``handler`` per connection; yields its ws:// base."""
-    tasks: list[asyncio.Task[None]] = []
 
     async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -451,8 +450,6 @@ async def raw_server(handler: RawHandler) -> AsyncIterator[str]:
     try:
         yield f"ws://127.0.0.1:{port}"
     finally:
-        for task in tasks:
-            task.cancel()
         tcp.close()
         await tcp.wait_closed()
 
@@ -479,6 +476,27 @@ def unmasked(frame: bytes) -> tuple[int, bytes]:
     return frame[0] & 0x0F, payload
 
 
+@contextlib.asynccontextmanager
+async def raw_socket(handler: RawHandler) -> AsyncIterator[SocketTransport]:
+    """A client socket to a ``raw_server`` running ``handler``; released at the end."""
+    async with raw_server(handler) as base:
+        transport = await open_ws(f"{base}/x")
+        try:
+            yield transport
+        finally:
+            await transport.release()
+
+
+async def read_until_closed(
+    transport: SocketTransport,
+) -> tuple[list[str | bytes], ConnectionClosedError]:
+    """Every frame ``read_frames`` hands on, and the error it ends with."""
+    sink: list[str | bytes] = []
+    with pytest.raises(ConnectionClosedError) as caught:
+        await asyncio.wait_for(transport.read_frames(sink, lambda: None), 2.0)
+    return sink, caught.value
+
+
 async def test_a_server_ping_is_answered_with_its_payload_and_frames_of_the_101_read_kept() -> None:
     answers: list[tuple[int, bytes]] = []
 
@@ -492,17 +510,11 @@ async def test_a_server_ping_is_answered_with_its_payload_and_frames_of_the_101_
         await writer.drain()
         answers.append(unmasked(await reader.readexactly(2 + 4 + 2)))
 
-    async with raw_server(handler) as base:
-        transport = await open_ws(f"{base}/x")
-        try:
-            sink: list[str | bytes] = []
-            with pytest.raises(ConnectionClosedError) as caught:
-                await asyncio.wait_for(transport.read_frames(sink, lambda: None), 2.0)
-            assert sink == [b"first", b"second"]
-            assert caught.value.code == 1000
-            assert answers == [(0xA, b"beat"), (0x8, b"\x03\xe8")]  # pong, then the close echo
-        finally:
-            await transport.release()
+    async with raw_socket(handler) as transport:
+        sink, ended = await read_until_closed(transport)
+        assert sink == [b"first", b"second"]
+        assert ended.code == 1000
+        assert answers == [(0xA, b"beat"), (0x8, b"\x03\xe8")]  # pong, then the close echo
 
 
 @pytest.mark.parametrize(
@@ -534,16 +546,10 @@ async def test_a_protocol_violation_closes_with_1002_and_ends_the_socket() -> No
         await writer.drain()
         answers.append(unmasked(await reader.readexactly(2 + 4 + 2)))
 
-    async with raw_server(handler) as base:
-        transport = await open_ws(f"{base}/x")
-        try:
-            sink: list[str | bytes] = []
-            with pytest.raises(ConnectionClosedError) as caught:
-                await asyncio.wait_for(transport.read_frames(sink, lambda: None), 2.0)
-            assert sink == [b"ok"]
-            assert caught.value.code == 1002
-            assert answers == [(0x8, b"\x03\xea")]
-            with pytest.raises(ConnectionClosedError):
-                await transport.send_text("PING")
-        finally:
-            await transport.release()
+    async with raw_socket(handler) as transport:
+        sink, ended = await read_until_closed(transport)
+        assert sink == [b"ok"]
+        assert ended.code == 1002
+        assert answers == [(0x8, b"\x03\xea")]
+        with pytest.raises(ConnectionClosedError):
+            await transport.send_text("PING")
