@@ -19,7 +19,7 @@ import trustme
 from aiohttp import web
 
 from polyfeed.aio import transport as transport_module
-from polyfeed.aio.transport import SocketTransport, connect, parse_retry_after
+from polyfeed.aio.transport import USER_AGENT, SocketTransport, connect, parse_retry_after
 from polyfeed.core.websocket import accept_key
 from polyfeed.errors import (
     AuthenticationError,
@@ -454,8 +454,8 @@ async def raw_server(handler: RawHandler) -> AsyncIterator[str]:
         await tcp.wait_closed()
 
 
-async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Answer a client's opening handshake with a valid 101."""
+async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """Answer a client's opening handshake with a valid 101; returns the request's head."""
     head = await reader.readuntil(b"\r\n\r\n")
     key = next(
         line.split(b":", 1)[1].strip().decode()
@@ -466,6 +466,7 @@ async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         + f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n".encode()
     )
+    return head
 
 
 def unmasked(frame: bytes) -> tuple[int, bytes]:
@@ -500,8 +501,10 @@ async def read_until_closed(
 async def test_a_server_ping_is_answered_with_its_payload_and_frames_of_the_101_read_kept() -> None:
     answers: list[tuple[int, bytes]] = []
 
+    heads: list[bytes] = []
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await accept(reader, writer)
+        heads.append(await accept(reader, writer))
         # A frame in the same write as the 101, then a ping: the client answers the ping.
         writer.write(b"\x81\x05first\x89\x04beat")
         await writer.drain()
@@ -515,6 +518,10 @@ async def test_a_server_ping_is_answered_with_its_payload_and_frames_of_the_101_
         assert sink == [b"first", b"second"]
         assert ended.code == 1000
         assert answers == [(0xA, b"beat"), (0x8, b"\x03\xe8")]  # pong, then the close echo
+    request = heads[0].decode("latin-1").split("\r\n")
+    assert request[0] == "GET /x HTTP/1.1"
+    assert f"User-Agent: {USER_AGENT}" in request
+    assert USER_AGENT.startswith("polyfeed/")
 
 
 @pytest.mark.parametrize(

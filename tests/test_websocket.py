@@ -82,10 +82,13 @@ def test_accept_key_is_rfc_6455s_example() -> None:
 
 
 def test_handshake_request_asks_to_upgrade_with_the_key() -> None:
-    request = handshake_request("example.com:8080", "/ws/market?x=1", KEY).decode("ascii")
+    request = handshake_request("example.com:8080", "/ws/market?x=1", KEY, "polyfeed/1.0").decode(
+        "ascii"
+    )
     lines = request.split("\r\n")
     assert lines[0] == "GET /ws/market?x=1 HTTP/1.1"
     assert "Host: example.com:8080" in lines
+    assert "User-Agent: polyfeed/1.0" in lines
     assert "Upgrade: websocket" in lines
     assert "Connection: Upgrade" in lines
     assert f"Sec-WebSocket-Key: {KEY}" in lines

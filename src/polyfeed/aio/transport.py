@@ -16,6 +16,7 @@ import email.utils
 import functools
 import math
 import os
+import platform
 import re
 import ssl
 import time
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import NoReturn, Protocol
 from urllib.parse import urlsplit
 
+from polyfeed._version import __version__
 from polyfeed.core.websocket import (
     OP_CLOSE,
     OP_PONG,
@@ -48,6 +50,9 @@ from polyfeed.errors import (
     HandshakeRejectedError,
     ServerUnavailableError,
 )
+
+USER_AGENT = f"polyfeed/{__version__} Python/{platform.python_version()}"
+"""The ``User-Agent`` of the client sockets' opening handshake."""
 
 _DELTA_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
@@ -345,7 +350,10 @@ class SocketTransport:
                     await asyncio.shield(protocol.ended_future)
             except TimeoutError:
                 pass
-        self._transport.abort() if protocol.ended is None else self._transport.close()
+        if protocol.ended is None:
+            self._transport.abort()  # the peer did not answer within the grace
+        else:
+            self._transport.close()
         protocol.end(ConnectionClosedError(1000, "closed by us"))
 
     async def release(self) -> None:
@@ -401,7 +409,7 @@ async def connect(
                 port,
                 ssl=_tls_context() if secure else None,
             )
-            transport.write(handshake_request(host_header, target, key))
+            transport.write(handshake_request(host_header, target, key, USER_AGENT))
             response = await protocol.handshake
         if response.status == 101:
             check_upgrade(response, key)

@@ -103,12 +103,14 @@ def accept_key(key: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def handshake_request(host: str, target: str, key: str) -> bytes:
+def handshake_request(host: str, target: str, key: str, user_agent: str) -> bytes:
     """The opening handshake: a GET of ``target`` on ``host`` (``host[:port]``) asking to
-    upgrade, with the client's random 16-byte ``key`` (base64)."""
+    upgrade, with the client's random 16-byte ``key`` (base64). A ``User-Agent`` is sent because
+    CDN bot filters in front of WebSocket servers may refuse requests without one."""
     return (
         f"GET {target} HTTP/1.1\r\n"
         f"Host: {host}\r\n"
+        f"User-Agent: {user_agent}\r\n"
         "Upgrade: websocket\r\n"
         "Connection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\n"
