@@ -21,7 +21,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable
-from typing import NoReturn, Protocol
+from typing import NoReturn, Protocol, assert_never
 from urllib.parse import urlsplit
 
 from polyfeed._version import __version__
@@ -193,19 +193,22 @@ class _ClientProtocol(asyncio.Protocol):
 
     def _control(self, controls: list[ControlEvent]) -> None:
         for event in controls:
-            if type(event) is Ping:
-                if not self.close_sent:
-                    self.write_frame(OP_PONG, event.payload)
-            elif type(event) is Close:
-                self._send_close(event.code, "")
-                self.end(ConnectionClosedError(event.code, event.reason))
-                assert self.transport is not None
-                self.transport.close()
-            elif type(event) is Failure:
-                self._send_close(event.code, event.reason)
-                self.end(ConnectionClosedError(event.code, f"error: {event.reason}"))
-                assert self.transport is not None
-                self.transport.close()
+            match event:
+                case Ping(payload):
+                    if not self.close_sent:
+                        self.write_frame(OP_PONG, payload)
+                    continue
+                case Close(code, reason):
+                    # The closing handshake: echo the code, then let the peer drop TCP.
+                    self._send_close(code, "")
+                    self.end(ConnectionClosedError(code, reason))
+                case Failure(code, reason):
+                    self._send_close(code, reason)
+                    self.end(ConnectionClosedError(code, f"error: {reason}"))
+                case _:
+                    assert_never(event)
+            assert self.transport is not None
+            self.transport.close()
 
     def write_frame(self, opcode: int, payload: bytes) -> None:
         """Write one masked frame (no wait; see ``drain``)."""
