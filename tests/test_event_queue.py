@@ -1155,3 +1155,28 @@ async def test_under_light_load_every_waiting_batch_runs_in_one_turn() -> None:
     await asyncio.sleep(0)
     assert ran[-2:] == [50, 51]
     assert turns.turns == 2
+
+
+async def test_a_batch_that_raises_does_not_strand_the_batches_behind_it() -> None:
+    turns = FeederTurns()
+    ran: list[str] = []
+
+    def broken() -> int:
+        raise RuntimeError("a bug in a batch")
+
+    def fine() -> int:
+        ran.append("fine")
+        return 1
+
+    loop = asyncio.get_running_loop()
+    errors: list[object] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context.get("exception")))
+    try:
+        turns.schedule(broken)
+        turns.schedule(fine)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert ran == ["fine"]
+    assert [type(error) for error in errors] == [RuntimeError]

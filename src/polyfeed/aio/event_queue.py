@@ -316,11 +316,14 @@ class FeederTurns:
         self.turns += 1
         waiting = self._waiting
         budget = self.frames_per_turn
-        while waiting and budget > 0:
-            budget -= waiting.popleft()()
-        if waiting:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._turn)
+        try:
+            while waiting and budget > 0:
+                budget -= waiting.popleft()()
+        finally:
+            # Even after an error escaped a batch: the batches behind it must not be stranded.
+            if waiting and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._turn)
 
 
 class EventQueue:
