@@ -451,11 +451,6 @@ class EventQueue:
         for item in items:
             if type(item) is PriceChange:  # most of the feed: estimate_size inlined
                 size = _PRICE_CHANGE + _PRICE_CHANGE_ENTRY * len(item.price_changes)
-                if total + size <= max_bytes and len(queue) < maxsize:
-                    append(item)
-                    append_size(size)
-                    total += size
-                    continue
                 lifecycle = False
             else:
                 size = estimate_size(item)
