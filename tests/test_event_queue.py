@@ -16,7 +16,7 @@ from typing import TypeGuard
 
 import msgspec
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -1180,3 +1180,45 @@ async def test_a_batch_that_raises_does_not_strand_the_batches_behind_it() -> No
         loop.set_exception_handler(None)
     assert ran == ["fine"]
     assert [type(error) for error in errors] == [RuntimeError]
+
+
+@given(
+    budget=st.integers(1, 50),
+    waves=st.lists(st.lists(st.integers(0, 30), max_size=8), min_size=1, max_size=6),
+)
+def test_feeder_turns_run_every_batch_once_in_order_and_each_turn_within_its_budget(
+    budget: int, waves: list[list[int]]
+) -> None:
+    # Each wave is the batches scheduled in one loop turn (reads of many sockets); a batch may
+    # also schedule another while it runs, as a connection whose next read arrived would.
+    async def scenario() -> None:
+        turns = FeederTurns(frames_per_turn=budget)
+        ran: list[tuple[int, int]] = []  # (turn, batch number)
+        scheduled = 0
+
+        def batch(number: int, frames: int) -> Callable[[], int]:
+            def process() -> int:
+                ran.append((turns.turns, number))
+                return frames
+
+            return process
+
+        sizes: list[int] = []
+        for wave in waves:
+            for frames in wave:
+                turns.schedule(batch(scheduled, frames))
+                sizes.append(frames)
+                scheduled += 1
+            await asyncio.sleep(0)
+        for _ in range(sum(sizes) + len(sizes) + 2):
+            await asyncio.sleep(0)
+        assert [number for _, number in ran] == list(range(scheduled))  # once each, in order
+        assert "waiting=0 scheduled=False" in repr(turns)
+        by_turn: dict[int, list[int]] = {}
+        for turn, number in ran:
+            by_turn.setdefault(turn, []).append(sizes[number])
+        for spent in by_turn.values():
+            # A turn stops at the first batch that spends what is left of the budget.
+            assert sum(spent[:-1]) < budget
+
+    asyncio.run(scenario())
