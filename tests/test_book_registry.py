@@ -400,3 +400,39 @@ def test_take_deadline_never_misses_a_deadline_that_appeared_or_moved(steps: lis
             earlier = before[asset]
             if deadline is not None and (earlier is None or deadline < earlier):
                 assert taken is not None and taken <= deadline, (asset, deadline, taken)
+
+
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["add", "add_with_market", "remove", "learn", "info"]),
+            st.sampled_from(["1", "2", "3", "4"]),
+            st.sampled_from(["0xa", "0xb"]),
+        ),
+        max_size=25,
+    )
+)
+def test_market_info_reaches_the_books_a_scan_of_every_book_would(
+    steps: list[tuple[str, str, str]],
+) -> None:
+    # The index set_market_info uses must reach exactly the books whose market is the one given,
+    # as the plain pass over every book did, whatever the adds, removals and re-adds before.
+    registry = BookRegistry()
+    for number, (action, asset, market) in enumerate(steps):
+        if action == "add":
+            registry.add(asset)
+        elif action == "add_with_market":
+            registry.add(asset, market=market)
+        elif action == "remove":
+            registry.remove(asset)
+        elif action == "learn" and asset in registry:
+            change = make_change(1000 + number, make_entry("0.45", "1", "BUY", asset=asset))
+            registry.apply(msgspec.structs.replace(change, market=market))
+        elif action == "info":
+            size = str(number + 1)
+            registry.set_market_info(market, min_order_size=size)
+            for book in registry.values():
+                if book.market == market:
+                    assert book.min_order_size == size
+                else:
+                    assert book.min_order_size != size
