@@ -1,13 +1,15 @@
-"""The captures helper of conftest.py: skip on a developer's machine, fail under CI=true."""
+"""conftest.py: the captures helper (skip on a developer's machine, fail under CI=true) and the
+collector pause."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
 import conftest
-from conftest import require_captures, running_in_ci
+from conftest import collector_paused, require_captures, running_in_ci
 
 
 @pytest.mark.parametrize(
@@ -59,3 +61,21 @@ def test_the_fixtures_dir_fixture_goes_through_the_helper(
         request.getfixturevalue("fixtures_dir")
     assert info.type is outcomes[outcome]
     assert str(tmp_path / "absent") in str(info.value)
+
+
+def test_collector_paused_pauses_the_collector_and_restores_its_state() -> None:
+    assert gc.isenabled()
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused(collect_first=False):
+        assert not gc.isenabled()
+        raise RuntimeError("inside")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a collector paused before stays paused
+    finally:
+        gc.enable()

@@ -1182,6 +1182,22 @@ async def test_a_batch_that_raises_does_not_strand_the_batches_behind_it() -> No
     assert [type(error) for error in errors] == [RuntimeError]
 
 
+class FakeLoop:
+    """Runs ``call_soon`` callbacks a turn at a time, as asyncio does: a turn runs what was
+    scheduled before it began; what those schedule runs in the next turn."""
+
+    def __init__(self) -> None:
+        self.ready: list[Callable[[], None]] = []
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self.ready.append(callback)
+
+    def run_turn(self) -> None:
+        ready, self.ready = self.ready, []
+        for callback in ready:
+            callback()
+
+
 @given(
     budget=st.integers(1, 50),
     waves=st.lists(st.lists(st.integers(0, 30), max_size=8), min_size=1, max_size=6),
@@ -1189,36 +1205,32 @@ async def test_a_batch_that_raises_does_not_strand_the_batches_behind_it() -> No
 def test_feeder_turns_run_every_batch_once_in_order_and_each_turn_within_its_budget(
     budget: int, waves: list[list[int]]
 ) -> None:
-    # Each wave is the batches scheduled in one loop turn (reads of many sockets); a batch may
-    # also schedule another while it runs, as a connection whose next read arrived would.
-    async def scenario() -> None:
-        turns = FeederTurns(frames_per_turn=budget)
-        ran: list[tuple[int, int]] = []  # (turn, batch number)
-        scheduled = 0
+    # Each wave is the batches scheduled in one loop turn (reads of many sockets).
+    loop = FakeLoop()
+    turns = FeederTurns(frames_per_turn=budget, call_soon=loop.call_soon)
+    ran: list[tuple[int, int]] = []  # (turn, batch number)
+    sizes: list[int] = []
 
-        def batch(number: int, frames: int) -> Callable[[], int]:
-            def process() -> int:
-                ran.append((turns.turns, number))
-                return frames
+    def batch(number: int, frames: int) -> Callable[[], int]:
+        def process() -> int:
+            ran.append((turns.turns, number))
+            return frames
 
-            return process
+        return process
 
-        sizes: list[int] = []
-        for wave in waves:
-            for frames in wave:
-                turns.schedule(batch(scheduled, frames))
-                sizes.append(frames)
-                scheduled += 1
-            await asyncio.sleep(0)
-        for _ in range(sum(sizes) + len(sizes) + 2):
-            await asyncio.sleep(0)
-        assert [number for _, number in ran] == list(range(scheduled))  # once each, in order
-        assert "waiting=0 scheduled=False" in repr(turns)
-        by_turn: dict[int, list[int]] = {}
-        for turn, number in ran:
-            by_turn.setdefault(turn, []).append(sizes[number])
-        for spent in by_turn.values():
-            # A turn stops at the first batch that spends what is left of the budget.
-            assert sum(spent[:-1]) < budget
-
-    asyncio.run(scenario())
+    for wave in waves:
+        for frames in wave:
+            turns.schedule(batch(len(sizes), frames))
+            sizes.append(frames)
+        loop.run_turn()
+    for _ in range(len(sizes) + 1):
+        loop.run_turn()
+    assert [number for _, number in ran] == list(range(len(sizes)))  # once each, in order
+    assert "waiting=0 scheduled=False" in repr(turns)
+    assert loop.ready == []
+    by_turn: dict[int, list[int]] = {}
+    for turn, number in ran:
+        by_turn.setdefault(turn, []).append(sizes[number])
+    for spent in by_turn.values():
+        # A turn stops at the first batch that spends what is left of the budget.
+        assert sum(spent[:-1]) < budget

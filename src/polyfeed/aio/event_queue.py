@@ -290,10 +290,17 @@ class FeederTurns:
     turns, and frames that arrive meanwhile join it (a larger batch, one hash check per book).
     """
 
-    __slots__ = ("_scheduled", "_waiting", "frames_per_turn", "turns")
+    __slots__ = ("_call_soon", "_scheduled", "_waiting", "frames_per_turn", "turns")
 
-    def __init__(self, frames_per_turn: int = FRAMES_PER_TURN) -> None:
+    def __init__(
+        self,
+        frames_per_turn: int = FRAMES_PER_TURN,
+        call_soon: Callable[[Callable[[], None]], object] | None = None,
+    ) -> None:
+        """``call_soon``: how to run a callback in the next loop turn (default: the running
+        loop's, looked up when first needed)."""
         self.frames_per_turn = frames_per_turn
+        self._call_soon = call_soon
         self._waiting: deque[Callable[[], int]] = deque()
         self._scheduled = False
         self.turns = 0
@@ -309,7 +316,12 @@ class FeederTurns:
         self._waiting.append(process)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._turn)
+            self._next_turn()
+
+    def _next_turn(self) -> None:
+        if self._call_soon is None:
+            self._call_soon = asyncio.get_running_loop().call_soon
+        self._call_soon(self._turn)
 
     def _turn(self) -> None:
         self._scheduled = False
@@ -323,7 +335,7 @@ class FeederTurns:
             # Even after an error escaped a batch: the batches behind it must not be stranded.
             if waiting and not self._scheduled:
                 self._scheduled = True
-                asyncio.get_running_loop().call_soon(self._turn)
+                self._next_turn()
 
 
 class EventQueue:
