@@ -405,19 +405,22 @@ class Recorder:
         wall = self.clock.wall
         try:
             async for event in self.source:
+                # The batch window runs from here: a record that then waits for buffer space
+                # (a sink outage) has spent that wait out of its window already.
+                taken = self.clock.now()
                 record = to_record(event, wall())
                 if self._restart_gap is not None and not _is_lifecycle(record):
-                    self._append(self._downtime_gap(self._restart_gap, record.received))
+                    self._append(self._downtime_gap(self._restart_gap, record.received), taken)
                     self._restart_gap = None
                 if len(self._buffer) >= self.max_buffer:
                     await self._wait_for_space()
-                self._append(record)
+                self._append(record, taken)
         except PolyfeedError as exc:
             # The stream failed for good: what it gave before is still written, then it raises.
             logger.error("recorder: the source failed: %s", exc)
             self._source_error = exc
         if self._restart_gap is not None:
-            self._append(self._downtime_gap(self._restart_gap, wall()))
+            self._append(self._downtime_gap(self._restart_gap, wall()), self.clock.now())
             self._restart_gap = None
         self._source_done = True
         self._wake.set()
@@ -433,12 +436,12 @@ class Recorder:
         logger.info("recorder: downtime since %.3f recorded as a gap", resume.last_seen)
         return to_record(gap, ended)
 
-    def _append(self, record: Record) -> None:
+    def _append(self, record: Record, taken: float) -> None:
         if not self._buffer:
             # The writer arms the batch window from this record.
             self._wake.set()
         self._buffer.append(record)
-        self._taken_at.append(self.clock.now())
+        self._taken_at.append(taken)
         self.metrics.buffered = len(self._buffer)
         if len(self._buffer) >= self.batch_max:
             self._wake.set()
