@@ -10,7 +10,12 @@ FLOOR_STAMP := $(FLOOR_VENV)/.installed
 
 .PHONY: setup demo test test-floor lint typecheck unit bench coverage clean
 
-$(STAMP): pyproject.toml
+# The modules setup.py compiles: the install (which compiles them in place, next to their source)
+# is redone when one changes, so that tests never run a stale build (tests/conftest.py checks).
+COMPILED_SOURCES := $(wildcard src/polyfeed/core/book/*.py) src/polyfeed/core/book_hash.py \
+	src/polyfeed/core/websocket.py
+
+$(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[cli,dev]'
@@ -51,27 +56,35 @@ define with_redis
 	$(1) -m pytest -q
 endef
 
+# The build the unit tests must find installed (tests/conftest.py): compiled, since this venv's
+# install compiles the core. Without a C compiler the install falls back to pure Python; run
+# `make test EXPECT_BUILD=pure` there.
+EXPECT_BUILD ?= compiled
+
 unit: $(STAMP)
-	@$(call with_redis,$(BIN)/python)
+	@$(call with_redis,POLYFEED_EXPECT_BUILD=$(EXPECT_BUILD) $(BIN)/python)
 
 test: lint typecheck unit
 
 # The pins are generated from pyproject.toml (tests/floor_pins.py), so they cannot drift from the
 # declared floors; the pinned packages must come as wheels (a floor without a wheel for this Python
-# is no floor). The test tools resolve against the floors in the same pip run.
-$(FLOOR_STAMP): pyproject.toml tests/floor_pins.py
+# is no floor). The test tools resolve against the floors in the same pip run. This venv installs
+# the pure-Python build (POLYFEED_PURE_PYTHON=1), so CI runs the whole suite on both builds; not
+# editable, since the main venv's compiled modules sit beside the sources (hence every source a
+# prerequisite).
+$(FLOOR_STAMP): pyproject.toml setup.py tests/floor_pins.py $(shell find src -name '*.py')
 	test -x $(FLOOR_BIN)/python || $(PYTHON) -m venv $(FLOOR_VENV)
 	echo '*' > $(FLOOR_VENV)/.gitignore
 	$(FLOOR_BIN)/python tests/floor_pins.py > $(FLOOR_VENV)/floor-pins.txt
 	$(FLOOR_BIN)/python -m pip install --quiet --upgrade pip
-	$(FLOOR_BIN)/python -m pip install --quiet \
+	POLYFEED_PURE_PYTHON=1 $(FLOOR_BIN)/python -m pip install --quiet \
 		--only-binary "$$(cut -d= -f1 $(FLOOR_VENV)/floor-pins.txt | paste -sd, -)" \
-		--constraint $(FLOOR_VENV)/floor-pins.txt -e '.[cli,dev]'
+		--constraint $(FLOOR_VENV)/floor-pins.txt '.[cli,dev]'
 	touch $(FLOOR_STAMP)
 
 test-floor: $(FLOOR_STAMP)
 	$(FLOOR_BIN)/python tests/floor_pins.py --check-installed
-	@$(call with_redis,$(FLOOR_BIN)/python)
+	@$(call with_redis,POLYFEED_EXPECT_BUILD=pure $(FLOOR_BIN)/python)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py
@@ -85,3 +98,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(FLOOR_VENV) build src/*.egg-info
+	find src -name '*.so' -delete

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from polyfeed.core.book import BookOptions, BookRegistry, OrderBook
 from polyfeed.core.book_hash import HashScheme, book_hash
 from polyfeed.core.messages import Book, Level, PriceChange, PriceChangeEntry
+from polyfeed.native import build_name
 
 TARGET_RATIO = 3.0
 TARGET_READ_NS = 150.0
@@ -293,7 +294,10 @@ def main() -> int:
     fast = results[REGISTRY + "none"][0]
     cheap = results[REGISTRY + "cheap (best bid/ask check)"][0]
     ratio = naive[0] / fast
-    print(f"polyfeed book benchmark — Python {platform.python_version()} on {platform.machine()}")
+    print(
+        f"polyfeed book benchmark ({build_name()}) — Python {platform.python_version()} on "
+        f"{platform.machine()}"
+    )
     print(f"{count} one-entry price_change messages, {repeats} repeats (min / median), ", end="")
     print(f"book ~{levels[0]}/{levels[1]} levels\n")
     print(f"{'per price_change (apply + best bid/ask read)':<58} {'min ns':>9} {'median ns':>10}")

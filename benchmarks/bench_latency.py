@@ -45,6 +45,7 @@ from bench_stream import (
     _subscription,
     warm_up,
 )
+from polyfeed.native import build_name
 
 BOOKS_ON = "polyfeed MarketStream (books on)"
 BOOKS_OFF = "polyfeed books=False"
@@ -170,8 +171,8 @@ def main() -> int:
     try:
         frames, _, _, verified = server.prepare(max(counts.values()))
         print(
-            f"latency: {args.markets} markets, {frames:,} messages prepared, {verified:,} hashes "
-            f"checked; {args.seconds} s per run, {args.rounds} rounds, "
+            f"latency ({build_name()}): {args.markets} markets, {frames:,} messages prepared, "
+            f"{verified:,} hashes checked; {args.seconds} s per run, {args.rounds} rounds, "
             f"gc.freeze() before runs: {FREEZE}"
         )
         for rate in rates:

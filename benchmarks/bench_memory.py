@@ -25,6 +25,7 @@ from polyfeed import BookOptions, BookRegistry
 from polyfeed.core.book_hash import HashScheme, book_hash
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.core.messages import Book, PriceChange
+from polyfeed.native import build_name
 
 MARKET = "0x" + "ab" * 32
 
@@ -162,7 +163,9 @@ def main() -> int:
         return books
 
     per_naive, _ = _measure(naive, count)
-    print(f"{count:,} books, {depth} levels per side, Python {sys.version.split()[0]}")
+    print(
+        f"{count:,} books, {depth} levels per side, Python {sys.version.split()[0]}, {build_name()}"
+    )
     print(f"{'state':<58} {'bytes/asset':>11}")
     print(f"{'a decoded book snapshot event (for scale)':<58} {per_event:>11,}")
     print(f"{'polyfeed OrderBook, loaded from its snapshot':<58} {per_loaded:>11,}")

@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import polyfeed
 from polyfeed.aio import connection as pool_connection
+from polyfeed.native import build_name
 from polyfeed.testing import FakePolymarket
 
 MARKETS = 5_000
@@ -415,7 +416,8 @@ async def scenario(
 def report(results: list[dict[str, Any]]) -> float:
     """Print the table; returns the per-event CPU growth from the first to the last scenario."""
     print(
-        f"python {platform.python_version()}, {platform.machine()}, polyfeed pool benchmark, "
+        f"python {platform.python_version()}, {platform.machine()}, polyfeed pool benchmark "
+        f"({build_name()}), "
         f"GC thresholds {gc.get_threshold()}{', gc.freeze() before each burst' if FREEZE else ''}"
     )
     print(

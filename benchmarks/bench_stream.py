@@ -59,6 +59,7 @@ from websockets.asyncio.client import connect as websockets_connect
 
 import polyfeed
 from polyfeed.core.codec import FrameDecoder
+from polyfeed.native import build_name
 from polyfeed.testing import FakePolymarket
 from polyfeed.testing.server import PreparedBurst
 
@@ -821,7 +822,7 @@ def main() -> int:
         parser.error("--n must be >= 2 and --rounds >= 1")
 
     print(
-        f"stream throughput: {n:,} price_change frames per run, {rounds} rounds, "
+        f"stream throughput ({build_name()}): {n:,} price_change frames per run, {rounds} rounds, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}, "
         f"aiohttp {aiohttp.__version__}, websockets {version('websockets')}"
     )

@@ -17,10 +17,25 @@ from pathlib import Path
 
 import pytest
 
+from polyfeed.native import build_name, build_problem
+
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "polymarket"
 
 # CI services set CI=true (GitHub Actions, GitLab, CircleCI, Travis); "1" covers the rest.
 _CI_TRUE = frozenset({"true", "1"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a broken, stale or unexpected build (``POLYFEED_EXPECT_BUILD``:
+    ``compiled`` or ``pure``; the Makefile sets it), rather than pass on other code."""
+    problem = build_problem(os.environ.get("POLYFEED_EXPECT_BUILD") or None)
+    if problem is not None:
+        raise pytest.UsageError(f"polyfeed build: {problem}")
+
+
+def pytest_report_header() -> str:
+    """Which build the run tests (the header of every pytest run)."""
+    return f"polyfeed build: {build_name()}"
 
 
 def running_in_ci(environ: Mapping[str, str] | None = None) -> bool:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import polyfeed
 from polyfeed.cli import main
 from polyfeed.cli._logging import JsonFormatter, level_for
+from polyfeed.native import build_name
 
 
 def run(
@@ -27,7 +28,9 @@ def run(
 def test_version_flag_and_dunder_agree() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
-    assert result.output == f"polyfeed, version {polyfeed.__version__}\n"
+    build = build_name()
+    assert result.output == f"polyfeed, version {polyfeed.__version__}, {build}\n"
+    assert build in ("compiled (mypyc)", "pure Python")
     assert polyfeed.__version__[0].isdigit()
 
 

@@ -140,7 +140,7 @@ def _mutated(draw: st.DrawFn, event: Any) -> Any:
             at = draw(st.integers(0, len(entries) - 1))
             field = draw(st.sampled_from(_ENTRY_FIELDS))
             entries[at] = msgspec.structs.replace(entries[at], **{field: draw(_TEXT)})
-        return msgspec.structs.replace(event, price_changes=entries)
+        return msgspec.structs.replace(event, price_changes=tuple(entries))
     if isinstance(event, Book):
         event = msgspec.structs.replace(
             event, bids=draw(_levels(event.bids)), asks=draw(_levels(event.asks))

@@ -3,6 +3,7 @@
 - The pure core (everything under ``core/``, whatever its files are called, and the modules it
   leans on: ``errors``, ``config``, ``events``, ``credentials``) imports only the
   standard library minus anything that does I/O, keeps time or draws randomness, ``msgspec``,
+  ``mypy_extensions`` (the decorator that tells mypyc which compiled classes are open),
   and other pure polyfeed modules. So it can be tested with plain floats for ``now``.
 - Only ``aio/rest.py``, ``aio/metrics_server.py`` and ``testing/`` import aiohttp / websockets;
   the client sockets (``aio/transport.py``) need neither.
@@ -52,7 +53,8 @@ FORBIDDEN_STDLIB = frozenset(
         "webbrowser",
     }
 )
-ALLOWED_THIRD_PARTY = frozenset({"msgspec"})
+# mypy_extensions: only mypyc_attr, a no-op decorator read by the compiler (setup.py).
+ALLOWED_THIRD_PARTY = frozenset({"msgspec", "mypy_extensions"})
 
 WEBSOCKET_LIBRARIES = frozenset({"aiohttp", "websockets"})
 CLI_LIBRARIES = frozenset({"click", "rich"})

@@ -17,10 +17,17 @@ from polyfeed.cli.record import record
 from polyfeed.cli.replay import replay
 from polyfeed.cli.status import status
 from polyfeed.cli.stream import stream
+from polyfeed.native import build_name
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="polyfeed")
+@click.version_option(
+    __version__,
+    "-V",
+    "--version",
+    prog_name="polyfeed",
+    message=f"%(prog)s, version %(version)s, {build_name()}",
+)
 @click.option("-v", "--verbose", count=True, help="More logging on stderr (-v: INFO, -vv: DEBUG).")
 @click.option("-q", "--quiet", count=True, help="Less logging on stderr (-q: ERROR only).")
 @click.option(

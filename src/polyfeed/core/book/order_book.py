@@ -19,6 +19,8 @@ from bisect import bisect_left
 from decimal import Decimal
 from typing import assert_never
 
+from mypy_extensions import mypyc_attr
+
 from polyfeed.core.book.doubt import HELD_OFF_GRID, Grace
 from polyfeed.core.book.held import HeldDeltas
 from polyfeed.core.book.integrity import DETECT_BUDGET, MATCH, MISMATCH, SKIPPED, HashCheck
@@ -58,6 +60,9 @@ MALFORMED_TICK = "malformed tick_size_change"
 MALFORMED_LAST_TRADE = "malformed last_trade_price"
 
 
+# Compiled (setup.py), a class is closed to Python subclasses unless it says otherwise; the
+# property test that pins the fast path to the full one subclasses this one.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class OrderBook(SnapshotSide):
     """The L2 book of one asset (outcome token). Pure: feed events, read state and verdicts."""
 

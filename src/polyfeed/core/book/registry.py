@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import assert_never
 
+from mypy_extensions import mypyc_attr
+
 from polyfeed.core.book.options import BookOptions, BookVerdict
 from polyfeed.core.book.order_book import OrderBook
 from polyfeed.core.book.resync import SnapshotSide
@@ -23,6 +25,9 @@ from polyfeed.core.messages import (
 __all__ = ["BookRegistry", "Books"]
 
 
+# Compiled (setup.py), a class is closed to Python subclasses unless it says otherwise; the
+# book keeper's tests subclass this one to crash its timers.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BookRegistry(Mapping[str, OrderBook]):
     """The books of many assets: applies whole messages to every book they concern.
 

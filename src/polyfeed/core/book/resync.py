@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from mypy_extensions import mypyc_attr
+
 from polyfeed.core.book.integrity import DETECT_BUDGET
 from polyfeed.core.book.levels import MALFORMED_ENTRY, decimal_of
 from polyfeed.core.book.numbers import is_decimal, is_optional_price, parse_price, tick_key
@@ -86,6 +88,8 @@ class ResyncState:
         return newer
 
 
+# Open to Python subclasses because OrderBook is (mypyc requires it of every base).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class SnapshotSide(OrderBookView):
     """Loading snapshots, replaying the buffer, invalidating; state upkeep shared with ``apply``."""
 

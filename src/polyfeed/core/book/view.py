@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 from polyfeed.core.book.doubt import Grace
 from polyfeed.core.book.held import HeldDeltas
 from polyfeed.core.book.integrity import HashCheck
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["OrderBookView"]
 
 
+# Open to Python subclasses because OrderBook is (mypyc requires it of every base).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class OrderBookView:
     """Reading one asset's book; the state it reads is created by ``OrderBook``."""
 

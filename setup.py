@@ -1,0 +1,72 @@
+"""Build: the sans-I/O core compiled to C extensions with mypyc, or pure Python.
+
+The compiled modules are the same source as the pure ones (mypyc compiles the type-checked
+Python; there is no second copy of any logic). They run the per-message path (WebSocket frames,
+session, books, hashes) faster (numbers in benchmarks/README.md). Pure Python is used when
+``POLYFEED_PURE_PYTHON=1`` is set at install time, when mypyc is not importable, or when the C
+build fails (no compiler, no Python headers): the package then works unchanged, only slower.
+``polyfeed.native.COMPILED`` says which one is installed.
+
+What is compiled is the per-message path whose modules mypyc compiles to the same behaviour (the
+whole test suite runs on both builds: ``make test`` compiled, ``make test-floor`` pure): the
+books (``polyfeed/core/book``), their hash and the WebSocket framing.
+Modules that define msgspec Structs stay interpreted (a compiled class body does not pass on
+their class keywords), and so does the rest of the core, where nothing is hot.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+CORE = HERE / "src" / "polyfeed" / "core"
+COMPILED = [
+    *sorted(path for path in (CORE / "book").glob("*.py") if path.name != "__init__.py"),
+    CORE / "book_hash.py",
+    CORE / "websocket.py",
+]
+
+
+def compiled_sources() -> list[str]:
+    """The paths of the modules mypyc compiles, relative to the project root."""
+    return [str(path.relative_to(HERE)) for path in COMPILED]
+
+
+class OptionalBuildExt(build_ext):
+    """Builds the extensions, or none of them: a failed C build leaves the pure-Python package.
+
+    All or nothing, since the modules share one runtime library: a half-built set would not
+    import.
+    """
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as error:  # a compiler or linker failure, whatever its class
+            for output in self.get_outputs():
+                Path(output).unlink(missing_ok=True)
+            print(
+                f"polyfeed: the C build failed ({error}); installing pure Python",
+                file=sys.stderr,
+            )
+
+
+def extensions() -> list[Any]:
+    if os.environ.get("POLYFEED_PURE_PYTHON", "") not in ("", "0"):
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        print("polyfeed: mypyc is not installed; installing pure Python", file=sys.stderr)
+        return []
+    os.chdir(HERE)  # mypyc names the modules from paths relative to the working directory
+    return list(mypycify(compiled_sources(), opt_level="3", group_name="polyfeed_native"))
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
