@@ -1,17 +1,16 @@
-"""Build: the sans-I/O core compiled to C extensions with mypyc, or pure Python.
+"""Build: the per-message core compiled to C extensions with mypyc, or pure Python.
 
 The compiled modules are the same source as the pure ones (mypyc compiles the type-checked
-Python; there is no second copy of any logic). They run the per-message path (WebSocket frames,
-session, books, hashes) faster (numbers in benchmarks/README.md). Pure Python is used when
-``POLYFEED_PURE_PYTHON=1`` is set at install time, when mypyc is not importable, or when the C
-build fails (no compiler, no Python headers): the package then works unchanged, only slower.
-``polyfeed.native.COMPILED`` says which one is installed.
+Python; there is no second copy of any logic): the books (``polyfeed/core/book``), their hash and
+the WebSocket framing, which carry the per-message work (numbers in benchmarks/README.md). The
+rest stays interpreted: modules that define msgspec Structs (a compiled class body does not pass
+on their class keywords), and the rest of the core, where nothing is hot.
 
-What is compiled is the per-message path whose modules mypyc compiles to the same behaviour (the
-whole test suite runs on both builds: ``make test`` compiled, ``make test-floor`` pure): the
-books (``polyfeed/core/book``), their hash and the WebSocket framing.
-Modules that define msgspec Structs stay interpreted (a compiled class body does not pass on
-their class keywords), and so does the rest of the core, where nothing is hot.
+Pure Python is used when ``POLYFEED_PURE_PYTHON=1`` is set at install time, when mypyc is not
+importable or fails, or when the C build fails (no compiler, no Python headers): the package then
+works unchanged, only slower. ``polyfeed.native.build_name()`` says which build is installed. The
+whole test suite runs on both: ``make test`` on the compiled build, which it insists on
+(tests/conftest.py, so a silent fallback cannot pass CI), ``make test-floor`` on the pure one.
 """
 
 from __future__ import annotations
@@ -66,7 +65,11 @@ def extensions() -> list[Any]:
         print("polyfeed: mypyc is not installed; installing pure Python", file=sys.stderr)
         return []
     os.chdir(HERE)  # mypyc names the modules from paths relative to the working directory
-    return list(mypycify(compiled_sources(), opt_level="3", group_name="polyfeed_native"))
+    try:
+        return list(mypycify(compiled_sources(), opt_level="3", group_name="polyfeed_native"))
+    except (Exception, SystemExit) as error:  # mypyc reports its own failures with sys.exit()
+        print(f"polyfeed: mypyc failed ({error}); installing pure Python", file=sys.stderr)
+        return []
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
