@@ -62,7 +62,7 @@ endef
 EXPECT_BUILD ?= compiled
 
 unit: $(STAMP)
-	@$(call with_redis,POLYFEED_EXPECT_BUILD=$(EXPECT_BUILD) $(BIN)/python)
+	@$(call with_redis,POLYFEED_TEST_BUILD=$(EXPECT_BUILD) $(BIN)/python)
 
 test: lint typecheck unit
 
@@ -84,7 +84,7 @@ $(FLOOR_STAMP): pyproject.toml setup.py tests/floor_pins.py $(shell find src -na
 
 test-floor: $(FLOOR_STAMP)
 	$(FLOOR_BIN)/python tests/floor_pins.py --check-installed
-	@$(call with_redis,POLYFEED_EXPECT_BUILD=pure $(FLOOR_BIN)/python)
+	@$(call with_redis,POLYFEED_TEST_BUILD=pure $(FLOOR_BIN)/python)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_decode.py

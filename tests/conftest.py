@@ -26,9 +26,9 @@ _CI_TRUE = frozenset({"true", "1"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Refuse to test a broken, stale or unexpected build (``POLYFEED_EXPECT_BUILD``:
+    """Refuse to test a broken, stale or unexpected build (``POLYFEED_TEST_BUILD``:
     ``compiled`` or ``pure``; the Makefile sets it), rather than pass on other code."""
-    problem = build_problem(os.environ.get("POLYFEED_EXPECT_BUILD") or None)
+    problem = build_problem(os.environ.get("POLYFEED_TEST_BUILD") or None)
     if problem is not None:
         raise pytest.UsageError(f"polyfeed build: {problem}")
 

@@ -131,7 +131,7 @@ def test_toml_output_round_trips_and_redacts_credentials(tmp_path: Path) -> None
     assert len(effective.rows()) == 1 + len(KEYS) + 3
 
 
-def test_the_test_suites_variables_are_not_settings_but_a_typo_is_warned(
+def test_the_test_suites_and_the_builds_variables_are_not_settings_but_a_typo_is_warned(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from polyfeed.config_file import read_env
@@ -139,6 +139,8 @@ def test_the_test_suites_variables_are_not_settings_but_a_typo_is_warned(
     environ = {
         "POLYFEED_TEST_REDIS_URL": "redis://127.0.0.1:1/0",
         "POLYFEED_FUZZ_EXAMPLES": "100",
+        "POLYFEED_TEST_BUILD": "compiled",
+        "POLYFEED_PURE_PYTHON": "1",
         "POLYFEED_DATA_TIMOUT": "5",
     }
     with caplog.at_level("WARNING", logger="polyfeed.config"):

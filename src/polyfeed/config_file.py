@@ -38,8 +38,9 @@ logger = logging.getLogger("polyfeed.config")
 
 ENV_PREFIX = "POLYFEED_"
 ENV_CONFIG = "POLYFEED_CONFIG"
-# Prefixes the test suite uses for its own variables (fuzz lengths, a Redis URL): not settings.
-ENV_NOT_SETTINGS = ("POLYFEED_TEST_", "POLYFEED_FUZZ_")
+# Not settings: the test suite's own variables (fuzz lengths, a Redis URL, the build to expect),
+# and the install-time switch to the pure-Python build (setup.py), which may stay set.
+ENV_NOT_SETTINGS = ("POLYFEED_TEST_", "POLYFEED_FUZZ_", "POLYFEED_PURE_PYTHON")
 ENV_PROFILE = "POLYFEED_PROFILE"
 DEFAULT_PROFILE = "dashboard"
 CREDENTIAL_KEYS = ("api_key", "secret", "passphrase")
