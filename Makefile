@@ -13,7 +13,7 @@ FLOOR_STAMP := $(FLOOR_VENV)/.installed
 # The modules setup.py compiles: the install (which compiles them in place, next to their source)
 # is redone when one changes, so that tests never run a stale build (tests/conftest.py checks).
 COMPILED_SOURCES := $(wildcard src/polyfeed/core/book/*.py) src/polyfeed/core/book_hash.py \
-	src/polyfeed/core/websocket.py
+	src/polyfeed/core/websocket.py src/polyfeed/aio/event_queue.py
 
 $(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -1,10 +1,10 @@
-"""Build: the per-message core compiled to C extensions with mypyc, or pure Python.
+"""Build: the per-message path compiled to C extensions with mypyc, or pure Python.
 
 The compiled modules are the same source as the pure ones (mypyc compiles the type-checked
-Python; there is no second copy of any logic): the books (``polyfeed/core/book``), their hash and
-the WebSocket framing, which carry the per-message work (numbers in benchmarks/README.md). The
-rest stays interpreted: modules that define msgspec Structs (a compiled class body does not pass
-on their class keywords), and the rest of the core, where nothing is hot.
+Python; there is no second copy of any logic): the books (``polyfeed/core/book``), their hash,
+the WebSocket framing and the streams' event queue, which carry the per-message work (numbers in
+benchmarks/README.md). The rest stays interpreted: modules that define msgspec Structs (a
+compiled class body does not pass on their class keywords), and the rest, where nothing is hot.
 
 Pure Python is used when ``POLYFEED_PURE_PYTHON=1`` is set at install time, when mypyc is not
 importable or fails, or when the C build fails (no compiler, no Python headers): the package then
@@ -29,6 +29,8 @@ COMPILED = [
     *sorted(path for path in (CORE / "book").glob("*.py") if path.name != "__init__.py"),
     CORE / "book_hash.py",
     CORE / "websocket.py",
+    # Not the sans-I/O core, but every event crosses it twice (put_many, get).
+    CORE.parent / "aio" / "event_queue.py",
 ]
 
 

@@ -20,6 +20,7 @@ HOT_MODULES: Final = (
     "polyfeed.core.book.levels",
     "polyfeed.core.book_hash",
     "polyfeed.core.websocket",
+    "polyfeed.aio.event_queue",
 )
 """Modules of the per-message path that ``setup.py`` compiles (a sample of its list)."""
 
