@@ -62,7 +62,10 @@ def test_a_source_edited_after_an_in_place_build_is_a_stale_build(tmp_path: Path
     origins = _tree(tmp_path, {"p.a": True, "p.b": True})
     assert native.build_problem("compiled", origins, origins.__getitem__) is None
     edited = tmp_path / "b.py"
-    later = origins["p.b"].stat().st_mtime + 5
+    written = origins["p.b"].stat().st_mtime
+    os.utime(edited, (written + 0.5, written + 0.5))  # written just after: not an edit
+    assert native.build_problem("compiled", origins, origins.__getitem__) is None
+    later = written + 5
     os.utime(edited, (later, later))
     problem = native.build_problem("compiled", origins, origins.__getitem__)
     assert problem == "stale compiled build (p.b edited since): reinstall (make setup)"

@@ -73,7 +73,8 @@ def build_problem(
     for name in compiled:
         extension = origin(name)
         source = extension.with_name(name.rpartition(".")[2] + ".py")
-        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+        # A second of slack: an installer may write a module's .py just after its extension.
+        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime + 1.0:
             stale.append(name)
     if stale:
         return f"stale compiled build ({', '.join(stale)} edited since): reinstall (make setup)"
