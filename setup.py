@@ -25,8 +25,10 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 CORE = HERE / "src" / "polyfeed" / "core"
+# Modules that define msgspec Structs stay interpreted (tests/test_setup.py checks).
+INTERPRETED = {"__init__.py", "verdict.py"}
 COMPILED = [
-    *sorted(path for path in (CORE / "book").glob("*.py") if path.name != "__init__.py"),
+    *sorted(path for path in (CORE / "book").glob("*.py") if path.name not in INTERPRETED),
     CORE / "book_hash.py",
     CORE / "websocket.py",
     # Not the sans-I/O core, but every event crosses it twice (put_many, get).

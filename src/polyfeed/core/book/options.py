@@ -1,31 +1,18 @@
-"""What a book is told (:class:`BookOptions`) and what it reports (verdicts and counters)."""
+"""What a book is told (:class:`BookOptions`) and what it counts (:class:`BookCounters`);
+:class:`BookVerdict`, what it reports, lives in :mod:`~polyfeed.core.book.verdict` (re-exported
+here)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-import msgspec
-
+from polyfeed.core.book.verdict import BookVerdict, VerdictAction
 from polyfeed.errors import ConfigError
 
 __all__ = ["BookCounters", "BookOptions", "BookSide", "BookVerdict", "VerdictAction"]
 
 BookSide = Literal["bids", "asks"]
-VerdictAction = Literal["ok", "invalidated", "resynced"]
-
-
-class BookVerdict(msgspec.Struct, frozen=True):
-    """What the caller should do after a book operation.
-
-    ``"invalidated"``: emit ``BookInvalidated(asset_id, reason)`` and schedule a resync.
-    ``"resynced"``: emit ``BookResynced(asset_id, source=reason)`` (``"snapshot"`` or ``"rest"``).
-    ``"ok"``: nothing to do; ``reason`` may say why nothing happened (e.g. ``"stale resync"``).
-    """
-
-    asset_id: str
-    action: VerdictAction
-    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
