@@ -31,13 +31,7 @@ from typing import Any, NoReturn
 from polyfeed.aio.clock import Clock
 from polyfeed.aio.rest import RestClient
 from polyfeed.core.book import BookRegistry, BookVerdict, ResyncLimiter
-from polyfeed.core.messages import (
-    BestBidAsk,
-    Book,
-    LastTradePrice,
-    PriceChange,
-    TickSizeChange,
-)
+from polyfeed.core.messages import Book
 from polyfeed.errors import ConfigError, RestError
 from polyfeed.events import BookInvalidated, BookResynced, Disconnected, Stale
 
@@ -49,8 +43,6 @@ Spawn = Callable[[CoroutineFactory, str], asyncio.Task[None] | None]
 when the stream is stopping."""
 
 _Loop = Callable[[], Coroutine[Any, Any, NoReturn]]
-
-_BOOK_UPDATES = (PriceChange, LastTradePrice, TickSizeChange, BestBidAsk)
 
 RESTART_BASE = 0.1
 """First delay before a crashed maintenance loop restarts (seconds); doubles per crash."""
@@ -125,7 +117,6 @@ class BookKeeper:
         (a pool's); its ``Disconnected`` invalidates only those books (None: every book).
         """
         registry = self.registry
-        caused: list[tuple[int, list[BookVerdict]]] | None = None
         now = self.clock.now()
         if self._verify_due.is_set():
             # The last batch's checks did not run yet: they prove the books this batch starts
@@ -135,11 +126,19 @@ class BookKeeper:
             if early:
                 events = [*lifecycle_events(early, self._malformed_logged), *events]
                 self._schedule_resyncs()
-        for index, event in enumerate(events):
+        # (index of the event that caused them, verdicts), in event order.
+        caused: list[tuple[int, list[BookVerdict]]] = []
+        apply_run = registry.apply_run
+        count = len(events)
+        index = 0
+        while True:
+            # The book updates (nearly every event) in one call; the rest one by one here.
+            index = apply_run(events, index, now, caused)
+            if index >= count:
+                break
+            event = events[index]
             verdicts: list[BookVerdict]
-            if type(event) is PriceChange or isinstance(event, _BOOK_UPDATES):
-                verdicts = registry.apply(event, now)
-            elif isinstance(event, Book):
+            if isinstance(event, Book):
                 verdicts = registry.apply(event, now)
                 self._awaiting_snapshot.discard(event.asset_id)
                 if event.market not in self._metadata_requested and self.rest is not None:
@@ -165,9 +164,8 @@ class BookKeeper:
             else:
                 verdicts = []
             if verdicts:
-                if caused is None:
-                    caused = []
                 caused.append((index, verdicts))
+            index += 1
         # The state to prove is the one at the end of the batch (a batched registry checks every
         # hash it skipped on the way here). Nothing to place a verdict after in an empty batch:
         # the next one checks.
@@ -178,14 +176,12 @@ class BookKeeper:
             checked = registry.end_batch(now) if events else []
         for verdict in checked:
             if verdict.action != "ok":
-                if caused is None:
-                    caused = []
                 caused.append((len(events) - 1, [verdict]))
         # Doubts start on the reader without a verdict: the timer loop must hear of deadlines.
         earliest = registry.take_deadline()
         if earliest is not None and (self._timer_at is None or earliest < self._timer_at):
             self._timer_wake.set()
-        if caused is None:
+        if not caused:
             return events
         if any(v.action == "invalidated" for _, verdicts in caused for v in verdicts):
             self._schedule_resyncs()

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, assert_never
 
 from polyfeed.config import LIFECYCLE_CAP, QueueConfig
@@ -56,6 +56,7 @@ __all__ = [
     "LIFECYCLE_CAP",
     "EventQueue",
     "FeederTurns",
+    "QueueIterator",
     "coalesce",
     "estimate_size",
     "event_assets",
@@ -810,3 +811,23 @@ class EventQueue:
         finally:
             self._drained = None
             self._watch_takes = self._lagging
+
+
+class QueueIterator:
+    """``async for`` over an :class:`EventQueue`: each step is :meth:`EventQueue.get`.
+
+    A stream hands this out from ``__aiter__`` rather than stepping through its own
+    ``__anext__``: compiled (``setup.py``), a step then runs no interpreted frame.
+    """
+
+    def __init__(self, queue: EventQueue) -> None:
+        self._queue = queue
+
+    def __repr__(self) -> str:
+        return f"<QueueIterator over {self._queue!r}>"
+
+    def __aiter__(self) -> QueueIterator:
+        return self
+
+    def __anext__(self) -> Awaitable[Any]:
+        return self._queue.get()

@@ -22,15 +22,15 @@ import dataclasses
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
-from typing import Any, Generic, Literal, Protocol, Self, TypeVar
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar, cast
 
 import msgspec
 
 from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.clock import Clock, LoopClock
-from polyfeed.aio.event_queue import EventQueue
+from polyfeed.aio.event_queue import EventQueue, QueueIterator
 from polyfeed.aio.pool import ConnectionHealth, ConnectionPool
 from polyfeed.aio.redundant import RedundantPool
 from polyfeed.aio.rest import RestClient, credentials_check
@@ -301,9 +301,11 @@ class _Stream(Generic[EventT]):
 
     # ------------------------------------------------------------------ consuming
 
-    def __aiter__(self) -> Self:
+    def __aiter__(self) -> AsyncIterator[EventT]:
         self._require_started()
-        return self
+        assert self._queue is not None
+        # The queue's own iterator: a step of `async for` runs no frame of this module.
+        return cast(AsyncIterator[EventT], QueueIterator(self._queue))
 
     def __anext__(self) -> Awaitable[EventT]:
         queue = self._queue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import assert_never
 
 from mypy_extensions import mypyc_attr
@@ -129,6 +129,33 @@ class BookRegistry(Mapping[str, OrderBook]):
         info = self._market_info.get(book.market or "")
         if info is not None:
             book.set_market_info(*info)
+
+    def apply_run(
+        self,
+        events: Sequence[object],
+        start: int,
+        now: float | None,
+        caused: list[tuple[int, list[BookVerdict]]],
+    ) -> int:
+        """:meth:`apply` the events from ``start`` on while they are book updates
+        (``price_change``, ``last_trade_price``, ``tick_size_change``, ``best_bid_ask``); the
+        non-``ok`` verdicts of ``events[i]`` are appended to ``caused`` as ``(i, verdicts)``.
+
+        Returns the index of the first event that is not a book update (``len(events)`` when
+        there is none), for the caller to handle before it calls again past it. A batch is
+        nearly all updates: this keeps its loop in the compiled module (``setup.py``)."""
+        apply = self.apply
+        index = start
+        count = len(events)
+        while index < count:
+            event = events[index]
+            if not isinstance(event, (PriceChange, LastTradePrice, TickSizeChange, BestBidAsk)):
+                return index
+            verdicts = apply(event, now)
+            if verdicts:
+                caused.append((index, verdicts))
+            index += 1
+        return count
 
     def apply(self, event: MarketEvent, now: float | None = None) -> list[BookVerdict]:
         """Apply one event to every book it concerns; returns only the non-``ok`` verdicts."""
