@@ -436,3 +436,38 @@ def test_market_info_reaches_the_books_a_scan_of_every_book_would(
                     assert book.min_order_size == size
                 else:
                     assert book.min_order_size != size
+
+
+def test_apply_run_stops_at_the_first_event_that_is_not_a_book_update() -> None:
+    # The keeper's batch loop: the run of updates in one call, with each verdict at the index
+    # of the event that caused it; what apply() one event at a time would give.
+    def fresh() -> BookRegistry:
+        registry = BookRegistry(CHECKS_OFF)
+        registry.apply(book_msg([("0.40", "10")], [("0.60", "10")]))
+        return registry
+
+    malformed = make_change(1002, make_entry("0.45", "lots", "BUY"))  # invalidates the book
+    events: list[object] = [
+        make_change(1001, make_entry("0.41", "5", "BUY")),
+        LastTradePrice(
+            market=MARKET, asset_id=ASSET, price="0.5", side="BUY", size="1", timestamp=1001
+        ),
+        malformed,
+        book_msg([("0.40", "10")], [("0.60", "10")], timestamp=1003),
+        make_change(1004, make_entry("0.42", "5", "BUY")),
+    ]
+    registry = fresh()
+    caused: list[tuple[int, list[BookVerdict]]] = []
+    assert registry.apply_run(events, 0, 5.0, caused) == 3
+    assert registry.apply_run(events, 4, 5.0, caused) == len(events)
+    assert registry.apply_run(events, len(events), 5.0, caused) == len(events)
+    one_by_one = fresh()
+    expected = [
+        (index, verdicts)
+        for index, event in enumerate(events)
+        if index != 3 and (verdicts := one_by_one.apply(event, 5.0))  # type: ignore[arg-type]
+    ]
+    assert caused == expected
+    assert [index for index, _ in caused] == [2]
+    assert caused[0][1][0].action == "invalidated"
+    assert registry[ASSET].best_bid == one_by_one[ASSET].best_bid

@@ -25,6 +25,7 @@ from polyfeed.aio.book_keeper import BookKeeper
 from polyfeed.aio.event_queue import (
     EventQueue,
     FeederTurns,
+    QueueIterator,
     estimate_size,
     event_assets,
     event_time,
@@ -109,6 +110,17 @@ def test_put_many_is_synchronous_and_never_blocks_when_full() -> None:
         queue = make(maxsize=3, overflow=overflow)
         queue.put_many(range(1000))  # returns at once whatever the policy
         assert len(queue) == 3
+
+
+async def test_the_queue_iterator_steps_through_get_until_the_queue_is_closed_and_drained() -> None:
+    queue = make()
+    queue.put_many([1, 2, 3])
+    iterator = QueueIterator(queue)
+    assert aiter(iterator) is iterator
+    assert await anext(iterator) == 1
+    queue.close()
+    assert [item async for item in iterator] == [2, 3]
+    assert repr(iterator).startswith("<QueueIterator over ")
 
 
 async def test_get_waits_for_a_put() -> None:
