@@ -3,8 +3,9 @@
 The fake's market simulator (20 binary markets, one ``price_change`` per step carrying both
 mirrored entries with the server's best bid/ask and a correct 2026-scheme hash) generates the
 frames; a batched :class:`BookRegistry` with the default options and the markets' metadata then
-takes them in batches of 512 (the size of a stream's turn): ``FrameDecoder.decode_many``, one
-``BookRegistry.apply`` per event, one ``end_batch`` per batch. Every verdict must be ok (every
+takes them in batches of 512 (the size of a stream's turn): ``FrameDecoder.decode_many``,
+``BookRegistry.apply_run`` over the batch (as the stream's book keeper calls it), one ``end_batch``
+per batch. Every verdict must be ok (every
 hash checked and matching). Reported: ns per event of each stage, best of ``--rounds`` (the
 garbage collector frozen after setup), for the installed build (compiled or pure). ``--options``
 takes a ``BookOptions(...)`` expression to see what each check costs.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from polyfeed.core.book import BookOptions, BookRegistry
+from polyfeed.core.book import BookOptions, BookRegistry, BookVerdict
 from polyfeed.core.codec import FrameDecoder
 from polyfeed.native import build_name
 from polyfeed.testing.market_sim import MarketSimulator
@@ -69,14 +70,14 @@ def _round(
         registry.apply(event, 0.0)
     decoding = applying = ending = 0
     events = 0
-    apply = registry.apply
+    caused: list[tuple[int, list[BookVerdict]]] = []
     for start in range(0, len(changes), BATCH):
         t0 = time.perf_counter_ns()
         batch = decoder.decode_many(changes[start : start + BATCH])
         t1 = time.perf_counter_ns()
-        for event in batch:
-            if apply(event, 1.0):
-                raise AssertionError(f"a verdict on {event!r}")
+        # The stream's path: the keeper hands the batch's run of updates to apply_run.
+        if registry.apply_run(batch, 0, 1.0, caused) != len(batch) or caused:
+            raise AssertionError(f"a verdict or a non-update in the batch: {caused!r}")
         t2 = time.perf_counter_ns()
         if any(verdict.action != "ok" for verdict in registry.end_batch(1.0)):
             raise AssertionError("a book failed its end-of-batch check")

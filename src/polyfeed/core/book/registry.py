@@ -144,14 +144,14 @@ class BookRegistry(Mapping[str, OrderBook]):
         Returns the index of the first event that is not a book update (``len(events)`` when
         there is none), for the caller to handle before it calls again past it. A batch is
         nearly all updates: this keeps its loop in the compiled module (``setup.py``)."""
-        apply = self.apply
         index = start
         count = len(events)
         while index < count:
             event = events[index]
             if not isinstance(event, (PriceChange, LastTradePrice, TickSizeChange, BestBidAsk)):
                 return index
-            verdicts = apply(event, now)
+            # Not a local bind of the method: compiled, that would be a generic call per event.
+            verdicts = self.apply(event, now)
             if verdicts:
                 caused.append((index, verdicts))
             index += 1
