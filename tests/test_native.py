@@ -69,3 +69,19 @@ def test_a_source_edited_after_an_in_place_build_is_a_stale_build(tmp_path: Path
     os.utime(edited, (later, later))
     problem = native.build_problem("compiled", origins, origins.__getitem__)
     assert problem == "stale compiled build (p.b edited since): reinstall (make setup)"
+
+
+def test_a_compiled_module_outside_the_sample_is_checked_for_staleness_too(
+    tmp_path: Path,
+) -> None:
+    origins = _tree(tmp_path, {"p.a": True, "p.b": True})
+    (tmp_path / "inner").mkdir()
+    extension = tmp_path / "inner" / f"c{SUFFIX}"
+    extension.write_bytes(b"")
+    source = tmp_path / "inner" / "c.py"
+    source.write_text("")
+    assert native.build_problem("compiled", origins, origins.__getitem__) is None
+    later = extension.stat().st_mtime + 5
+    os.utime(source, (later, later))
+    problem = native.build_problem("compiled", origins, origins.__getitem__)
+    assert problem == "stale compiled build (p.inner.c edited since): reinstall (make setup)"

@@ -55,9 +55,9 @@ def build_problem(
     """Why the installed build is not the one to test, or None.
 
     A problem: a partly compiled set; a build other than ``expected`` (``"compiled"`` or
-    ``"pure"``; None: either); a compiled module whose ``.py`` beside it is newer than the
-    extension (edited after an in-place build, so the old code is what runs: reinstall, e.g.
-    ``make setup``).
+    ``"pure"``; None: either); any compiled module of the package (not only ``names``, which
+    are a sample) whose ``.py`` beside it is newer than its extension (edited after an in-place
+    build, so the old code is what runs: reinstall, e.g. ``make setup``).
     """
     if expected not in (None, "compiled", "pure"):
         return f"expected build {expected!r} is neither 'compiled' nor 'pure'"
@@ -69,13 +69,25 @@ def build_problem(
     actual = "compiled" if compiled else "pure"
     if expected is not None and actual != expected:
         return f"the {actual} build is installed, the {expected} one was expected"
-    stale = []
-    for name in compiled:
-        extension = origin(name)
-        source = extension.with_name(name.rpartition(".")[2] + ".py")
-        # A second of slack: an installer may write a module's .py just after its extension.
-        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime + 1.0:
-            stale.append(name)
+    stale = _stale(compiled, origin) if compiled else []
     if stale:
         return f"stale compiled build ({', '.join(stale)} edited since): reinstall (make setup)"
     return None
+
+
+def _stale(compiled: tuple[str, ...], origin: Callable[[str], Path]) -> list[str]:
+    """The package's extension modules whose source beside them was edited after the build."""
+    first = compiled[0]
+    package = first.partition(".")[0]
+    root = origin(first).parents[first.count(".") - 1]  # the package's folder
+    stale = []
+    for extension in sorted(root.rglob("*")):
+        suffix = next((s for s in EXTENSION_SUFFIXES if extension.name.endswith(s)), None)
+        if suffix is None:
+            continue
+        stem = extension.name.removesuffix(suffix)
+        source = extension.with_name(stem + ".py")
+        # A second of slack: an installer may write a module's .py just after its extension.
+        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime + 1.0:
+            stale.append(".".join((package, *extension.parent.relative_to(root).parts, stem)))
+    return stale
