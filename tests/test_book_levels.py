@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from book_support import (
 from polyfeed.core.book import (
     OrderBook,
 )
-from polyfeed.core.book.levels import APPLIED, HELD, MALFORMED_ENTRY, Levels
+from polyfeed.core.book.levels import APPLIED, HELD, MALFORMED_ENTRY, Levels, level_index
 from polyfeed.core.book.numbers import parse_price
 from polyfeed.core.book_hash import level_fields, level_json
 from polyfeed.core.messages import (
@@ -139,3 +140,15 @@ def test_the_inlined_level_text_of_levels_set_is_level_json(
         )
     else:
         assert not keys and not stored
+
+
+@given(
+    keys=st.lists(st.integers(min_value=-(10**6), max_value=10**6), max_size=80, unique=True),
+    key=st.integers(min_value=-(10**6) - 1, max_value=10**6 + 1),
+)
+def test_level_index_is_bisect_left(keys: list[int], key: int) -> None:
+    # The hot path takes level_index when compiled and bisect_left when not.
+    keys.sort()
+    assert level_index(keys, key) == bisect_left(keys, key)
+    for present in keys[:3] + keys[-3:]:
+        assert level_index(keys, present) == bisect_left(keys, present)

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from book_support import JUNK, ref_price_valid, ref_size_valid
+from polyfeed import native
 from polyfeed.core.book import numbers
 from polyfeed.core.book.levels import MALFORMED_ENTRY, Levels
 from polyfeed.core.book.numbers import (
@@ -22,6 +23,7 @@ from polyfeed.core.book.numbers import (
     is_optional_price,
     parse_price,
     price_decimal,
+    scan_size_kind,
     server_top,
     size_kind,
     tick_key,
@@ -41,8 +43,26 @@ def test_size_grammar_matches_the_reference(text: str) -> None:
     assert is_decimal(text) is (text != "" and ref_size_valid(text))
 
 
+_SIZE_LIKE = st.one_of(
+    _TEXT,
+    st.text(alphabet="0123456789.", max_size=50),  # around MAX_DECIMAL_LENGTH
+    # Digits outside ASCII: superscript two, Arabic-Indic three, fullwidth zero.
+    st.text(alphabet=st.sampled_from("0.19 a-\u00b2\u0663\uff10"), max_size=6),
+)
+
+
+@given(_SIZE_LIKE)
+def test_the_compiled_builds_scan_of_a_size_is_size_kind(text: str) -> None:
+    # The hot path takes scan_size_kind when compiled and size_kind when not: one grammar.
+    assert scan_size_kind(text) == size_kind(text)
+
+
+def test_the_module_knows_which_build_runs_it() -> None:
+    assert numbers.COMPILED is native.COMPILED
+
+
 @given(_TEXT)
-def test_the_inlined_size_check_of_levels_set_is_size_kind(text: str) -> None:
+def test_levels_set_judges_a_size_by_size_kind(text: str) -> None:
     levels = Levels()
     levels.set("BUY", "0.5", "7", 0)
     status = levels.set("BUY", "0.5", text, 0)

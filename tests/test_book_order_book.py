@@ -36,6 +36,7 @@ from polyfeed.core.book import (
     BookVerdict,
     OrderBook,
 )
+from polyfeed.core.book.order_book import entry_fields
 from polyfeed.core.messages import (
     LastTradePrice,
     Level,
@@ -514,6 +515,27 @@ def test_apply_entry_is_apply_for_a_message_with_one_entry_of_the_book(
         assert _state(plain) == _state(inlined)
 
 
+@given(
+    entry=st.builds(
+        PriceChangeEntry,
+        asset_id=st.text(max_size=3),
+        price=st.text(max_size=3),
+        size=st.text(max_size=3),
+        side=st.text(max_size=3),
+        hash=st.text(max_size=3),
+        best_bid=st.one_of(st.none(), st.text(max_size=3)),
+        best_ask=st.one_of(st.none(), st.text(max_size=3)),
+    )
+)
+def test_entry_fields_are_the_entrys_fields_in_the_documented_order(
+    entry: PriceChangeEntry,
+) -> None:
+    # apply_fields unpacks them by position: a reordered PriceChangeEntry must fail here.
+    names = ("asset_id", "price", "size", "side", "hash", "best_bid", "best_ask")
+    assert PriceChangeEntry.__struct_fields__ == names
+    assert entry_fields(entry) == tuple(getattr(entry, name) for name in names)
+
+
 def test_the_server_top_is_compared_by_value_and_a_text_seen_before_only_for_its_price() -> None:
     # No hash: every message below takes the fast path unless the top check stops it.
     book = synced_book(options=BookOptions(hash_check_every=0))  # bids .40 .45, asks .55 .60
@@ -539,7 +561,14 @@ class _AlwaysFullPath(OrderBook):
 
     __slots__ = ()
 
-    def _conclude(self, timestamp: int, last: PriceChangeEntry, now: float | None) -> BookVerdict:
+    def _conclude(
+        self,
+        timestamp: int,
+        last: PriceChangeEntry,
+        server_bid: str | None,
+        server_ask: str | None,
+        now: float | None,
+    ) -> BookVerdict:
         return self._finish_message(timestamp, last, now)
 
     def end_batch(self, now: float | None = None) -> BookVerdict:

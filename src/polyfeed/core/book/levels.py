@@ -22,22 +22,26 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Final
 
+from mypy_extensions import i64
+
 from polyfeed.core.book.numbers import (
+    COMPILED,
     DECIMALS,
     MALFORMED,
-    MAX_DECIMAL_LENGTH,
+    POSITIVE,
     PRICES,
     ZERO,
     parse_price,
     price_decimal,
     price_key,
+    scan_size_kind,
     server_top,
     size_kind,
 )
 from polyfeed.core.book_hash import level_fields, level_json
 from polyfeed.core.messages import Book, Level, PriceChangeEntry
 
-__all__ = ["APPLIED", "HELD", "MALFORMED_ENTRY", "Levels", "Undo"]
+__all__ = ["APPLIED", "HELD", "MALFORMED_ENTRY", "Levels", "Undo", "level_index"]
 
 APPLIED: Final = 0
 MALFORMED_ENTRY: Final = 1
@@ -47,6 +51,20 @@ Side = dict[int, str]
 """Price key -> the level's :func:`~polyfeed.core.book_hash.level_json` text (a loaded side)."""
 Undo = tuple[bool, int, str | None]
 """How to put one level back: (is bid, key, previous level text or None when it was absent)."""
+
+
+def level_index(keys: list[int], key: int) -> int:
+    """``bisect.bisect_left(keys, key)`` as a plain loop, for the compiled build (see
+    :data:`~polyfeed.core.book.numbers.COMPILED`); a property test pins the two equal."""
+    low: i64 = 0
+    high: i64 = len(keys)
+    while low < high:
+        middle = (low + high) >> 1
+        if keys[middle] < key:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _load_side(levels: Sequence[Level], sign: int) -> Side:
@@ -116,18 +134,13 @@ class Levels:
             self.ask_json = None
         else:
             return MALFORMED_ENTRY
-        # size_kind, inlined (this is the hot path of the whole library); a test pins them equal.
-        if size.isascii() and size.replace(".", "", 1).isdigit():
-            positive = size[0] > "0" or bool(size.strip("0."))  # "." sorts below "0"
-            if len(size) > MAX_DECIMAL_LENGTH:
-                return MALFORMED_ENTRY
-        elif size:
+        kind = scan_size_kind(size) if COMPILED else size_kind(size)
+        if kind == MALFORMED:
             return MALFORMED_ENTRY
-        else:
-            positive = False
+        positive = kind == POSITIVE
         if positive and tick and key % tick:
             return HELD
-        index = bisect_left(keys, key)
+        index = level_index(keys, key) if COMPILED else bisect_left(keys, key)
         if index < len(keys) and keys[index] == key:
             if positive:
                 # level_json, inlined; a test pins them equal.

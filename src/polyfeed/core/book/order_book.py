@@ -17,20 +17,25 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from decimal import Decimal
-from typing import assert_never
+from typing import Final, assert_never, cast
 
+import msgspec
 from mypy_extensions import mypyc_attr
 
 from polyfeed.core.book.doubt import HELD_OFF_GRID, Grace
 from polyfeed.core.book.held import HeldDeltas
 from polyfeed.core.book.integrity import DETECT_BUDGET, MATCH, MISMATCH, SKIPPED, HashCheck
-from polyfeed.core.book.levels import HELD, MALFORMED_ENTRY, Levels, decimal_of
+from polyfeed.core.book.levels import HELD, MALFORMED_ENTRY, Levels, decimal_of, level_index
 from polyfeed.core.book.numbers import (
+    COMPILED,
     DECIMALS,
-    MAX_DECIMAL_LENGTH,
+    MALFORMED,
+    POSITIVE,
     PRICES,
     is_decimal,
     is_optional_price,
+    scan_size_kind,
+    size_kind,
 )
 from polyfeed.core.book.options import BookCounters, BookOptions, BookVerdict
 from polyfeed.core.book.reconcile import MISMATCHED, RestCheck
@@ -54,10 +59,22 @@ from polyfeed.core.messages import (
 )
 from polyfeed.errors import ConfigError
 
-__all__ = ["MALFORMED_LAST_TRADE", "MALFORMED_TICK", "OrderBook"]
+__all__ = ["MALFORMED_LAST_TRADE", "MALFORMED_TICK", "EntryFields", "OrderBook", "entry_fields"]
 
 MALFORMED_TICK = "malformed tick_size_change"
 MALFORMED_LAST_TRADE = "malformed last_trade_price"
+
+EntryFields = tuple[str, str, str, str, str, str | None, str | None]
+"""A ``PriceChangeEntry``'s fields in order: asset_id, price, size, side, hash, best_bid,
+best_ask."""
+_AS_TUPLE: Final = msgspec.structs.astuple
+
+
+def entry_fields(entry: PriceChangeEntry) -> EntryFields:
+    """The fields of ``entry`` in one call. Compiled (``setup.py``), each attribute read of a
+    msgspec Struct is a generic lookup costing several times this per field; a test pins the
+    order."""
+    return cast(EntryFields, _AS_TUPLE(entry))
 
 
 # Compiled (setup.py), a class is closed to Python subclasses unless it says otherwise; the
@@ -125,10 +142,11 @@ class OrderBook(SnapshotSide):
         """Best bid price (the server's while our raw book is transiently crossed)."""
         self.best_ask: Decimal | None = None
         """Best ask price (the server's while our raw book is transiently crossed)."""
-        self._top_bid: int | None = None
-        self._top_ask_key: int | None = None  # the ask side's key: the negated price
+        self._top_bid = 0
+        self._top_ask_key = 0  # the ask side's key: the negated price
         self._last_trade_price: str | None = None
-        self._timestamp: int | None = None
+        self._timestamp = 0
+        self._timestamp_known = False
         # No doubt, no open run, no held delta, no pending REST check: the fast path may skip
         # the checks. Cleared where any of those starts; recomputed by the full path.
         self._quiet = True
@@ -205,7 +223,7 @@ class OrderBook(SnapshotSide):
             return self._ok
         if bad is not None or resync.in_flight or not synced:
             return self._keep(event, event.timestamp, last, (bad, malformed), synced, now)
-        return self._conclude(event.timestamp, last, now)
+        return self._conclude(event.timestamp, last, last.best_bid, last.best_ask, now)
 
     def apply_entry(
         self, event: PriceChange, entry: PriceChangeEntry, now: float | None = None
@@ -217,21 +235,25 @@ class OrderBook(SnapshotSide):
         well-formed, on-grid entry with a price seen before, on a synced book; anything else goes
         through :meth:`apply`. A property test pins the two equal.
         """
+        return self.apply_fields(event, entry, entry_fields(entry), now)
+
+    def apply_fields(
+        self,
+        event: PriceChange,
+        entry: PriceChangeEntry,
+        fields: EntryFields,
+        now: float | None = None,
+    ) -> BookVerdict:
+        """:meth:`apply_entry` with ``fields`` (:func:`entry_fields` of ``entry``) already read:
+        the registry reads them to find the book."""
         resync = self._resync
-        hit = PRICES.get(entry.price)
-        size = entry.size
-        if (
-            hit is not None
-            and resync.synced
-            and not resync.in_flight
-            and size.isascii()
-            and size.replace(".", "", 1).isdigit()
-            and len(size) <= MAX_DECIMAL_LENGTH
-        ):
-            positive = size[0] > "0" or bool(size.strip("0."))  # "." sorts below "0"
+        _, price, size, side, _, best_bid, best_ask = fields
+        hit = PRICES.get(price)
+        if hit is not None and resync.synced and not resync.in_flight:
+            kind = scan_size_kind(size) if COMPILED else size_kind(size)
+            positive = kind == POSITIVE
             tick = self._tick_key
-            if not (positive and tick and hit[0] % tick):
-                side = entry.side
+            if kind != MALFORMED and not (positive and tick and hit[0] % tick):
                 levels = self._levels
                 if side == "BUY":
                     key = hit[0]
@@ -245,21 +267,29 @@ class OrderBook(SnapshotSide):
                     levels.ask_json = None
                 else:
                     return self.apply(event, now)
-                index = bisect_left(keys, key)
+                index = level_index(keys, key) if COMPILED else bisect_left(keys, key)
                 if index < len(keys) and keys[index] == key:
                     if positive:
-                        texts[index] = f'{{"price":"{entry.price}","size":"{size}"}}'
+                        texts[index] = f'{{"price":"{price}","size":"{size}"}}'
                     else:
                         del keys[index]
                         del texts[index]
                 elif positive:
                     keys.insert(index, key)
-                    texts.insert(index, f'{{"price":"{entry.price}","size":"{size}"}}')
-                return self._conclude(event.timestamp, entry, now)
+                    texts.insert(index, f'{{"price":"{price}","size":"{size}"}}')
+                return self._conclude(event.timestamp, entry, best_bid, best_ask, now)
         return self.apply(event, now)
 
-    def _conclude(self, timestamp: int, last: PriceChangeEntry, now: float | None) -> BookVerdict:
-        """After a message's entries were applied to a synced book: its checks."""
+    def _conclude(
+        self,
+        timestamp: int,
+        last: PriceChangeEntry,
+        server_bid: str | None,
+        server_ask: str | None,
+        now: float | None,
+    ) -> BookVerdict:
+        """After a message's entries were applied to a synced book: its checks (``server_bid``
+        and ``server_ask``: ``last``'s ``best_bid`` and ``best_ask``)."""
         levels = self._levels
         if self._quiet:
             # Fast path: nothing in doubt, no hash due, book not crossed, and the server's top
@@ -273,36 +303,35 @@ class OrderBook(SnapshotSide):
                 bid = bids[-1]
                 ask_key = asks[-1]
                 calm = bid < -ask_key
-                if calm and self._top_check_on:
-                    server_bid = last.best_bid
-                    server_ask = last.best_ask
-                    if server_bid is not None or server_ask is not None:
-                        # The server spells its top alike message after message: a text once
-                        # found (PRICES) equal to our top is compared as text, not looked up.
-                        if server_bid is not None and not (
-                            bid == self._seen_bid and server_bid == self._seen_bid_text
-                        ):
-                            hit = PRICES.get(server_bid)
-                            if hit is not None and hit[0] == bid:
-                                self._seen_bid = bid
-                                self._seen_bid_text = server_bid
-                            else:
-                                calm = False
-                        if (
-                            calm
-                            and server_ask is not None
-                            and not (
-                                ask_key == self._seen_ask and server_ask == self._seen_ask_text
-                            )
-                        ):
-                            hit = PRICES.get(server_ask)
-                            if hit is not None and hit[0] == -ask_key:
-                                self._seen_ask = ask_key
-                                self._seen_ask_text = server_ask
-                            else:
-                                calm = False
-                        if calm:
-                            self.counters.top_checks += 1
+                if (
+                    calm
+                    and self._top_check_on
+                    and (server_bid is not None or server_ask is not None)
+                ):
+                    # The server spells its top alike message after message: a text once
+                    # found (PRICES) equal to our top is compared as text, not looked up.
+                    if server_bid is not None and not (
+                        bid == self._seen_bid and server_bid == self._seen_bid_text
+                    ):
+                        hit = PRICES.get(server_bid)
+                        if hit is not None and hit[0] == bid:
+                            self._seen_bid = bid
+                            self._seen_bid_text = server_bid
+                        else:
+                            calm = False
+                    if (
+                        calm
+                        and server_ask is not None
+                        and not (ask_key == self._seen_ask and server_ask == self._seen_ask_text)
+                    ):
+                        hit = PRICES.get(server_ask)
+                        if hit is not None and hit[0] == -ask_key:
+                            self._seen_ask = ask_key
+                            self._seen_ask_text = server_ask
+                        else:
+                            calm = False
+                    if calm:
+                        self.counters.top_checks += 1
                 if calm:
                     if every:
                         self._hash_countdown = countdown
@@ -351,6 +380,7 @@ class OrderBook(SnapshotSide):
         if verdict is self._ok and self._resync.synced:
             return self._finish_message(timestamp, last, now)
         self._timestamp = timestamp
+        self._timestamp_known = True
         self._refresh_top(last)
         return verdict
 
@@ -556,7 +586,7 @@ class OrderBook(SnapshotSide):
             self.counters.malformed += 1
             self.counters.reconcile_inconclusive += 1
             return BookVerdict(self.asset_id, "ok", MALFORMED_SNAPSHOT)
-        outcome = self._rest.compare(self._levels, self._timestamp or 0, rest_book, now)
+        outcome = self._rest.compare(self._levels, self._timestamp, rest_book, now)
         self._update_quiet()
         if outcome == MISMATCHED:
             return self._invalidate("REST book mismatch")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import assert_never
+from typing import Final, assert_never
 
 from mypy_extensions import mypyc_attr
 
 from polyfeed.core.book.options import BookOptions, BookVerdict
-from polyfeed.core.book.order_book import OrderBook
+from polyfeed.core.book.order_book import OrderBook, entry_fields
 from polyfeed.core.book.resync import SnapshotSide
 from polyfeed.core.book_hash import HashScheme
 from polyfeed.core.messages import (
@@ -23,6 +23,11 @@ from polyfeed.core.messages import (
 )
 
 __all__ = ["BookRegistry", "Books"]
+
+# Compiled, a class imported from an interpreted module is a dict lookup at each use, a Final
+# is a C static read once.
+_PRICE_CHANGE: Final = PriceChange
+_BOOK_UPDATES: Final = (PriceChange, LastTradePrice, TickSizeChange, BestBidAsk)
 
 
 # Compiled (setup.py), a class is closed to Python subclasses unless it says otherwise; the
@@ -148,7 +153,7 @@ class BookRegistry(Mapping[str, OrderBook]):
         count = len(events)
         while index < count:
             event = events[index]
-            if not isinstance(event, (PriceChange, LastTradePrice, TickSizeChange, BestBidAsk)):
+            if not isinstance(event, _BOOK_UPDATES):
                 return index
             # Not a local bind of the method: compiled, that would be a generic call per event.
             verdicts = self.apply(event, now)
@@ -161,19 +166,22 @@ class BookRegistry(Mapping[str, OrderBook]):
         """Apply one event to every book it concerns; returns only the non-``ok`` verdicts."""
         books = self._books
         verdicts: list[BookVerdict] = []
-        if type(event) is PriceChange:
+        if type(event) is _PRICE_CHANGE:
             entries = event.price_changes
             count = len(entries)
             if count == 1 or (count == 2 and entries[0].asset_id != entries[1].asset_id):
                 # Each entry the only one of its book: one token's change, or a binary market's
                 # mirrored pair (nearly every message).
                 for entry in entries:
-                    book = books.get(entry.asset_id)
+                    fields = entry_fields(entry)
+                    book = books.get(fields[0])
                     if book is not None:
                         if book.market is None:
                             self._learn_market(book, event.market)
-                        verdict = book.apply_entry(event, entry, now)
-                        if verdict.action != "ok":
+                        verdict = book.apply_fields(event, entry, fields, now)
+                        # The book's shared ok verdict first: compiled, reading a field of a
+                        # msgspec Struct is a generic attribute lookup.
+                        if verdict is not book._ok and verdict.action != "ok":
                             verdicts.append(verdict)
                 return verdicts
         match event:

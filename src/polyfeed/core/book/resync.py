@@ -121,8 +121,10 @@ class SnapshotSide(OrderBookView):
     _deferred: PriceChangeEntry | None
     _deferred_timestamp: int
     _tick_key: int
-    _top_bid: int | None
-    _top_ask_key: int | None
+    # The keys best_bid/best_ask were made from, 0 for none (no price key is 0): plain ints,
+    # which the compiled fast path compares without boxing.
+    _top_bid: int
+    _top_ask_key: int
 
     def _finish_message(
         self, timestamp: int, last: PriceChangeEntry, now: float | None
@@ -148,10 +150,11 @@ class SnapshotSide(OrderBookView):
             bid, ask = self._levels.top(None, None)
         else:
             bid, ask = self._levels.top(entry.best_bid, entry.best_ask)
-        if bid != self._top_bid:
-            self._top_bid = bid
+        bid_key = 0 if bid is None else bid
+        if bid_key != self._top_bid:
+            self._top_bid = bid_key
             self.best_bid = None if bid is None else decimal_of(bid)
-        ask_key = None if ask is None else -ask
+        ask_key = 0 if ask is None else -ask
         if ask_key != self._top_ask_key:
             self._top_ask_key = ask_key
             self.best_ask = None if ask is None else decimal_of(ask)
@@ -193,6 +196,7 @@ class SnapshotSide(OrderBookView):
             self._last_trade_price = snapshot.last_trade_price
         self.counters.snapshots += 1
         self._timestamp = snapshot.timestamp
+        self._timestamp_known = True
         self._deferred = None
         self._held.clear()
         self._grace.clear()
@@ -248,6 +252,7 @@ class SnapshotSide(OrderBookView):
                         self.counters.malformed += 1
         timestamp, entries, _ = buffered[-1]
         self._timestamp = timestamp
+        self._timestamp_known = True
         if bad is not None:
             self._refresh_top(None)
             return self._invalidate(malformed_reason(bad))
@@ -284,7 +289,7 @@ class SnapshotSide(OrderBookView):
         if (
             resync.synced
             and not resync.in_flight
-            and self._timestamp is not None
+            and self._timestamp_known
             and snapshot.timestamp < self._timestamp
         ):
             return BookVerdict(self.asset_id, "ok", "stale resync")

@@ -39,6 +39,7 @@ class OrderBookView:
         "_levels",
         "_resync",
         "_timestamp",
+        "_timestamp_known",
         "asset_id",
         "best_ask",
         "best_bid",
@@ -63,7 +64,10 @@ class OrderBookView:
     _held: HeldDeltas
     _resync: ResyncState
     _last_trade_price: str | None
-    _timestamp: int | None
+    # Not an optional int: compiled, storing a timestamp there would allocate an int object on
+    # every message.
+    _timestamp: int
+    _timestamp_known: bool
 
     # ------------------------------------------------------------------ reading
 
@@ -108,7 +112,7 @@ class OrderBookView:
     @property
     def timestamp(self) -> int | None:
         """Server timestamp (epoch ms) of the last snapshot or message applied."""
-        return self._timestamp
+        return self._timestamp if self._timestamp_known else None
 
     @property
     def hash_scheme(self) -> HashScheme:
@@ -168,7 +172,7 @@ class OrderBookView:
         return Book(
             market=self.market or "",
             asset_id=self.asset_id,
-            timestamp=self._timestamp or 0,
+            timestamp=self._timestamp,
             bids=self._levels.wire(True),
             asks=self._levels.wire(False),
             tick_size=self.tick_size,
@@ -182,7 +186,7 @@ class OrderBookView:
         return self._hash.compute(
             self._levels,
             self,
-            self._timestamp if timestamp is None else timestamp,
+            self.timestamp if timestamp is None else timestamp,
             self._hash.scheme if scheme is None else scheme,
             self._last_trade_price,
         )
