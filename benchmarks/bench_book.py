@@ -310,9 +310,7 @@ def main() -> int:
     ):
         print(f"{label:<58} {best:>9.0f} {median:>10.0f}")
     print()
-    print(
-        f"float naive ÷ polyfeed (registry, top check): {ratio:.1f}x (target >= {TARGET_RATIO}x)"
-    )
+    print(f"float naive ÷ polyfeed (registry, top check): {ratio:.1f}x (target >= {TARGET_RATIO}x)")
     print(f"float naive ÷ polyfeed (registry, no checks): {naive_float[0] / fast:.1f}x")
     print(f"Decimal naive ÷ polyfeed (registry, top check): {naive[0] / cheap:.1f}x, ", end="")
     print(f"(registry, no checks): {naive[0] / fast:.1f}x")
